@@ -1,0 +1,318 @@
+//! Reading template.yaml: the tables (to create them locally exactly as CloudFormation
+//! would), the environment that names them, and the HTTP API routes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use serde_yaml_ng::Value;
+
+use crate::LocalError;
+
+/// An HTTP API route a function declares; `method` and `path` are `None` for `$default`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredRoute {
+    pub function: String,
+    pub binary: Option<String>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    root: Value,
+}
+
+fn err(msg: impl Into<String>) -> LocalError {
+    LocalError::Template(msg.into())
+}
+
+fn untag(value: &Value) -> &Value {
+    match value {
+        Value::Tagged(tagged) => &tagged.value,
+        other => other,
+    }
+}
+
+fn str_at<'a>(value: &'a Value, key: &str, ctx: &str) -> Result<&'a str, LocalError> {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| err(format!("{ctx}: missing string {key}")))
+}
+
+fn list_at<'a>(value: &'a Value, key: &str, ctx: &str) -> Result<&'a [Value], LocalError> {
+    value
+        .get(key)
+        .and_then(Value::as_sequence)
+        .map(Vec::as_slice)
+        .ok_or_else(|| err(format!("{ctx}: missing list {key}")))
+}
+
+fn key_schema(list: &[Value], ctx: &str) -> Result<Vec<KeySchemaElement>, LocalError> {
+    list.iter()
+        .map(|k| {
+            KeySchemaElement::builder()
+                .attribute_name(str_at(k, "AttributeName", ctx)?)
+                .key_type(KeyType::from(str_at(k, "KeyType", ctx)?))
+                .build()
+                .map_err(|e| err(format!("{ctx}: {e}")))
+        })
+        .collect()
+}
+
+impl Template {
+    pub fn parse(text: &str) -> Result<Self, LocalError> {
+        let root: Value = serde_yaml_ng::from_str(text).map_err(|e| err(e.to_string()))?;
+        Ok(Self { root })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, LocalError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+        Self::parse(&text)
+    }
+
+    /// The repository's own template.yaml.
+    pub fn load_default() -> Result<Self, LocalError> {
+        Self::load(&crate::workspace_root().join("template.yaml"))
+    }
+
+    fn resources_of_type<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
+        self.root
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .into_iter()
+            .flat_map(|m| m.iter())
+            .filter(move |(_, r)| r.get("Type").and_then(Value::as_str) == Some(kind))
+            .filter_map(|(name, r)| Some((name.as_str()?, r)))
+    }
+
+    /// Logical ids of the DynamoDB tables.
+    pub fn table_ids(&self) -> Vec<String> {
+        self.resources_of_type("AWS::DynamoDB::Table")
+            .map(|(id, _)| id.to_owned())
+            .collect()
+    }
+
+    /// Environment variables (from Globals) that `!Ref` a table: variable → logical id.
+    pub fn table_env_vars(&self) -> BTreeMap<String, String> {
+        let tables = self.table_ids();
+        let vars = self
+            .root
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get("Environment"))
+            .and_then(|e| e.get("Variables"))
+            .and_then(Value::as_mapping);
+        let mut out = BTreeMap::new();
+        for (name, value) in vars.into_iter().flatten() {
+            let is_ref = matches!(value, Value::Tagged(t) if t.tag == "Ref");
+            if let (Some(name), Some(target), true) = (name.as_str(), untag(value).as_str(), is_ref)
+            {
+                if tables.iter().any(|t| t == target) {
+                    out.insert(name.to_owned(), target.to_owned());
+                }
+            }
+        }
+        out
+    }
+
+    /// Every HttpApi event of every function.
+    pub fn routes(&self) -> Vec<DeclaredRoute> {
+        let mut routes = Vec::new();
+        for (function, resource) in self.resources_of_type("AWS::Serverless::Function") {
+            let binary = resource
+                .get("Metadata")
+                .and_then(|m| m.get("BuildProperties"))
+                .and_then(|b| b.get("Binary"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let events = resource
+                .get("Properties")
+                .and_then(|p| p.get("Events"))
+                .and_then(Value::as_mapping);
+            for (_, event) in events.into_iter().flatten() {
+                if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
+                    continue;
+                }
+                let props = event.get("Properties");
+                let field = |k: &str| {
+                    props
+                        .and_then(|p| p.get(k))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                };
+                routes.push(DeclaredRoute {
+                    function: function.to_owned(),
+                    binary: binary.clone(),
+                    method: field("Method"),
+                    path: field("Path"),
+                });
+            }
+        }
+        routes
+    }
+
+    /// Creates every table of the template, named `{prefix}{LogicalId}`, with its keys,
+    /// indexes and TTL. Returns logical id → table name.
+    pub async fn create_tables(
+        &self,
+        client: &aws_sdk_dynamodb::Client,
+        prefix: &str,
+    ) -> Result<BTreeMap<String, String>, LocalError> {
+        let mut names = BTreeMap::new();
+        for (id, resource) in self.resources_of_type("AWS::DynamoDB::Table") {
+            let props = resource
+                .get("Properties")
+                .ok_or_else(|| err(format!("{id}: no Properties")))?;
+            if props.get("LocalSecondaryIndexes").is_some() {
+                return Err(err(format!(
+                    "{id}: LocalSecondaryIndexes are not supported by the local stack yet"
+                )));
+            }
+            if let Some(mode) = props.get("BillingMode").and_then(Value::as_str) {
+                if mode != "PAY_PER_REQUEST" {
+                    return Err(err(format!(
+                        "{id}: only PAY_PER_REQUEST billing is supported locally"
+                    )));
+                }
+            }
+            let name = format!("{prefix}{id}");
+            let definitions = list_at(props, "AttributeDefinitions", id)?
+                .iter()
+                .map(|a| {
+                    AttributeDefinition::builder()
+                        .attribute_name(str_at(a, "AttributeName", id)?)
+                        .attribute_type(ScalarAttributeType::from(str_at(a, "AttributeType", id)?))
+                        .build()
+                        .map_err(|e| err(format!("{id}: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut request = client
+                .create_table()
+                .table_name(&name)
+                .billing_mode(BillingMode::PayPerRequest)
+                .set_attribute_definitions(Some(definitions))
+                .set_key_schema(Some(key_schema(list_at(props, "KeySchema", id)?, id)?));
+            if let Some(indexes) = props
+                .get("GlobalSecondaryIndexes")
+                .and_then(Value::as_sequence)
+            {
+                for index in indexes {
+                    let projection = index.get("Projection");
+                    let kind = projection
+                        .and_then(|p| p.get("ProjectionType"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("ALL");
+                    let non_key: Option<Vec<String>> = projection
+                        .and_then(|p| p.get("NonKeyAttributes"))
+                        .and_then(Value::as_sequence)
+                        .map(|s| {
+                            s.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_owned)
+                                .collect()
+                        });
+                    let gsi = GlobalSecondaryIndex::builder()
+                        .index_name(str_at(index, "IndexName", id)?)
+                        .set_key_schema(Some(key_schema(list_at(index, "KeySchema", id)?, id)?))
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::from(kind))
+                                .set_non_key_attributes(non_key)
+                                .build(),
+                        )
+                        .build()
+                        .map_err(|e| err(format!("{id}: {e}")))?;
+                    request = request.global_secondary_indexes(gsi);
+                }
+            }
+            request.send().await.map_err(|e| {
+                LocalError::DynamoDb(format!(
+                    "CreateTable {name}: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                ))
+            })?;
+            if let Some(ttl) = props.get("TimeToLiveSpecification") {
+                if ttl.get("Enabled").and_then(Value::as_bool) == Some(true) {
+                    let spec = TimeToLiveSpecification::builder()
+                        .attribute_name(str_at(ttl, "AttributeName", id)?)
+                        .enabled(true)
+                        .build()
+                        .map_err(|e| err(format!("{id}: {e}")))?;
+                    client
+                        .update_time_to_live()
+                        .table_name(&name)
+                        .time_to_live_specification(spec)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            LocalError::DynamoDb(format!(
+                                "UpdateTimeToLive {name}: {}",
+                                aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                            ))
+                        })?;
+                }
+            }
+            names.insert(id.to_owned(), name);
+        }
+        Ok(names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_repository_template() {
+        let template = Template::load_default().unwrap();
+        let mut ids = template.table_ids();
+        ids.sort();
+        assert_eq!(ids, ["ApiKeysTable", "CustomersTable", "IdempotencyTable"]);
+        let env = template.table_env_vars();
+        assert_eq!(
+            env.get("API_KEYS_TABLE").map(String::as_str),
+            Some("ApiKeysTable")
+        );
+        assert_eq!(
+            env.get("CUSTOMERS_TABLE").map(String::as_str),
+            Some("CustomersTable")
+        );
+        assert_eq!(
+            env.get("IDEMPOTENCY_TABLE").map(String::as_str),
+            Some("IdempotencyTable")
+        );
+        let routes = template.routes();
+        assert!(
+            routes
+                .iter()
+                .any(|r| r.method.is_none() && r.path.is_none()),
+            "a $default route"
+        );
+        assert!(
+            routes.iter().all(|r| r.binary.is_some()),
+            "every function names its binary"
+        );
+    }
+
+    #[test]
+    fn env_vars_only_count_refs_to_tables() {
+        let template = Template::parse(
+            "Globals:\n  Function:\n    Environment:\n      Variables:\n        A: !Ref T\n        B: T\n        C: !Ref Other\n\
+             Resources:\n  T:\n    Type: AWS::DynamoDB::Table\n  Other:\n    Type: AWS::SQS::Queue\n",
+        )
+        .unwrap();
+        assert_eq!(
+            template.table_env_vars(),
+            BTreeMap::from([("A".to_owned(), "T".to_owned())])
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! The local stack's gateway and the operator tool's commands.

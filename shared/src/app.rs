@@ -1,0 +1,75 @@
+//! The state a function builds once per cold start: the DynamoDB client and its tables.
+
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::Client;
+
+use crate::customers_table::CustomersTable;
+use crate::keys_table::ApiKeysTable;
+
+pub const API_KEYS_TABLE_ENV: &str = "API_KEYS_TABLE";
+pub const CUSTOMERS_TABLE_ENV: &str = "CUSTOMERS_TABLE";
+pub const IDEMPOTENCY_TABLE_ENV: &str = "IDEMPOTENCY_TABLE";
+/// One DynamoDB attempt; the SDK retries throttling and transient errors within the budget.
+const DYNAMODB_ATTEMPT_TIMEOUT_MILLIS: u64 = 2_000;
+/// All attempts together, well inside the function timeout, so a hang becomes a 503.
+const DYNAMODB_OPERATION_TIMEOUT_MILLIS: u64 = 5_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableNames {
+    pub api_keys: String,
+    pub customers: String,
+    pub idempotency: String,
+}
+
+impl TableNames {
+    pub fn from_env() -> Result<Self, String> {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("environment variable {name} is not set"))
+        };
+        Ok(Self {
+            api_keys: var(API_KEYS_TABLE_ENV)?,
+            customers: var(CUSTOMERS_TABLE_ENV)?,
+            idempotency: var(IDEMPOTENCY_TABLE_ENV)?,
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct App {
+    pub keys: ApiKeysTable,
+    pub customers: CustomersTable,
+}
+
+impl App {
+    pub fn new(client: Client, tables: &TableNames) -> Self {
+        Self {
+            keys: ApiKeysTable::new(client.clone(), &tables.api_keys),
+            customers: CustomersTable::new(client, &tables.customers),
+        }
+    }
+
+    /// Tables from the environment, AWS settings from the standard chain (which honours
+    /// `AWS_ENDPOINT_URL_DYNAMODB`, how the local stack points everything at DynamoDB Local).
+    pub async fn from_env() -> Result<Self, String> {
+        let tables = TableNames::from_env()?;
+        Ok(Self::new(dynamodb_client().await, &tables))
+    }
+}
+
+pub async fn dynamodb_client() -> Client {
+    let timeouts = TimeoutConfig::builder()
+        .operation_attempt_timeout(Duration::from_millis(DYNAMODB_ATTEMPT_TIMEOUT_MILLIS))
+        .operation_timeout(Duration::from_millis(DYNAMODB_OPERATION_TIMEOUT_MILLIS))
+        .build();
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await;
+    Client::new(&config)
+}

@@ -1,0 +1,128 @@
+//! Key verification, in the contract's order: format and checksum (no database call), one
+//! consistent read by hash with a constant-time compare, revoked/expired, IP allowlist, scope.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use lambda_http::http::{header, HeaderMap};
+
+use crate::api_key::ApiKeyToken;
+use crate::error::ApiError;
+use crate::keys_table::ApiKeysTable;
+use crate::org::OrgId;
+use crate::scope::Scope;
+use crate::time::Timestamp;
+
+/// Who is calling: the key that passed verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub key_id: String,
+    pub org_id: OrgId,
+    pub scopes: BTreeSet<Scope>,
+}
+
+impl Principal {
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
+/// Step 1: exactly one `Authorization: Bearer <key>` header whose key has a valid checksum.
+pub fn bearer_token(headers: &HeaderMap) -> Result<ApiKeyToken, ApiError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(ApiError::Unauthorized);
+    };
+    let value = value.to_str().map_err(|_| ApiError::Unauthorized)?;
+    let (scheme, token) = value.split_once(' ').ok_or(ApiError::Unauthorized)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::Unauthorized);
+    }
+    ApiKeyToken::parse(token.trim()).map_err(|_| ApiError::Unauthorized)
+}
+
+/// Runs the whole verification order for a route needing `required`.
+pub async fn authenticate(
+    keys: &ApiKeysTable,
+    headers: &HeaderMap,
+    source_ip: Option<IpAddr>,
+    required: Scope,
+    now: Timestamp,
+) -> Result<Principal, ApiError> {
+    let token = bearer_token(headers)?;
+    let hash = token.hash();
+    let record = keys
+        .find_by_hash(&hash)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if !record.key_hash.matches(&hash) || record.status(now) != "active" {
+        return Err(ApiError::Unauthorized);
+    }
+    if !record.ip_allowlist.is_empty()
+        && !source_ip.is_some_and(|ip| record.ip_allowlist.permits(ip))
+    {
+        return Err(ApiError::IpNotAllowed);
+    }
+    if !record.scopes.contains(&required) {
+        return Err(ApiError::ForbiddenScope(required));
+    }
+    if record.last_used_is_stale(now) {
+        // Bookkeeping only: a failure here must not fail a request that passed verification.
+        if let Err(err) = keys.record_use(&hash, now).await {
+            tracing::warn!(key_id = %record.id, error = %err, "could not record key use");
+        }
+    }
+    Ok(Principal {
+        key_id: record.id,
+        org_id: record.org_id,
+        scopes: record.scopes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::http::HeaderValue;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in values {
+            map.append(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let key = ApiKeyToken::generate().unwrap();
+        let s = key.expose_secret();
+        assert_eq!(
+            bearer_token(&headers(&[&format!("Bearer {s}")])),
+            Ok(key.clone())
+        );
+        assert_eq!(
+            bearer_token(&headers(&[&format!("bearer {s}")])),
+            Ok(key.clone())
+        );
+        for bad in [
+            String::new(),
+            s.to_owned(),
+            format!("Basic {s}"),
+            format!("Bearer{s}"),
+            format!("Api-Key {s}"),
+            "Bearer ic_live_short".to_owned(),
+        ] {
+            assert_eq!(
+                bearer_token(&headers(&[&bad])),
+                Err(ApiError::Unauthorized),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(bearer_token(&HeaderMap::new()), Err(ApiError::Unauthorized));
+        let twice = format!("Bearer {s}");
+        assert_eq!(
+            bearer_token(&headers(&[&twice, &twice])),
+            Err(ApiError::Unauthorized)
+        );
+    }
+}

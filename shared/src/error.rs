@@ -1,0 +1,320 @@
+//! `ApiError`: every failure a client can see, and the one JSON envelope it becomes.
+
+use lambda_http::http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Response};
+use serde_json::json;
+
+use crate::scope::Scope;
+use crate::storage::StorageError;
+
+/// Seconds a client should wait after a 503 before retrying.
+pub const SERVICE_UNAVAILABLE_RETRY_AFTER_SECS: u32 = 1;
+pub const REQUEST_ID_HEADER: &str = "request-id";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    InvalidRequest {
+        message: String,
+        param: Option<String>,
+    },
+    #[error("Missing, malformed, unknown, revoked or expired API key.")]
+    Unauthorized,
+    #[error("This API key may not be used from this IP address.")]
+    IpNotAllowed,
+    #[error("This API key lacks the {0} scope required by this route.")]
+    ForbiddenScope(Scope),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{method} is not allowed on this route.")]
+    MethodNotAllowed {
+        method: Method,
+        allowed: Vec<Method>,
+    },
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        param: Option<String>,
+    },
+    #[error("A request with this Idempotency-Key is still being processed; retry later.")]
+    IdempotencyKeyInUse,
+    #[error("Request bodies are limited to {limit_bytes} bytes.")]
+    PayloadTooLarge { limit_bytes: usize },
+    #[error("Request bodies must be application/json.")]
+    UnsupportedMediaType,
+    #[error("This Idempotency-Key was already used with a different request.")]
+    IdempotencyKeyReused,
+    #[error("Too many requests; retry after {retry_after_secs} seconds.")]
+    RateLimited { retry_after_secs: u32 },
+    #[error("Something went wrong on our side. It has been logged.")]
+    Internal,
+    #[error("The service is temporarily unavailable; retry after {retry_after_secs} seconds.")]
+    ServiceUnavailable { retry_after_secs: u32 },
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::InvalidRequest {
+            message: message.into(),
+            param: None,
+        }
+    }
+
+    pub fn invalid_param(param: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::InvalidRequest {
+            message: message.into(),
+            param: Some(param.into()),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::IpNotAllowed | ApiError::ForbiddenScope(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } | ApiError::IdempotencyKeyInUse => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest { .. } => "invalid_request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::IpNotAllowed => "ip_not_allowed",
+            ApiError::ForbiddenScope(_) => "forbidden_scope",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Conflict { .. } => "conflict",
+            ApiError::IdempotencyKeyInUse => "idempotency_key_in_use",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Internal => "internal_error",
+            ApiError::ServiceUnavailable { .. } => "service_unavailable",
+        }
+    }
+
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            ApiError::InvalidRequest { param, .. } | ApiError::Conflict { param, .. } => {
+                param.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    /// The envelope, with `Request-Id` and the headers the error calls for.
+    pub fn into_response(self, request_id: &str) -> Response<Body> {
+        let body = json!({
+            "error": {
+                "code": self.code(),
+                "message": self.to_string(),
+                "param": self.param(),
+                "request_id": request_id,
+            }
+        });
+        let mut response = json_response(self.status(), &body, request_id);
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::RateLimited { retry_after_secs }
+            | ApiError::ServiceUnavailable { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            ApiError::MethodNotAllowed { allowed, .. } => {
+                let allow = allowed
+                    .iter()
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if let Ok(value) = HeaderValue::from_str(&allow) {
+                    headers.insert(header::ALLOW, value);
+                }
+            }
+            ApiError::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(err: StorageError) -> Self {
+        match err {
+            StorageError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "storage unavailable");
+                ApiError::ServiceUnavailable {
+                    retry_after_secs: SERVICE_UNAVAILABLE_RETRY_AFTER_SECS,
+                }
+            }
+            StorageError::Other(detail) | StorageError::Corrupt(detail) => {
+                tracing::error!(error = %detail, "storage error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+/// A JSON response with the headers every response carries.
+pub fn json_response(
+    status: StatusCode,
+    body: &serde_json::Value,
+    request_id: &str,
+) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(err: ApiError) -> (StatusCode, serde_json::Value, lambda_http::http::HeaderMap) {
+        let response = err.into_response("req-1");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let Body::Text(text) = response.into_body() else {
+            panic!("text body")
+        };
+        (status, serde_json::from_str(&text).unwrap(), headers)
+    }
+
+    #[test]
+    fn envelope_has_the_contract_shape() {
+        let (status, body, headers) =
+            envelope(ApiError::invalid_param("limit", "limit must be 1-100"));
+        assert_eq!(status, 400);
+        assert_eq!(
+            body,
+            json!({"error": {"code": "invalid_request", "message": "limit must be 1-100", "param": "limit", "request_id": "req-1"}})
+        );
+        assert_eq!(headers["request-id"], "req-1");
+        assert_eq!(headers["content-type"], "application/json");
+    }
+
+    #[test]
+    fn every_variant_maps_to_its_contract_status_and_code() {
+        let cases = [
+            (ApiError::invalid("x"), 400, "invalid_request"),
+            (ApiError::Unauthorized, 401, "unauthorized"),
+            (ApiError::IpNotAllowed, 403, "ip_not_allowed"),
+            (
+                ApiError::ForbiddenScope(Scope::AmlRead),
+                403,
+                "forbidden_scope",
+            ),
+            (ApiError::NotFound("x".into()), 404, "not_found"),
+            (
+                ApiError::MethodNotAllowed {
+                    method: Method::PUT,
+                    allowed: vec![Method::GET],
+                },
+                405,
+                "method_not_allowed",
+            ),
+            (
+                ApiError::Conflict {
+                    message: "x".into(),
+                    param: None,
+                },
+                409,
+                "conflict",
+            ),
+            (ApiError::IdempotencyKeyInUse, 409, "idempotency_key_in_use"),
+            (
+                ApiError::PayloadTooLarge { limit_bytes: 65536 },
+                413,
+                "payload_too_large",
+            ),
+            (
+                ApiError::UnsupportedMediaType,
+                415,
+                "unsupported_media_type",
+            ),
+            (
+                ApiError::IdempotencyKeyReused,
+                422,
+                "idempotency_key_reused",
+            ),
+            (
+                ApiError::RateLimited {
+                    retry_after_secs: 2,
+                },
+                429,
+                "rate_limited",
+            ),
+            (ApiError::Internal, 500, "internal_error"),
+            (
+                ApiError::ServiceUnavailable {
+                    retry_after_secs: 1,
+                },
+                503,
+                "service_unavailable",
+            ),
+        ];
+        for (err, status, code) in cases {
+            let (got_status, body, _) = envelope(err);
+            assert_eq!(got_status.as_u16(), status);
+            assert_eq!(body["error"]["code"], code);
+            assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn forbidden_scope_names_the_scope() {
+        let (_, body, _) = envelope(ApiError::ForbiddenScope(Scope::CustomersWrite));
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("customers:write"));
+    }
+
+    #[test]
+    fn retry_after_and_allow_headers() {
+        let (_, _, headers) = envelope(ApiError::ServiceUnavailable {
+            retry_after_secs: 1,
+        });
+        assert_eq!(headers["retry-after"], "1");
+        let (_, _, headers) = envelope(ApiError::RateLimited {
+            retry_after_secs: 7,
+        });
+        assert_eq!(headers["retry-after"], "7");
+        let (_, _, headers) = envelope(ApiError::MethodNotAllowed {
+            method: Method::DELETE,
+            allowed: vec![Method::GET, Method::POST],
+        });
+        assert_eq!(headers["allow"], "GET, POST");
+    }
+
+    #[test]
+    fn storage_failures_hide_their_detail() {
+        let (status, body, headers) =
+            envelope(StorageError::Unavailable("throttled: table X".into()).into());
+        assert_eq!(status, 503);
+        assert!(headers.contains_key("retry-after"));
+        assert!(!body.to_string().contains("table X"));
+        let (status, body, _) = envelope(StorageError::Corrupt("bad attr key_hash".into()).into());
+        assert_eq!(status, 500);
+        assert!(!body.to_string().contains("key_hash"));
+    }
+}

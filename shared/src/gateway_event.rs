@@ -1,0 +1,186 @@
+//! API Gateway HTTP API (payload v2) events, both ways, through lambda_http's own parsing:
+//! the local gateway and the tests invoke handlers exactly as the Lambda runtime does.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use lambda_http::request::LambdaRequest;
+use lambda_http::tower::Service;
+use lambda_http::{service_fn, Adapter, Context, LambdaEvent};
+use serde_json::{json, Map, Value};
+
+use crate::app::App;
+use crate::http::{handle, Endpoint};
+
+/// The parts of an HTTP request that API Gateway passes on.
+#[derive(Debug, Clone)]
+pub struct GatewayRequest {
+    pub method: String,
+    pub raw_path: String,
+    pub raw_query: String,
+    /// Names as received; API Gateway lowercases them and joins repeats with commas.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub source_ip: IpAddr,
+    /// `GET /v1/customers`, or `$default` for the catch-all.
+    pub route_key: String,
+    pub path_parameters: BTreeMap<String, String>,
+    pub request_id: String,
+}
+
+/// Builds the event API Gateway would send for `req`.
+pub fn v2_event(req: &GatewayRequest) -> Value {
+    let mut headers = Map::new();
+    let mut cookies = Vec::new();
+    for (name, value) in &req.headers {
+        let name = name.to_ascii_lowercase();
+        if name == "cookie" {
+            cookies.extend(value.split("; ").map(|c| Value::from(c.to_owned())));
+            continue;
+        }
+        let joined = match headers.get(&name).and_then(Value::as_str) {
+            Some(prior) => format!("{prior},{value}"),
+            None => value.clone(),
+        };
+        headers.insert(name, Value::from(joined));
+    }
+    let mut query = Map::new();
+    for (name, value) in form_urlencoded::parse(req.raw_query.as_bytes()) {
+        let joined = match query.get(name.as_ref()).and_then(Value::as_str) {
+            Some(prior) => format!("{prior},{value}"),
+            None => value.into_owned(),
+        };
+        query.insert(name.into_owned(), Value::from(joined));
+    }
+    let (body, is_base64) = match std::str::from_utf8(&req.body) {
+        Ok(_) if req.body.is_empty() => (Value::Null, false),
+        Ok(text) => (Value::from(text), false),
+        Err(_) => (
+            Value::from(base64::engine::general_purpose::STANDARD.encode(&req.body)),
+            true,
+        ),
+    };
+    let now = chrono::Utc::now();
+    let user_agent = headers
+        .get("user-agent")
+        .cloned()
+        .unwrap_or(Value::from(""));
+    let host = headers
+        .get("host")
+        .cloned()
+        .unwrap_or(Value::from("localhost"));
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": req.route_key,
+        "rawPath": req.raw_path,
+        "rawQueryString": req.raw_query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": host,
+            "domainPrefix": "local",
+            "http": {
+                "method": req.method,
+                "path": req.raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": req.source_ip.to_string(),
+                "userAgent": user_agent,
+            },
+            "requestId": req.request_id,
+            "routeKey": req.route_key,
+            "stage": "$default",
+            "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+            "timeEpoch": now.timestamp_millis(),
+        },
+        "isBase64Encoded": is_base64,
+    });
+    if !cookies.is_empty() {
+        event["cookies"] = Value::from(cookies);
+    }
+    if !query.is_empty() {
+        event["queryStringParameters"] = Value::Object(query);
+    }
+    if !req.path_parameters.is_empty() {
+        event["pathParameters"] = json!(req.path_parameters);
+    }
+    if !body.is_null() {
+        event["body"] = body;
+    }
+    event
+}
+
+/// Invokes the endpoint's handler with an event, as the Lambda runtime would, and returns
+/// the response event. An event lambda_http cannot read is an error, as it is in Lambda.
+pub async fn invoke(
+    app: Arc<App>,
+    endpoint: Endpoint,
+    event: Value,
+) -> Result<Value, lambda_http::Error> {
+    let request: LambdaRequest = serde_json::from_value(event)?;
+    let service = service_fn(move |req| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(handle(app, endpoint, req).await) }
+    });
+    let mut adapter = Adapter::from(service);
+    let response = adapter
+        .call(LambdaEvent::new(request, Context::default()))
+        .await?;
+    Ok(serde_json::to_value(response)?)
+}
+
+/// An HTTP response read back from a v2 response event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl GatewayResponse {
+    pub fn from_event(event: &Value) -> Result<Self, String> {
+        let status = event["statusCode"]
+            .as_u64()
+            .ok_or("response has no statusCode")?;
+        let status = u16::try_from(status).map_err(|_| "statusCode out of range")?;
+        let mut headers = Vec::new();
+        if let Some(map) = event["headers"].as_object() {
+            for (name, value) in map {
+                headers.push((name.clone(), value.as_str().unwrap_or_default().to_owned()));
+            }
+        }
+        if let Some(cookies) = event["cookies"].as_array() {
+            for cookie in cookies.iter().filter_map(Value::as_str) {
+                headers.push(("set-cookie".to_owned(), cookie.to_owned()));
+            }
+        }
+        let body = match event["body"].as_str() {
+            None => Vec::new(),
+            Some(text) if event["isBase64Encoded"].as_bool() == Some(true) => {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map_err(|e| format!("bad base64 body: {e}"))?
+            }
+            Some(text) => text.as_bytes().to_vec(),
+        };
+        Ok(Self {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}

@@ -1,0 +1,564 @@
+//! The API keys table: keyed by the SHA-256 of the key, with the `ByOrg` index for listing.
+//! The plaintext never reaches this module's items.
+
+use std::collections::{BTreeSet, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::api_key::{random_base62, ApiKeyToken, KeyHash};
+use crate::ip_allowlist::{InvalidCidr, IpAllowlist};
+use crate::org::{InvalidOrgId, OrgId};
+use crate::scope::{Scope, UnknownScope};
+use crate::storage::{classify, corrupt, service_code, StorageError};
+use crate::time::{self, Timestamp};
+
+pub const BY_ORG_INDEX: &str = "ByOrg";
+/// `last_used_at` is refreshed when the stored value is older than this.
+pub const LAST_USED_WRITE_INTERVAL_SECS: i64 = 60;
+pub const MAX_LABEL_CHARS: usize = 100;
+const KEY_ID_PREFIX: &str = "key_";
+const KEY_ID_RANDOM_CHARS: usize = 20;
+
+/// A stored key, as the verifier and the operator tool see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub org_id: OrgId,
+    pub label: String,
+    pub scopes: BTreeSet<Scope>,
+    pub prefix: String,
+    pub last4: String,
+    pub key_hash: KeyHash,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub ip_allowlist: IpAllowlist,
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl ApiKeyRecord {
+    pub fn status(&self, now: Timestamp) -> &'static str {
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            "expired"
+        } else {
+            "active"
+        }
+    }
+
+    /// What an operator may see: everything but the hash (and the plaintext is never stored).
+    pub fn to_public_json(&self, now: Timestamp) -> Value {
+        let ts = |t: &Option<Timestamp>| t.as_ref().map(time::format);
+        json!({
+            "object": "api_key",
+            "id": self.id,
+            "org": self.org_id,
+            "label": self.label,
+            "scopes": self.scopes,
+            "prefix": self.prefix,
+            "last4": self.last4,
+            "status": self.status(now),
+            "created_at": time::format(&self.created_at),
+            "created_by": self.created_by,
+            "expires_at": ts(&self.expires_at),
+            "revoked_at": ts(&self.revoked_at),
+            "last_used_at": ts(&self.last_used_at),
+            "ip_allowlist": self.ip_allowlist.to_strings(),
+        })
+    }
+
+    /// Whether this request should refresh `last_used_at`.
+    pub fn last_used_is_stale(&self, now: Timestamp) -> bool {
+        self.last_used_at
+            .is_none_or(|at| now - at >= Duration::seconds(LAST_USED_WRITE_INTERVAL_SECS))
+    }
+}
+
+/// Why a key request is refused before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidKeyRequest {
+    #[error(transparent)]
+    Org(#[from] InvalidOrgId),
+    #[error("label must be 1-{MAX_LABEL_CHARS} characters without control characters")]
+    Label,
+    #[error("at least one --scope is required")]
+    NoScopes,
+    #[error(transparent)]
+    Scope(#[from] UnknownScope),
+    #[error(transparent)]
+    Cidr(#[from] InvalidCidr),
+    #[error("expiry {0:?} is not an RFC 3339 timestamp such as 2027-01-31T00:00:00Z")]
+    ExpirySyntax(String),
+    #[error("expiry {0} is not in the future")]
+    ExpiryInPast(String),
+}
+
+/// A validated request to issue a key.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub org_id: OrgId,
+    pub label: String,
+    pub scopes: BTreeSet<Scope>,
+    pub expires_at: Option<Timestamp>,
+    pub ip_allowlist: IpAllowlist,
+    pub created_by: String,
+}
+
+impl NewApiKey {
+    pub fn parse(
+        org: &str,
+        label: &str,
+        scopes: &[String],
+        expires_at: Option<&str>,
+        allow_ips: &[String],
+        created_by: &str,
+        now: Timestamp,
+    ) -> Result<Self, InvalidKeyRequest> {
+        let org_id = OrgId::parse(org)?;
+        let label = label.trim();
+        if label.is_empty()
+            || label.chars().count() > MAX_LABEL_CHARS
+            || label.chars().any(char::is_control)
+        {
+            return Err(InvalidKeyRequest::Label);
+        }
+        if scopes.is_empty() {
+            return Err(InvalidKeyRequest::NoScopes);
+        }
+        let scopes = scopes
+            .iter()
+            .map(|s| s.parse())
+            .collect::<Result<BTreeSet<Scope>, _>>()?;
+        let expires_at = match expires_at {
+            None => None,
+            Some(text) => {
+                let at = time::parse(text)
+                    .ok_or_else(|| InvalidKeyRequest::ExpirySyntax(text.to_owned()))?;
+                if at <= now {
+                    return Err(InvalidKeyRequest::ExpiryInPast(time::format(&at)));
+                }
+                Some(at)
+            }
+        };
+        Ok(Self {
+            org_id,
+            label: label.to_owned(),
+            scopes,
+            expires_at,
+            ip_allowlist: IpAllowlist::parse(allow_ips)?,
+            created_by: created_by.to_owned(),
+        })
+    }
+}
+
+/// A freshly issued key: the only value that ever holds the plaintext next to its record.
+#[derive(Debug)]
+pub struct IssuedKey {
+    pub record: ApiKeyRecord,
+    pub token: ApiKeyToken,
+}
+
+impl IssuedKey {
+    /// The creation response: the record plus, this once, the plaintext.
+    pub fn to_json(&self, now: Timestamp) -> Value {
+        let mut body = self.record.to_public_json(now);
+        body["key"] = Value::String(self.token.expose_secret().to_owned());
+        body
+    }
+}
+
+/// The stored shape. Hashes are hex; optional attributes are absent rather than null.
+#[derive(Debug, Serialize, Deserialize)]
+struct KeyItem {
+    key_hash: String,
+    key_id: String,
+    org_id: OrgId,
+    label: String,
+    scopes: Vec<Scope>,
+    prefix: String,
+    last4: String,
+    created_at: String,
+    created_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_used_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ip_allowlist: Vec<String>,
+}
+
+impl KeyItem {
+    fn from_record(r: &ApiKeyRecord) -> Self {
+        let ts = |t: &Option<Timestamp>| t.as_ref().map(time::format);
+        KeyItem {
+            key_hash: hex::encode(r.key_hash.as_bytes()),
+            key_id: r.id.clone(),
+            org_id: r.org_id.clone(),
+            label: r.label.clone(),
+            scopes: r.scopes.iter().copied().collect(),
+            prefix: r.prefix.clone(),
+            last4: r.last4.clone(),
+            created_at: time::format(&r.created_at),
+            created_by: r.created_by.clone(),
+            expires_at: ts(&r.expires_at),
+            revoked_at: ts(&r.revoked_at),
+            last_used_at: ts(&r.last_used_at),
+            ip_allowlist: r.ip_allowlist.to_strings(),
+        }
+    }
+
+    fn into_record(self) -> Result<ApiKeyRecord, StorageError> {
+        let ts = |name: &str, t: &str| {
+            time::parse(t).ok_or_else(|| corrupt("api key", format!("bad {name}")))
+        };
+        let opt_ts = |name: &str, t: &Option<String>| t.as_deref().map(|t| ts(name, t)).transpose();
+        let key_hash = hex::decode(&self.key_hash)
+            .ok()
+            .and_then(|bytes| KeyHash::from_slice(&bytes))
+            .ok_or_else(|| corrupt("api key", "bad key_hash"))?;
+        Ok(ApiKeyRecord {
+            created_at: ts("created_at", &self.created_at)?,
+            expires_at: opt_ts("expires_at", &self.expires_at)?,
+            revoked_at: opt_ts("revoked_at", &self.revoked_at)?,
+            last_used_at: opt_ts("last_used_at", &self.last_used_at)?,
+            ip_allowlist: IpAllowlist::parse(&self.ip_allowlist)
+                .map_err(|e| corrupt("api key", e))?,
+            id: self.key_id,
+            org_id: self.org_id,
+            label: self.label,
+            scopes: self.scopes.into_iter().collect(),
+            prefix: self.prefix,
+            last4: self.last4,
+            key_hash,
+            created_by: self.created_by,
+        })
+    }
+}
+
+fn decode(item: HashMap<String, AttributeValue>) -> Result<ApiKeyRecord, StorageError> {
+    serde_dynamo::from_item::<_, KeyItem>(item)
+        .map_err(|e| corrupt("api key", e))?
+        .into_record()
+}
+
+fn hash_key(hash: &KeyHash) -> AttributeValue {
+    AttributeValue::S(hex::encode(hash.as_bytes()))
+}
+
+#[derive(Clone, Debug)]
+pub struct ApiKeysTable {
+    client: Client,
+    name: String,
+}
+
+impl ApiKeysTable {
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self {
+            client,
+            name: name.into(),
+        }
+    }
+
+    /// Generates a key and stores its record. The condition guards against a (vanishingly
+    /// unlikely) hash collision overwriting another key.
+    pub async fn issue(&self, new: NewApiKey, now: Timestamp) -> Result<IssuedKey, StorageError> {
+        let token = ApiKeyToken::generate()
+            .map_err(|e| StorageError::Other(format!("OS randomness: {e}")))?;
+        let id = format!(
+            "{KEY_ID_PREFIX}{}",
+            random_base62(KEY_ID_RANDOM_CHARS)
+                .map_err(|e| StorageError::Other(format!("OS randomness: {e}")))?
+        );
+        let record = ApiKeyRecord {
+            id,
+            org_id: new.org_id,
+            label: new.label,
+            scopes: new.scopes,
+            prefix: token.display_prefix().to_owned(),
+            last4: token.last4().to_owned(),
+            key_hash: token.hash(),
+            created_at: now,
+            created_by: new.created_by,
+            expires_at: new.expires_at,
+            revoked_at: None,
+            ip_allowlist: new.ip_allowlist,
+            last_used_at: None,
+        };
+        self.put_new(&record).await?;
+        Ok(IssuedKey { record, token })
+    }
+
+    /// Stores a record as it is. `issue` is the way to make keys; tests use this to plant
+    /// revoked or expired ones.
+    pub async fn put_new(&self, record: &ApiKeyRecord) -> Result<(), StorageError> {
+        let item = serde_dynamo::to_item(KeyItem::from_record(record))
+            .map_err(|e| corrupt("api key", e))?;
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(key_hash)")
+            .send()
+            .await
+            .map_err(|e| classify("PutItem api key", &e))?;
+        Ok(())
+    }
+
+    /// The verifier's one read: strongly consistent, so a revoke is seen by the next request.
+    pub async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKeyRecord>, StorageError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("key_hash", hash_key(hash))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem api key", &e))?;
+        output.item.map(decode).transpose()
+    }
+
+    /// Every key of the org, revoked and expired ones included, oldest first.
+    pub async fn list_for_org(&self, org: &OrgId) -> Result<Vec<ApiKeyRecord>, StorageError> {
+        let items: Vec<_> = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .index_name(BY_ORG_INDEX)
+            .key_condition_expression("org_id = :org")
+            .expression_attribute_values(":org", AttributeValue::S(org.to_string()))
+            .into_paginator()
+            .items()
+            .send()
+            .collect()
+            .await;
+        let mut keys = items
+            .into_iter()
+            .map(|item| decode(item.map_err(|e| classify("Query api keys", &e))?))
+            .collect::<Result<Vec<_>, _>>()?;
+        keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(keys)
+    }
+
+    /// Revokes `key_id` if it belongs to `org`; `None` when the org has no such key.
+    /// Revoking a revoked key changes nothing and returns it as it is.
+    pub async fn revoke(
+        &self,
+        org: &OrgId,
+        key_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<ApiKeyRecord>, StorageError> {
+        let found = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .index_name(BY_ORG_INDEX)
+            .key_condition_expression("org_id = :org AND key_id = :id")
+            .expression_attribute_values(":org", AttributeValue::S(org.to_string()))
+            .expression_attribute_values(":id", AttributeValue::S(key_id.to_owned()))
+            .send()
+            .await
+            .map_err(|e| classify("Query api key", &e))?;
+        let Some(item) = found.items.unwrap_or_default().into_iter().next() else {
+            return Ok(None);
+        };
+        let record = decode(item)?;
+        if record.revoked_at.is_some() {
+            return Ok(Some(record));
+        }
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("key_hash", hash_key(&record.key_hash))
+            .update_expression("SET revoked_at = :now")
+            .condition_expression(
+                "org_id = :org AND key_id = :id AND attribute_not_exists(revoked_at)",
+            )
+            .expression_attribute_values(":now", AttributeValue::S(time::format(&now)))
+            .expression_attribute_values(":org", AttributeValue::S(org.to_string()))
+            .expression_attribute_values(":id", AttributeValue::S(key_id.to_owned()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match updated {
+            Ok(output) => output.attributes.map(decode).transpose(),
+            // Revoked by someone else in between: read back what they wrote.
+            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => {
+                self.find_by_hash(&record.key_hash).await
+            }
+            Err(e) => Err(classify("UpdateItem revoke", &e)),
+        }
+    }
+
+    /// Writes `last_used_at = now` unless a write in the last minute already did: the
+    /// condition makes concurrent requests write at most once per interval.
+    pub async fn record_use(&self, hash: &KeyHash, now: Timestamp) -> Result<(), StorageError> {
+        let cutoff = now - Duration::seconds(LAST_USED_WRITE_INTERVAL_SECS);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("key_hash", hash_key(hash))
+            .update_expression("SET last_used_at = :now")
+            .condition_expression(
+                "attribute_exists(key_hash) AND (attribute_not_exists(last_used_at) OR last_used_at <= :cutoff)",
+            )
+            .expression_attribute_values(":now", AttributeValue::S(time::format(&now)))
+            .expression_attribute_values(":cutoff", AttributeValue::S(time::format(&cutoff)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) => Err(classify("UpdateItem last_used_at", &e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        time::parse("2026-11-22T10:00:00.000Z").unwrap()
+    }
+
+    fn parse(
+        scopes: &[&str],
+        expires: Option<&str>,
+        ips: &[&str],
+    ) -> Result<NewApiKey, InvalidKeyRequest> {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        let ips: Vec<String> = ips.iter().map(|s| s.to_string()).collect();
+        NewApiKey::parse(
+            "acme",
+            "Zapier — HubSpot",
+            &scopes,
+            expires,
+            &ips,
+            "ops",
+            now(),
+        )
+    }
+
+    #[test]
+    fn a_valid_request_parses() {
+        let new = parse(
+            &["customers:read", "aml:read", "aml:read"],
+            Some("2027-01-01T00:00:00Z"),
+            &["10.0.0.0/8"],
+        )
+        .unwrap();
+        assert_eq!(
+            new.scopes,
+            BTreeSet::from([Scope::CustomersRead, Scope::AmlRead])
+        );
+        assert_eq!(new.expires_at, time::parse("2027-01-01T00:00:00Z"));
+        assert_eq!(new.ip_allowlist.to_strings(), ["10.0.0.0/8"]);
+    }
+
+    #[test]
+    fn bad_requests_are_refused_with_the_reason() {
+        assert!(matches!(
+            parse(&[], None, &[]),
+            Err(InvalidKeyRequest::NoScopes)
+        ));
+        assert!(matches!(
+            parse(&["customers:delete"], None, &[]),
+            Err(InvalidKeyRequest::Scope(_))
+        ));
+        assert!(matches!(
+            parse(&["aml:read"], Some("tomorrow"), &[]),
+            Err(InvalidKeyRequest::ExpirySyntax(_))
+        ));
+        assert!(matches!(
+            parse(&["aml:read"], Some("2026-11-22T10:00:00Z"), &[]),
+            Err(InvalidKeyRequest::ExpiryInPast(_))
+        ));
+        assert!(matches!(
+            parse(&["aml:read"], None, &["10.0.0.0/40"]),
+            Err(InvalidKeyRequest::Cidr(_))
+        ));
+        let scopes = vec!["aml:read".to_string()];
+        assert!(matches!(
+            NewApiKey::parse("bad org", "x", &scopes, None, &[], "ops", now()),
+            Err(InvalidKeyRequest::Org(_))
+        ));
+        assert!(matches!(
+            NewApiKey::parse("acme", "  ", &scopes, None, &[], "ops", now()),
+            Err(InvalidKeyRequest::Label)
+        ));
+    }
+
+    #[test]
+    fn record_round_trips_through_the_stored_shape() {
+        let token = ApiKeyToken::generate().unwrap();
+        let record = ApiKeyRecord {
+            id: "key_abc".into(),
+            org_id: OrgId::parse("acme").unwrap(),
+            label: "l".into(),
+            scopes: BTreeSet::from([Scope::AmlRead]),
+            prefix: token.display_prefix().into(),
+            last4: token.last4().into(),
+            key_hash: token.hash(),
+            created_at: now(),
+            created_by: "ops".into(),
+            expires_at: Some(now() + Duration::days(1)),
+            revoked_at: None,
+            ip_allowlist: IpAllowlist::parse(["2001:db8::/32"]).unwrap(),
+            last_used_at: Some(now()),
+        };
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(KeyItem::from_record(&record)).unwrap();
+        assert!(!item.contains_key("revoked_at"), "absent, not null");
+        assert_eq!(decode(item).unwrap(), record);
+    }
+
+    #[test]
+    fn last_used_is_refreshed_at_most_once_a_minute() {
+        let mut record = sample_record();
+        record.last_used_at = None;
+        assert!(record.last_used_is_stale(now()));
+        record.last_used_at = Some(now());
+        assert!(!record.last_used_is_stale(now() + Duration::seconds(59)));
+        assert!(record.last_used_is_stale(now() + Duration::seconds(60)));
+    }
+
+    fn sample_record() -> ApiKeyRecord {
+        let token = ApiKeyToken::generate().unwrap();
+        ApiKeyRecord {
+            id: "key_x".into(),
+            org_id: OrgId::parse("acme").unwrap(),
+            label: "l".into(),
+            scopes: BTreeSet::new(),
+            prefix: String::new(),
+            last4: String::new(),
+            key_hash: token.hash(),
+            created_at: now(),
+            created_by: "ops".into(),
+            expires_at: Some(now() + Duration::seconds(1)),
+            revoked_at: None,
+            ip_allowlist: IpAllowlist::default(),
+            last_used_at: None,
+        }
+    }
+
+    #[test]
+    fn status_reflects_revocation_and_expiry() {
+        let mut record = sample_record();
+        assert_eq!(record.status(now()), "active");
+        assert_eq!(record.status(now() + Duration::seconds(1)), "expired");
+        record.revoked_at = Some(now());
+        assert_eq!(record.status(now()), "revoked");
+        assert!(record.to_public_json(now()).get("key_hash").is_none());
+    }
+}

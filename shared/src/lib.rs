@@ -1,0 +1,38 @@
+//! Instant Compliance integration API: the library every function is a thin wrapper around.
+//! Domain (keys, scopes, customers) is pure code; `*_table` modules speak DynamoDB; `http`
+//! is the edge that turns API Gateway requests into answers.
+
+pub mod api_key;
+pub mod app;
+pub mod auth;
+pub mod customer;
+pub mod customers_api;
+pub mod customers_table;
+pub mod error;
+pub mod gateway_event;
+pub mod http;
+pub mod ip_allowlist;
+pub mod keys_table;
+pub mod org;
+pub mod query;
+pub mod routes;
+pub mod scope;
+pub mod storage;
+pub mod telemetry;
+pub mod time;
+
+pub use app::App;
+pub use error::ApiError;
+pub use http::{handle, Endpoint};
+
+/// The whole `main` of a function: logs, clients once, then serve `endpoint` until Lambda
+/// stops the process.
+pub async fn run_function(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
+    telemetry::init();
+    let app = std::sync::Arc::new(App::from_env().await?);
+    lambda_http::run(lambda_http::service_fn(move |req| {
+        let app = app.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(app, endpoint, req).await) }
+    }))
+    .await
+}

@@ -1,0 +1,135 @@
+//! The route table: every route the API serves, its method, path template and scope.
+//! template.yaml declares the same routes (a test holds them equal); the `$default` route
+//! answers everything else with a JSON 404 or 405.
+
+use lambda_http::http::Method;
+
+use crate::error::ApiError;
+use crate::scope::Scope;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    ListCustomers,
+}
+
+impl Route {
+    pub const ALL: &'static [Route] = &[Route::ListCustomers];
+
+    pub fn method(self) -> Method {
+        match self {
+            Route::ListCustomers => Method::GET,
+        }
+    }
+
+    /// The path as API Gateway declares it, `{name}` for a path parameter.
+    pub fn path(self) -> &'static str {
+        match self {
+            Route::ListCustomers => "/v1/customers",
+        }
+    }
+
+    pub fn scope(self) -> Scope {
+        match self {
+            Route::ListCustomers => Scope::CustomersRead,
+        }
+    }
+
+    /// API Gateway's route key, e.g. `GET /v1/customers`.
+    pub fn key(self) -> String {
+        format!("{} {}", self.method(), self.path())
+    }
+
+    pub fn from_declaration(method: &str, path: &str) -> Option<Route> {
+        Route::ALL
+            .iter()
+            .copied()
+            .find(|r| r.method().as_str().eq_ignore_ascii_case(method) && r.path() == path)
+    }
+}
+
+/// Matches a concrete path against a template; `Some(params)` on a match.
+pub fn match_path(template: &str, path: &str) -> Option<Vec<(String, String)>> {
+    let mut params = Vec::new();
+    let mut want = template.split('/');
+    let mut got = path.split('/');
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return Some(params),
+            (Some(w), Some(g)) => {
+                if let Some(name) = w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+                    if g.is_empty() {
+                        return None;
+                    }
+                    params.push((name.to_owned(), g.to_owned()));
+                } else if w != g {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The answer for a request no route took: 405 naming the allowed methods when the path
+/// exists, 404 otherwise.
+pub fn unrouted(method: &Method, path: &str) -> ApiError {
+    let allowed: Vec<Method> = Route::ALL
+        .iter()
+        .filter(|r| match_path(r.path(), path).is_some())
+        .map(|r| r.method())
+        .collect();
+    if allowed.is_empty() {
+        ApiError::NotFound(format!("No route for {method} {path}."))
+    } else {
+        ApiError::MethodNotAllowed {
+            method: method.clone(),
+            allowed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_templates_match_exactly() {
+        assert_eq!(match_path("/v1/customers", "/v1/customers"), Some(vec![]));
+        assert_eq!(match_path("/v1/customers", "/v1/customers/"), None);
+        assert_eq!(match_path("/v1/customers", "/v1/customer"), None);
+        assert_eq!(
+            match_path("/v1/customers/{id}/aml", "/v1/customers/abc/aml"),
+            Some(vec![("id".to_owned(), "abc".to_owned())])
+        );
+        assert_eq!(match_path("/v1/customers/{id}", "/v1/customers/"), None);
+        assert_eq!(match_path("/v1/customers/{id}", "/v1/customers/a/b"), None);
+    }
+
+    #[test]
+    fn unrouted_requests_get_404_or_405() {
+        let err = unrouted(&Method::DELETE, "/v1/customers");
+        assert_eq!(
+            err,
+            ApiError::MethodNotAllowed {
+                method: Method::DELETE,
+                allowed: vec![Method::GET]
+            }
+        );
+        assert_eq!(unrouted(&Method::GET, "/v2/things").code(), "not_found");
+    }
+
+    #[test]
+    fn declarations_resolve_to_routes() {
+        for &route in Route::ALL {
+            assert_eq!(
+                Route::from_declaration(route.method().as_str(), route.path()),
+                Some(route)
+            );
+            assert_eq!(
+                Route::from_declaration(&route.method().as_str().to_lowercase(), route.path()),
+                Some(route)
+            );
+        }
+        assert_eq!(Route::from_declaration("GET", "/v1/nothing"), None);
+    }
+}

@@ -1,0 +1,189 @@
+//! The edge: unknown routes, bad query strings, storage failures, and what reaches the logs.
+
+use std::sync::Arc;
+
+use shared::app::App;
+use shared::gateway_event::{invoke, v2_event, GatewayRequest, GatewayResponse};
+use shared::Endpoint;
+
+use crate::helpers::{assert_error, logs, Req, TestEnv};
+
+#[tokio::test]
+async fn unknown_routes_are_json_404_and_wrong_methods_json_405() {
+    let env = TestEnv::new().await;
+    let key = env.full_key("demo").await;
+    let body = assert_error(
+        &env.send(Req::get("/v1/nothing").key(&key)).await,
+        404,
+        "not_found",
+    );
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("/v1/nothing"));
+    assert_error(&env.send(Req::get("/").key(&key)).await, 404, "not_found");
+    assert_error(
+        &env.send(Req::get("/v1/customers/").key(&key)).await,
+        404,
+        "not_found",
+    );
+    let response = env
+        .send(Req::new("DELETE", "/v1/customers").key(&key))
+        .await;
+    assert_error(&response, 405, "method_not_allowed");
+    assert!(response.header("allow").is_some_and(|a| a.contains("GET")));
+    assert_eq!(
+        env.calls.take(),
+        Vec::<String>::new(),
+        "the fallback touches no table"
+    );
+}
+
+#[tokio::test]
+async fn bad_query_strings_are_400_naming_the_parameter() {
+    let env = TestEnv::new().await;
+    let key = env.full_key("demo").await;
+    for (query, param) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=ten", "limit"),
+        ("limt=5", "limt"),
+        ("limit=5&limit=6", "limit"),
+    ] {
+        let body = assert_error(
+            &env.send(Req::get("/v1/customers").key(&key).query(query))
+                .await,
+            400,
+            "invalid_request",
+        );
+        assert_eq!(body["error"]["param"], param, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn storage_down_is_a_503_with_retry_after() {
+    let env = TestEnv::new().await;
+    let key = env.full_key("demo").await;
+    // Same tables, but the endpoint refuses connections.
+    let port = localdb::dynamodb_local::free_port().unwrap();
+    let dead = localdb::client(&format!("http://127.0.0.1:{port}"));
+    let app = Arc::new(App::new(dead, &env.tables));
+    let event = v2_event(&GatewayRequest {
+        method: "GET".into(),
+        raw_path: "/v1/customers".into(),
+        raw_query: String::new(),
+        headers: vec![(
+            "authorization".into(),
+            format!("Bearer {}", key.token.expose_secret()),
+        )],
+        body: Vec::new(),
+        source_ip: "198.51.100.1".parse().unwrap(),
+        route_key: "GET /v1/customers".into(),
+        path_parameters: Default::default(),
+        request_id: "req-down".into(),
+    });
+    let response = GatewayResponse::from_event(
+        &invoke(
+            app,
+            Endpoint::Route(shared::routes::Route::ListCustomers),
+            event,
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let body = assert_error(&response, 503, "service_unavailable");
+    assert!(response.header("retry-after").is_some());
+    assert!(
+        !body.to_string().contains("127.0.0.1"),
+        "no internals in the message"
+    );
+}
+
+#[tokio::test]
+async fn every_declared_route_in_template_is_in_the_library_and_back() {
+    let template = localdb::Template::load_default().unwrap();
+    let mut declared: Vec<String> = template
+        .routes()
+        .into_iter()
+        .filter_map(|r| Some(format!("{} {}", r.method?.to_uppercase(), r.path?)))
+        .collect();
+    declared.sort();
+    let mut library: Vec<String> = shared::routes::Route::ALL.iter().map(|r| r.key()).collect();
+    library.sort();
+    assert_eq!(declared, library);
+    assert_eq!(
+        template
+            .routes()
+            .iter()
+            .filter(|r| r.path.is_none() && r.method.is_none())
+            .count(),
+        1,
+        "one $default route"
+    );
+}
+
+#[tokio::test]
+async fn no_log_line_holds_a_key_its_hash_or_the_authorization_header() {
+    let env = TestEnv::new().await;
+    let key = env.full_key("demo").await;
+    let revoked = env.full_key("demo").await;
+    env.app
+        .keys
+        .revoke(
+            &revoked.record.org_id,
+            &revoked.record.id,
+            shared::time::now(),
+        )
+        .await
+        .unwrap();
+
+    let mut request_ids = Vec::new();
+    for req in [
+        Req::get("/v1/customers").key(&key),
+        Req::get("/v1/customers").key(&revoked),
+        Req::get("/v1/customers").header(
+            "authorization",
+            &format!("Bearer {}x", key.token.expose_secret()),
+        ),
+        Req::get("/v1/nothing").key(&key),
+    ] {
+        let response = env.send(req).await;
+        request_ids.push(response.header("request-id").unwrap().to_owned());
+    }
+
+    let logs = logs().text();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    let mine: Vec<&serde_json::Value> = request_ids
+        .iter()
+        .map(|id| {
+            let found: Vec<_> = lines
+                .iter()
+                .filter(|l| l["message"] == "request" && l["request_id"] == id.as_str())
+                .collect();
+            assert_eq!(found.len(), 1, "one line for request {id}");
+            found[0]
+        })
+        .collect();
+    assert_eq!(mine[0]["key_id"], key.record.id.as_str());
+    assert_eq!(mine[0]["org"], "demo");
+    assert_eq!(mine[0]["status"], 200);
+    assert_eq!(mine[0]["route"], "GET /v1/customers");
+    assert_eq!(mine[0]["source_ip"], "198.51.100.10");
+    assert!(mine[0]["latency_ms"].is_number());
+    assert_eq!(mine[1]["status"], 401);
+    assert_eq!(mine[2]["status"], 401);
+    assert_eq!(mine[3]["status"], 404);
+    assert_eq!(mine[3]["route"], "$default");
+    for issued in [&key, &revoked] {
+        let secret = issued.token.expose_secret();
+        assert!(!logs.contains(secret));
+        assert!(!logs.contains(&secret[12..]));
+        assert!(!logs.contains(&hex::encode(issued.token.hash().as_bytes())));
+    }
+    assert!(!logs.to_lowercase().contains("bearer"));
+    assert!(!logs.to_lowercase().contains("authorization"));
+}

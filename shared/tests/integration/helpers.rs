@@ -1,0 +1,228 @@
+//! What the integration tests need: one DynamoDB Local per test binary, fresh tables per
+//! test (built from template.yaml), and requests sent as API Gateway v2 events.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use localdb::{counting_client, CallCounter, DynamoDbLocal, Template};
+use shared::app::{TableNames, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV, IDEMPOTENCY_TABLE_ENV};
+use shared::gateway_event::{invoke, v2_event, GatewayRequest, GatewayResponse};
+use shared::keys_table::{IssuedKey, NewApiKey};
+use shared::routes::{match_path, Route};
+use shared::scope::Scope;
+use shared::{time, App, Endpoint};
+
+static DYNAMODB: OnceLock<DynamoDbLocal> = OnceLock::new();
+static LOGS: OnceLock<CapturedLogs> = OnceLock::new();
+
+/// Everything this test binary logs, through the functions' own JSON subscriber. Global, so
+/// every test's requests land here (a per-test subscriber races with tracing's callsite cache).
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub fn logs() -> &'static CapturedLogs {
+    LOGS.get_or_init(|| {
+        let logs = CapturedLogs::default();
+        let sink = logs.clone();
+        let subscriber = shared::telemetry::json_subscriber(
+            move || sink.clone(),
+            tracing_subscriber::EnvFilter::new("info"),
+        );
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        logs
+    })
+}
+
+pub fn dynamodb() -> &'static DynamoDbLocal {
+    DYNAMODB.get_or_init(|| {
+        DynamoDbLocal::start_on_free_port()
+            .unwrap_or_else(|e| panic!("DynamoDB Local did not start: {e}"))
+    })
+}
+
+pub struct TestEnv {
+    pub app: Arc<App>,
+    pub client: aws_sdk_dynamodb::Client,
+    pub tables: TableNames,
+    pub calls: CallCounter,
+}
+
+impl TestEnv {
+    /// Fresh tables with a unique prefix, so tests share one DynamoDB Local and not data.
+    pub async fn new() -> Self {
+        logs();
+        let endpoint = dynamodb().endpoint();
+        let calls = CallCounter::default();
+        let client = counting_client(&endpoint, &calls);
+        let template = Template::load_default().expect("template.yaml");
+        let prefix = format!("t{}_", uuid::Uuid::new_v4().simple());
+        let names = template
+            .create_tables(&client, &prefix)
+            .await
+            .expect("tables from template.yaml");
+        let env = template.table_env_vars();
+        let table = |var: &str| names[&env[var]].clone();
+        let tables = TableNames {
+            api_keys: table(API_KEYS_TABLE_ENV),
+            customers: table(CUSTOMERS_TABLE_ENV),
+            idempotency: table(IDEMPOTENCY_TABLE_ENV),
+        };
+        calls.take();
+        Self {
+            app: Arc::new(App::new(client.clone(), &tables)),
+            client,
+            tables,
+            calls,
+        }
+    }
+
+    pub async fn issue_key(&self, org: &str, scopes: &[Scope], allow_ips: &[&str]) -> IssuedKey {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
+        let ips: Vec<String> = allow_ips.iter().map(|s| s.to_string()).collect();
+        let new = NewApiKey::parse(org, "test key", &scopes, None, &ips, "tests", time::now())
+            .expect("valid key request");
+        let issued = self
+            .app
+            .keys
+            .issue(new, time::now())
+            .await
+            .expect("issue key");
+        self.calls.take();
+        issued
+    }
+
+    pub async fn full_key(&self, org: &str) -> IssuedKey {
+        self.issue_key(org, &Scope::ALL, &[]).await
+    }
+
+    /// Sends `req` through lambda_http's event path to the endpoint API Gateway would pick.
+    pub async fn send(&self, req: Req) -> GatewayResponse {
+        let (endpoint, route_key, params) = resolve(&req.method, &req.path);
+        let event = v2_event(&GatewayRequest {
+            method: req.method.clone(),
+            raw_path: req.path.clone(),
+            raw_query: req.query.clone(),
+            headers: req.headers.clone(),
+            body: req.body.clone(),
+            source_ip: req.source_ip,
+            route_key,
+            path_parameters: params,
+            request_id: format!("test-{}", uuid::Uuid::new_v4()),
+        });
+        let response = invoke(self.app.clone(), endpoint, event)
+            .await
+            .expect("handler answers");
+        GatewayResponse::from_event(&response).expect("a v2 response event")
+    }
+}
+
+/// What API Gateway does with the routes template.yaml declares (a test holds the library's
+/// route table equal to the template's).
+pub fn resolve(method: &str, path: &str) -> (Endpoint, String, BTreeMap<String, String>) {
+    for &route in Route::ALL {
+        if route.method().as_str() == method {
+            if let Some(params) = match_path(route.path(), path) {
+                return (
+                    Endpoint::Route(route),
+                    route.key(),
+                    params.into_iter().collect(),
+                );
+            }
+        }
+    }
+    (Endpoint::Fallback, "$default".to_owned(), BTreeMap::new())
+}
+
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub source_ip: IpAddr,
+}
+
+impl Req {
+    pub fn new(method: &str, path: &str) -> Self {
+        Self {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query: String::new(),
+            headers: vec![
+                ("host".into(), "api.test".into()),
+                ("user-agent".into(), "tests".into()),
+            ],
+            body: Vec::new(),
+            source_ip: "198.51.100.10".parse().unwrap(),
+        }
+    }
+
+    pub fn get(path: &str) -> Self {
+        Self::new("GET", path)
+    }
+
+    pub fn query(mut self, query: &str) -> Self {
+        self.query = query.to_owned();
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn key(self, key: &IssuedKey) -> Self {
+        let value = format!("Bearer {}", key.token.expose_secret());
+        self.header("authorization", &value)
+    }
+
+    pub fn from_ip(mut self, ip: &str) -> Self {
+        self.source_ip = ip.parse().unwrap();
+        self
+    }
+}
+
+/// Asserts the contract envelope and returns it; the `request_id` must equal the header.
+pub fn assert_error(response: &GatewayResponse, status: u16, code: &str) -> serde_json::Value {
+    let body = response.json().unwrap_or_else(|| {
+        panic!(
+            "JSON body, got {:?}",
+            String::from_utf8_lossy(&response.body)
+        )
+    });
+    assert_eq!(response.status, status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    let request_id = response.header("request-id").expect("Request-Id header");
+    assert_eq!(body["error"]["request_id"], request_id);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    body
+}
+
+pub fn scopes(list: &[Scope]) -> BTreeSet<Scope> {
+    list.iter().copied().collect()
+}
