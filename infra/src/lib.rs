@@ -1,1 +1,3 @@
-//! The local stack's gateway and the operator tool's commands.
+//! The local stack's API gateway, which serves the routes template.yaml declares.
+
+pub mod gateway;

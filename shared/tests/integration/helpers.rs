@@ -195,7 +195,7 @@ impl Req {
         self.header("authorization", &value)
     }
 
-    pub fn from_ip(mut self, ip: &str) -> Self {
+    pub fn source_ip(mut self, ip: &str) -> Self {
         self.source_ip = ip.parse().unwrap();
         self
     }

@@ -137,7 +137,7 @@ async fn ip_allowlist_is_checked_before_scopes() {
         )
         .await;
     let response = env
-        .send(Req::get(LIST).key(&key).from_ip("198.51.100.1"))
+        .send(Req::get(LIST).key(&key).source_ip("198.51.100.1"))
         .await;
     let body = assert_error(&response, 403, "ip_not_allowed");
     assert!(
@@ -145,11 +145,11 @@ async fn ip_allowlist_is_checked_before_scopes() {
         "an off-allowlist caller learns nothing of scopes"
     );
     let response = env
-        .send(Req::get(LIST).key(&key).from_ip("203.0.113.77"))
+        .send(Req::get(LIST).key(&key).source_ip("203.0.113.77"))
         .await;
     assert_error(&response, 403, "forbidden_scope");
     let response = env
-        .send(Req::get(LIST).key(&key).from_ip("2001:db8:1::1"))
+        .send(Req::get(LIST).key(&key).source_ip("2001:db8:1::1"))
         .await;
     assert_error(&response, 403, "forbidden_scope");
 }
@@ -166,14 +166,14 @@ async fn allowlisted_sources_pass_ipv4_and_ipv6() {
         .await;
     for ip in ["203.0.113.5", "2001:db8::5", "::ffff:203.0.113.6"] {
         assert_eq!(
-            env.send(Req::get(LIST).key(&key).from_ip(ip)).await.status,
+            env.send(Req::get(LIST).key(&key).source_ip(ip)).await.status,
             200,
             "{ip}"
         );
     }
     for ip in ["203.0.114.5", "2001:db9::5", "127.0.0.1"] {
         assert_error(
-            &env.send(Req::get(LIST).key(&key).from_ip(ip)).await,
+            &env.send(Req::get(LIST).key(&key).source_ip(ip)).await,
             403,
             "ip_not_allowed",
         );
@@ -188,7 +188,7 @@ async fn the_source_ip_comes_from_the_request_context_not_headers() {
         .await;
     let spoofed = Req::get(LIST)
         .key(&key)
-        .from_ip("198.51.100.1")
+        .source_ip("198.51.100.1")
         .header("x-forwarded-for", "203.0.113.5");
     assert_error(&env.send(spoofed).await, 403, "ip_not_allowed");
 }

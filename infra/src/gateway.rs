@@ -1,0 +1,249 @@
+//! A local stand-in for API Gateway (HTTP API): serves the routes template.yaml declares by
+//! turning each request into a payload-v2 event (source IP = the TCP peer) and invoking the
+//! route's handler through lambda_http's own event parsing, as Lambda would.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use localdb::Template;
+use shared::gateway_event::{invoke, v2_event, GatewayRequest, GatewayResponse};
+use shared::routes::{match_path, Route};
+use shared::{App, Endpoint};
+use tokio::net::TcpListener;
+
+/// API Gateway's own payload limit for HTTP APIs; the API's 64 KiB rule is the handler's.
+pub const GATEWAY_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+struct DeclaredRoute {
+    method: String,
+    path: String,
+    route: Route,
+}
+
+/// The routes of template.yaml, each bound to the library handler of its function.
+#[derive(Debug, Clone)]
+pub struct RouteTable {
+    routes: Vec<DeclaredRoute>,
+    has_default: bool,
+}
+
+impl RouteTable {
+    pub fn from_template(template: &Template) -> Result<Self, String> {
+        let mut routes = Vec::new();
+        let mut has_default = false;
+        for declared in template.routes() {
+            match (declared.method, declared.path) {
+                (None, None) => has_default = true,
+                (Some(method), Some(path)) => {
+                    let route = Route::from_declaration(&method, &path).ok_or_else(|| {
+                        format!("template.yaml declares {method} {path} ({}) but the library has no such route", declared.function)
+                    })?;
+                    routes.push(DeclaredRoute {
+                        method: method.to_uppercase(),
+                        path,
+                        route,
+                    });
+                }
+                _ => {
+                    return Err(format!(
+                        "{}: an HttpApi event needs both Method and Path, or neither",
+                        declared.function
+                    ))
+                }
+            }
+        }
+        Ok(Self {
+            routes,
+            has_default,
+        })
+    }
+
+    /// The endpoint API Gateway would invoke, its route key and path parameters.
+    pub fn resolve(
+        &self,
+        method: &str,
+        path: &str,
+    ) -> Option<(Endpoint, String, BTreeMap<String, String>)> {
+        for declared in &self.routes {
+            if declared.method == method {
+                if let Some(params) = match_path(&declared.path, path) {
+                    let key = format!("{} {}", declared.method, declared.path);
+                    return Some((
+                        Endpoint::Route(declared.route),
+                        key,
+                        params.into_iter().collect(),
+                    ));
+                }
+            }
+        }
+        self.has_default
+            .then(|| (Endpoint::Fallback, "$default".to_owned(), BTreeMap::new()))
+    }
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    table: Arc<RouteTable>,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let table = table.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| answer(req, peer, table.clone(), app.clone()));
+            if let Err(err) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// API Gateway's own bare answers, for what never reaches a function.
+fn gateway_error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(
+        serde_json::json!({ "message": message }).to_string(),
+    )));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+async fn answer(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    table: Arc<RouteTable>,
+    app: Arc<App>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let method = req.method().as_str().to_owned();
+    let raw_path = req.uri().path().to_owned();
+    let raw_query = req.uri().query().unwrap_or("").to_owned();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let Some((endpoint, route_key, path_parameters)) = table.resolve(&method, &raw_path) else {
+        return Ok(gateway_error(StatusCode::NOT_FOUND, "Not Found"));
+    };
+    let body = match Limited::new(req.into_body(), GATEWAY_MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes().to_vec(),
+        Err(_) => {
+            return Ok(gateway_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request Entity Too Large",
+            ))
+        }
+    };
+    let event = v2_event(&GatewayRequest {
+        method,
+        raw_path,
+        raw_query,
+        headers,
+        body,
+        source_ip: peer.ip(),
+        route_key,
+        path_parameters,
+        request_id: uuid::Uuid::new_v4().to_string(),
+    });
+    let response = match invoke(app, endpoint, event).await {
+        Ok(event) => GatewayResponse::from_event(&event),
+        Err(err) => Err(err.to_string()),
+    };
+    let response = match response {
+        Ok(response) => response,
+        Err(err) => {
+            // What API Gateway answers when a function fails or returns nonsense.
+            tracing::error!(error = %err, "function invocation failed");
+            return Ok(gateway_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+            ));
+        }
+    };
+    let mut out = Response::new(Full::new(Bytes::from(response.body)));
+    *out.status_mut() =
+        StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in response.headers {
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            hyper::header::HeaderValue::from_str(&value),
+        ) {
+            out.headers_mut().append(name, value);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_repository_template_resolves_like_api_gateway() {
+        let table = RouteTable::from_template(&Template::load_default().unwrap()).unwrap();
+        let (endpoint, key, params) = table.resolve("GET", "/v1/customers").unwrap();
+        assert_eq!(endpoint, Endpoint::Route(Route::ListCustomers));
+        assert_eq!(key, "GET /v1/customers");
+        assert!(params.is_empty());
+        let (endpoint, key, _) = table.resolve("DELETE", "/v1/customers").unwrap();
+        assert_eq!((endpoint, key.as_str()), (Endpoint::Fallback, "$default"));
+        assert_eq!(
+            table.resolve("GET", "/anything").unwrap().0,
+            Endpoint::Fallback
+        );
+    }
+
+    #[test]
+    fn a_route_the_library_lacks_is_a_startup_error() {
+        let template = Template::parse(
+            "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E:\n          Type: HttpApi\n          Properties:\n            Method: GET\n            Path: /v1/unknown\n",
+        )
+        .unwrap();
+        let err = RouteTable::from_template(&template).unwrap_err();
+        assert!(err.contains("GET /v1/unknown"), "{err}");
+    }
+
+    #[test]
+    fn without_a_default_route_unknown_paths_are_unrouted() {
+        let template = Template::parse("Resources: {}\n").unwrap();
+        let table = RouteTable::from_template(&template).unwrap();
+        assert!(table.resolve("GET", "/v1/customers").is_none());
+    }
+}

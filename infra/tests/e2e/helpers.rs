@@ -1,0 +1,213 @@
+//! Running the real `local-stack` binary (what `make run` runs) and `icadmin`, and calling
+//! the gateway over HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const START_TIMEOUT_SECS: u64 = 120;
+
+/// A running local stack on free ports; SIGTERM on drop.
+pub struct Stack {
+    pub child: Child,
+    pub port: u16,
+    pub dynamodb_port: u16,
+    /// The demo key it printed.
+    pub key: String,
+    pub env: Vec<(String, String)>,
+}
+
+pub fn root() -> PathBuf {
+    localdb::workspace_root()
+}
+
+impl Stack {
+    pub fn start() -> Stack {
+        let port = localdb::dynamodb_local::free_port().unwrap();
+        let mut dynamodb_port = localdb::dynamodb_local::free_port().unwrap();
+        while dynamodb_port == port {
+            dynamodb_port = localdb::dynamodb_local::free_port().unwrap();
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_local-stack"))
+            .env("PORT", port.to_string())
+            .env("DYNAMODB_PORT", dynamodb_port.to_string())
+            .env("RUST_LOG", "warn")
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("local-stack runs");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut key = None;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let trimmed = line.trim();
+                if trimmed.starts_with("ic_live_") {
+                    key = Some(trimmed.to_owned());
+                }
+                if line.starts_with("Listening on") {
+                    let _ = tx.send(key.take());
+                }
+            }
+        });
+        let key = match rx.recv_timeout(Duration::from_secs(START_TIMEOUT_SECS)) {
+            Ok(Some(key)) => key,
+            other => {
+                let _ = child.kill();
+                panic!("local-stack did not come up: {other:?}");
+            }
+        };
+        let env_text = std::fs::read_to_string(root().join(format!(".local/env.{port}")))
+            .expect(".local/env.<PORT> written");
+        let env = env_text
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Stack {
+            child,
+            port,
+            dynamodb_port,
+            key,
+            env,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Runs icadmin with this stack's `.local/env`, as the README says.
+    pub fn icadmin(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_icadmin"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("icadmin runs")
+    }
+
+    pub fn icadmin_json(&self, args: &[&str]) -> Value {
+        let out = self.icadmin(args);
+        assert!(
+            out.status.success(),
+            "icadmin {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+    }
+
+    /// SIGTERM, as `make run` receives it, and wait for the exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "local-stack ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+        }
+    }
+}
+
+pub fn listening(port: u16) -> bool {
+    TcpStream::connect_timeout(
+        &(Ipv4Addr::LOCALHOST, port).into(),
+        Duration::from_millis(300),
+    )
+    .is_ok()
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|_| panic!("JSON body, got {:?}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The contract envelope with `code`, whose request id equals the header.
+    pub fn assert_error(&self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status, status, "{}", self.body);
+        let body = self.json();
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert_eq!(
+            Some(body["error"]["request_id"].as_str().unwrap()),
+            self.header("request-id")
+        );
+        body
+    }
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
+    let mut builder = ureq::http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let request = builder.body(body.unwrap_or("").to_owned()).unwrap();
+    let mut response = agent().run(request).expect("an HTTP answer");
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn get(url: &str, key: &str) -> Reply {
+    send(
+        "GET",
+        url,
+        &[("authorization", &format!("Bearer {key}"))],
+        None,
+    )
+}

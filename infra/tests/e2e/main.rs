@@ -1,0 +1,205 @@
+//! End to end: the real local stack (DynamoDB Local + gateway), driven over HTTP, and the
+//! real icadmin binary against it.
+
+mod helpers;
+
+use helpers::{get, listening, send, Stack};
+use serde_json::json;
+
+#[test]
+fn make_run_serves_the_quickstart_and_stops_everything_on_sigterm() {
+    let mut stack = Stack::start();
+    // Seed quickstart step 2.
+    let reply = get(&stack.url("/v1/customers"), &stack.key);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.json(),
+        json!({"object": "list", "data": [], "has_more": false, "next_cursor": null, "limit": 50})
+    );
+    assert!(reply.header("request-id").is_some());
+
+    send("GET", &stack.url("/v1/customers"), &[], None).assert_error(401, "unauthorized");
+    get(&stack.url("/v1/nope"), &stack.key).assert_error(404, "not_found");
+    let reply = send("PUT", &stack.url("/v1/customers"), &[], Some("{}"));
+    reply.assert_error(405, "method_not_allowed");
+    assert_eq!(reply.header("allow"), Some("GET"));
+
+    assert!(listening(stack.dynamodb_port));
+    let status = stack.terminate();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    assert!(!listening(stack.port), "the API port is released");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        !listening(stack.dynamodb_port),
+        "DynamoDB Local is stopped with it"
+    );
+}
+
+#[test]
+fn two_stacks_run_side_by_side_with_separate_data() {
+    let a = Stack::start();
+    let b = Stack::start();
+    assert_eq!(get(&a.url("/v1/customers"), &a.key).status, 200);
+    assert_eq!(get(&b.url("/v1/customers"), &b.key).status, 200);
+    // Each has its own DynamoDB Local: a key of one is unknown to the other.
+    get(&b.url("/v1/customers"), &a.key).assert_error(401, "unauthorized");
+}
+
+#[test]
+fn icadmin_issues_lists_and_revokes_keys_against_the_local_stack() {
+    let stack = Stack::start();
+    let url = stack.url("/v1/customers");
+
+    let listed = stack.icadmin_json(&["keys", "list", "--org", "demo"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "the demo key");
+    let text = listed.to_string();
+    assert!(
+        !text.contains(&stack.key) && !text.contains("key_hash") && !text.contains("\"key\""),
+        "{text}"
+    );
+
+    // Scopes: a write-only key cannot list.
+    let writer = stack.icadmin_json(&[
+        "keys",
+        "create",
+        "--org",
+        "demo",
+        "--label",
+        "writer",
+        "--scope",
+        "customers:write",
+    ]);
+    let writer_key = writer["key"].as_str().unwrap();
+    assert_eq!(writer["prefix"], &writer_key[..12]);
+    assert_eq!(writer["last4"], &writer_key[42..]);
+    assert_eq!(writer["scopes"], json!(["customers:write"]));
+    let body = get(&url, writer_key).assert_error(403, "forbidden_scope");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("customers:read"));
+
+    // Allowlists: the source IP is the TCP peer, 127.0.0.1.
+    let home = stack.icadmin_json(&[
+        "keys",
+        "create",
+        "--org",
+        "demo",
+        "--label",
+        "home",
+        "--scope",
+        "customers:read",
+        "--allow-ip",
+        "127.0.0.0/8",
+        "--allow-ip",
+        "::1",
+    ]);
+    assert_eq!(home["ip_allowlist"], json!(["127.0.0.0/8", "::1/128"]));
+    assert_eq!(get(&url, home["key"].as_str().unwrap()).status, 200);
+    let away = stack.icadmin_json(&[
+        "keys",
+        "create",
+        "--org",
+        "demo",
+        "--label",
+        "away",
+        "--scope",
+        "customers:read",
+        "--allow-ip",
+        "203.0.113.0/24",
+    ]);
+    get(&url, away["key"].as_str().unwrap()).assert_error(403, "ip_not_allowed");
+
+    // Expiry in the future is accepted and shown.
+    let dated = stack.icadmin_json(&[
+        "keys",
+        "create",
+        "--org",
+        "demo",
+        "--label",
+        "dated",
+        "--scope",
+        "customers:read",
+        "--expires-at",
+        "2099-01-01T00:00:00Z",
+    ]);
+    assert_eq!(dated["expires_at"], "2099-01-01T00:00:00.000Z");
+    assert_eq!(get(&url, dated["key"].as_str().unwrap()).status, 200);
+
+    // Revoke: another org's id is refused and the key keeps working; the own org's is immediate.
+    let id = home["id"].as_str().unwrap();
+    let out = stack.icadmin(&["keys", "revoke", "--org", "globex", id]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(id));
+    assert_eq!(
+        get(&url, home["key"].as_str().unwrap()).status,
+        200,
+        "still works"
+    );
+    let out = stack.icadmin(&["keys", "revoke", "--org", "demo", "key_unknown"]);
+    assert!(!out.status.success());
+    let revoked = stack.icadmin_json(&["keys", "revoke", "--org", "demo", id]);
+    assert_eq!(revoked["status"], "revoked");
+    get(&url, home["key"].as_str().unwrap()).assert_error(401, "unauthorized");
+
+    let listed = stack.icadmin_json(&["keys", "list", "--org", "demo"]);
+    let statuses: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.len(), 5);
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "revoked").count(),
+        1,
+        "revoked keys stay listed"
+    );
+    assert!(stack
+        .icadmin_json(&["keys", "list", "--org", "globex"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn icadmin_refuses_bad_requests_with_a_clear_message_and_writes_nothing() {
+    let stack = Stack::start();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--scope", "customers:delete"], "unknown scope"),
+        (
+            &["--scope", "aml:read", "--allow-ip", "10.0.0.0/33"],
+            "CIDR",
+        ),
+        (
+            &["--scope", "aml:read", "--allow-ip", "10.0.0.1/8"],
+            "host bits",
+        ),
+        (
+            &[
+                "--scope",
+                "aml:read",
+                "--expires-at",
+                "2020-01-01T00:00:00Z",
+            ],
+            "not in the future",
+        ),
+        (
+            &["--scope", "aml:read", "--expires-at", "next week"],
+            "RFC 3339",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["keys", "create", "--org", "demo", "--label", "bad"];
+        args.extend_from_slice(extra);
+        let out = stack.icadmin(&args);
+        assert!(!out.status.success(), "{args:?} must fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "errors go to stderr only");
+    }
+    let out = stack.icadmin(&["keys", "create", "--org", "demo", "--label", "x"]);
+    assert!(!out.status.success(), "a scope is required");
+    let listed = stack.icadmin_json(&["keys", "list", "--org", "demo"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "nothing was written");
+}
