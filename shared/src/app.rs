@@ -7,6 +7,7 @@ use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::Client;
 
 use crate::customers_table::CustomersTable;
+use crate::idempotency_table::IdempotencyTable;
 use crate::keys_table::ApiKeysTable;
 
 pub const API_KEYS_TABLE_ENV: &str = "API_KEYS_TABLE";
@@ -44,13 +45,15 @@ impl TableNames {
 pub struct App {
     pub keys: ApiKeysTable,
     pub customers: CustomersTable,
+    pub idempotency: IdempotencyTable,
 }
 
 impl App {
     pub fn new(client: Client, tables: &TableNames) -> Self {
         Self {
             keys: ApiKeysTable::new(client.clone(), &tables.api_keys),
-            customers: CustomersTable::new(client, &tables.customers),
+            customers: CustomersTable::new(client.clone(), &tables.customers),
+            idempotency: IdempotencyTable::new(client, &tables.idempotency),
         }
     }
 

@@ -1,18 +1,29 @@
 //! The customer routes: parse the request, call storage, shape the answer.
 
-use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, Response};
-use serde_json::{json, Value};
+use std::future::Future;
+
+use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
 
 use crate::app::App;
 use crate::auth::Principal;
+use crate::cursor::{self, Listing, Position};
+use crate::customer::Customer;
+use crate::customer_input::CustomerInput;
+use crate::customers_table::{position_after, Change, CustomerPage};
 use crate::error::{json_response, ApiError};
 use crate::http::{RequestLog, RequestMeta};
+use crate::idempotency::{fingerprint, IdempotencyKey, StoredResponse};
+use crate::idempotency_table::Begin;
 use crate::query::QueryParams;
 use crate::scope::Scope;
+use crate::time;
 
 pub const DEFAULT_LIST_LIMIT: usize = 50;
 pub const MAX_LIST_LIMIT: usize = 100;
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// A page size the API accepts: 1-100.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +54,244 @@ impl Limit {
     }
 }
 
-/// `GET /v1/customers`
+/// RFC 3339. A `+` offset that arrived unencoded reads as a space after URL decoding; it is
+/// taken back as the `+` it was.
+fn parse_updated_since(text: &str) -> Result<time::Timestamp, ApiError> {
+    time::parse(text)
+        .or_else(|| time::parse(&text.replace(' ', "+")))
+        .ok_or_else(|| {
+            ApiError::invalid_param(
+                "updated_since",
+                "updated_since must be an RFC 3339 timestamp such as 2026-06-23T00:00:00Z.",
+            )
+        })
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("No customer with this id.".into())
+}
+
+/// The `{id}` path parameter. An id that is not a UUID names no customer: 404, as for any
+/// id the caller's org does not have.
+fn customer_id(req: &Request) -> Result<Uuid, ApiError> {
+    req.path_parameters_ref()
+        .and_then(|params| params.first("id"))
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(not_found)
+}
+
+/// The body of a write: at most 64 KiB, `application/json`, a JSON object.
+fn json_object_body(req: &Request) -> Result<(Value, Map<String, Value>), ApiError> {
+    let bytes: &[u8] = match req.body() {
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => &[],
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            limit_bytes: MAX_BODY_BYTES,
+        });
+    }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let is_json = content_type.is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !is_json && (!bytes.is_empty() || content_type.is_some()) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid("A JSON object body is required."));
+    }
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::invalid(format!("The body is not valid JSON: {e}.")))?;
+    match &value {
+        Value::Object(map) => {
+            let map = map.clone();
+            Ok((value, map))
+        }
+        _ => Err(ApiError::invalid("The body must be a JSON object.")),
+    }
+}
+
+fn customer_response(
+    status: StatusCode,
+    customer: &Customer,
+    principal: &Principal,
+    meta: &RequestMeta,
+) -> Response<Body> {
+    json_response(
+        status,
+        &customer.to_json(principal.has(Scope::AmlRead)),
+        &meta.request_id,
+    )
+}
+
+/// Runs a write under its Idempotency-Key, if it has one: the first request executes and its
+/// response is stored; a repeat is answered from the store; a 5xx forgets the key.
+async fn idempotent<F, Fut>(
+    app: &App,
+    req: &Request,
+    principal: &Principal,
+    meta: &RequestMeta,
+    body: &Value,
+    execute: F,
+) -> Result<Response<Body>, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    let Some(key) = IdempotencyKey::from_headers(req.headers())? else {
+        return execute().await;
+    };
+    let org = &principal.org_id;
+    let fp = fingerprint(req.method().as_str(), req.uri().path(), body);
+    match app.idempotency.begin(org, &key, &fp, meta.now).await? {
+        Begin::Started => {}
+        Begin::Replay(stored) => return Ok(stored.replay()),
+        Begin::InProgress => return Err(ApiError::IdempotencyKeyInUse),
+        Begin::Reused => return Err(ApiError::IdempotencyKeyReused),
+    }
+    let response = execute()
+        .await
+        .unwrap_or_else(|err| err.into_response(&meta.request_id));
+    if response.status().is_server_error() {
+        if let Err(err) = app.idempotency.abandon(org, &key, &fp).await {
+            tracing::error!(error = %err, "could not release an idempotency key after a failure");
+        }
+    } else if let Err(err) = app
+        .idempotency
+        .complete(org, &key, &fp, &StoredResponse::capture(&response))
+        .await
+    {
+        // The write happened: answering 5xx would invite a retry of a done request. The
+        // record stays in progress until its lock lapses, then a retry runs again.
+        tracing::error!(error = %err, "could not store an idempotent response");
+    }
+    Ok(response)
+}
+
+/// `POST /v1/customers`: create, or update by `external_id`.
+pub async fn create(
+    app: &App,
+    req: &Request,
+    principal: &Principal,
+    meta: &RequestMeta,
+    log: &mut RequestLog,
+) -> Result<Response<Body>, ApiError> {
+    QueryParams::parse(req.uri().query(), &[])?;
+    let (body, object) = json_object_body(req)?;
+    let input = CustomerInput::parse(&object, meta.now.date_naive())?;
+    if input.external_id.is_absent() && input.full_name.is_absent() {
+        return Err(ApiError::invalid_param(
+            "full_name",
+            "full_name is required.",
+        ));
+    }
+    idempotent(app, req, principal, meta, &body, || async {
+        let change = app
+            .customers
+            .upsert(&principal.org_id, &input, meta.now)
+            .await?;
+        let customer = change.customer();
+        log.customer_ids.push(customer.id.to_string());
+        let status = if matches!(change, Change::Created(_)) {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        let mut response = customer_response(status, customer, principal, meta);
+        if let Ok(location) = HeaderValue::from_str(&format!("/v1/customers/{}", customer.id)) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        Ok(response)
+    })
+    .await
+}
+
+/// `PATCH /v1/customers/{id}`
+pub async fn update(
+    app: &App,
+    req: &Request,
+    principal: &Principal,
+    meta: &RequestMeta,
+    log: &mut RequestLog,
+) -> Result<Response<Body>, ApiError> {
+    QueryParams::parse(req.uri().query(), &[])?;
+    let id = customer_id(req)?;
+    let (body, object) = json_object_body(req)?;
+    let input = CustomerInput::parse(&object, meta.now.date_naive())?;
+    log.customer_ids.push(id.to_string());
+    idempotent(app, req, principal, meta, &body, || async {
+        let change = app
+            .customers
+            .update(&principal.org_id, &id, |customer| {
+                Ok(customer.apply(&input, meta.now))
+            })
+            .await?
+            .ok_or_else(not_found)?;
+        Ok(customer_response(
+            StatusCode::OK,
+            change.customer(),
+            principal,
+            meta,
+        ))
+    })
+    .await
+}
+
+/// `GET /v1/customers/{id}`
+pub async fn get(
+    app: &App,
+    req: &Request,
+    principal: &Principal,
+    meta: &RequestMeta,
+    log: &mut RequestLog,
+) -> Result<Response<Body>, ApiError> {
+    QueryParams::parse(req.uri().query(), &[])?;
+    let id = customer_id(req)?;
+    let stored = app
+        .customers
+        .get(&principal.org_id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    log.customer_ids.push(id.to_string());
+    Ok(customer_response(
+        StatusCode::OK,
+        &stored.customer,
+        principal,
+        meta,
+    ))
+}
+
+/// `GET /v1/customers/{id}/aml`
+pub async fn get_aml(
+    app: &App,
+    req: &Request,
+    principal: &Principal,
+    meta: &RequestMeta,
+    log: &mut RequestLog,
+) -> Result<Response<Body>, ApiError> {
+    QueryParams::parse(req.uri().query(), &[])?;
+    let id = customer_id(req)?;
+    let stored = app
+        .customers
+        .get(&principal.org_id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    log.customer_ids.push(id.to_string());
+    Ok(json_response(
+        StatusCode::OK,
+        &stored.customer.aml_json(),
+        &meta.request_id,
+    ))
+}
+
+/// `GET /v1/customers`: newest created first; with `updated_since`, oldest change first.
 pub async fn list(
     app: &App,
     req: &Request,
@@ -51,20 +299,97 @@ pub async fn list(
     meta: &RequestMeta,
     log: &mut RequestLog,
 ) -> Result<Response<Body>, ApiError> {
-    let query = QueryParams::parse(req.uri().query(), &["limit"])?;
+    let query = QueryParams::parse(
+        req.uri().query(),
+        &["limit", "cursor", "updated_since", "external_id"],
+    )?;
     let limit = Limit::parse(query.get("limit"))?;
-    let page = app
-        .customers
-        .list_by_creation(&principal.org_id, limit.get())
-        .await?;
+    let org = &principal.org_id;
+    let listing = match query.get("updated_since") {
+        Some(text) => Listing::UpdatedSince(parse_updated_since(text)?),
+        None => Listing::ByCreation,
+    };
+    let page = if let Some(external_id) = query.get("external_id") {
+        // At most one customer: no page follows, so no cursor is ever issued for this listing.
+        if query.get("cursor").is_some() {
+            return Err(ApiError::invalid_param(
+                "cursor",
+                "cursor does not apply to an external_id lookup.",
+            ));
+        }
+        let found = match app.customers.find_by_external_id(org, external_id).await? {
+            Some(id) => app
+                .customers
+                .get(org, &id)
+                .await?
+                .map(|stored| stored.customer),
+            None => None,
+        };
+        let customers = found
+            .into_iter()
+            .filter(|c| c.external_id.as_deref() == Some(external_id))
+            .filter(|c| match &listing {
+                Listing::UpdatedSince(since) => c.updated_at >= *since,
+                Listing::ByCreation => true,
+            })
+            .collect();
+        CustomerPage {
+            customers,
+            has_more: false,
+        }
+    } else {
+        let position = query
+            .get("cursor")
+            .map(|c| cursor::decode(c, org, &listing))
+            .transpose()?;
+        match (&listing, position) {
+            (Listing::ByCreation, None) => {
+                app.customers
+                    .list_by_creation(org, limit.get(), None)
+                    .await?
+            }
+            (Listing::ByCreation, Some(Position::Created { id })) => {
+                app.customers
+                    .list_by_creation(org, limit.get(), Some(&id))
+                    .await?
+            }
+            (Listing::UpdatedSince(since), None) => {
+                app.customers
+                    .list_updated_since(org, since, limit.get(), None)
+                    .await?
+            }
+            (Listing::UpdatedSince(since), Some(Position::Updated { updated_at, id })) => {
+                app.customers
+                    .list_updated_since(org, since, limit.get(), Some((&updated_at, &id)))
+                    .await?
+            }
+            _ => {
+                return Err(ApiError::invalid_param(
+                    "cursor",
+                    "cursor is not a cursor of this listing.",
+                ))
+            }
+        }
+    };
     log.customer_ids = page.customers.iter().map(|c| c.id.to_string()).collect();
+    let next_cursor = match page.customers.last() {
+        Some(last) if page.has_more => {
+            let by_update = matches!(listing, Listing::UpdatedSince(_));
+            Value::from(cursor::encode(
+                org,
+                &listing,
+                &position_after(last, by_update),
+            ))
+        }
+        _ => Value::Null,
+    };
     let with_aml = principal.has(Scope::AmlRead);
     let data: Vec<Value> = page.customers.iter().map(|c| c.to_json(with_aml)).collect();
     let body = json!({
         "object": "list",
         "data": data,
         "has_more": page.has_more,
-        "next_cursor": null,
+        "next_cursor": next_cursor,
         "limit": limit.get(),
     });
     Ok(json_response(StatusCode::OK, &body, &meta.request_id))
@@ -91,6 +416,26 @@ mod tests {
         ] {
             let err = Limit::parse(Some(bad)).unwrap_err();
             assert_eq!(err.param(), Some("limit"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn updated_since_accepts_rfc3339_and_a_decoded_plus() {
+        let expected = time::parse("2026-06-23T00:00:00Z").unwrap();
+        assert_eq!(
+            parse_updated_since("2026-06-23T00:00:00Z").unwrap(),
+            expected
+        );
+        assert_eq!(
+            parse_updated_since("2026-06-23T02:00:00 02:00").unwrap(),
+            expected
+        );
+        for bad in ["2026-06-23", "yesterday", "", "2026-06-23T00:00:00"] {
+            assert_eq!(
+                parse_updated_since(bad).unwrap_err().param(),
+                Some("updated_since"),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -1,18 +1,30 @@
-//! The customers table. One partition per org: customer items (`customer#<uuid v7>`, so the
-//! sort key orders by creation) and external-id marker items (`external_id#<id>`).
+//! The customers table. One partition per org holds customer items (`customer#<uuid v7>`,
+//! so the sort key orders by creation) and external-id marker items (`external_id#<id>`,
+//! naming the customer). A customer and its marker are always written in one transaction,
+//! so neither exists without the other and an external id has one owner under concurrency.
 //! The `ByUpdatedAt` index (partition = org, sort = `updated_at#id`) serves polling.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
+use uuid::Uuid;
 
-use crate::customer::Customer;
+use crate::cursor::Position;
+use crate::customer::{AddedVia, Customer};
+use crate::customer_input::CustomerInput;
+use crate::error::{ApiError, SERVICE_UNAVAILABLE_RETRY_AFTER_SECS};
 use crate::org::OrgId;
-use crate::storage::{classify, corrupt, StorageError};
+use crate::storage::{classify, corrupt, service_code, StorageError};
+use crate::time::{self, Timestamp};
 
 pub const BY_UPDATED_AT_INDEX: &str = "ByUpdatedAt";
 const CUSTOMER_SK_PREFIX: &str = "customer#";
+const MARKER_SK_PREFIX: &str = "external_id#";
+/// Read-modify-write rounds before a contended write gives up with a 503.
+const MAX_WRITE_ATTEMPTS: u32 = 12;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -23,17 +35,104 @@ pub struct CustomerPage {
     pub has_more: bool,
 }
 
+/// A customer as read, with the version its next write must match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCustomer {
+    pub customer: Customer,
+    pub version: u64,
+}
+
+/// How a conditional write failed.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The external id belongs to another customer of the org.
+    ExternalIdTaken,
+    /// The customer changed since it was read, or a concurrent transaction got in the way:
+    /// read again and retry.
+    Contended,
+    Storage(StorageError),
+}
+
+/// What a read-modify-write did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Created(Customer),
+    Updated(Customer),
+    Unchanged(Customer),
+}
+
+impl Change {
+    pub fn customer(&self) -> &Customer {
+        match self {
+            Change::Created(c) | Change::Updated(c) | Change::Unchanged(c) => c,
+        }
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn customer_sk(id: &Uuid) -> String {
+    format!("{CUSTOMER_SK_PREFIX}{id}")
+}
+
+fn marker_sk(external_id: &str) -> String {
+    format!("{MARKER_SK_PREFIX}{external_id}")
+}
+
+fn updated_key(updated_at: &Timestamp, id: &Uuid) -> String {
+    format!("{}#{id}", time::format(updated_at))
+}
+
+fn encode(org: &OrgId, customer: &Customer, version: u64) -> Result<Item, StorageError> {
+    let mut item: Item = serde_dynamo::to_item(customer).map_err(|e| corrupt("customer", e))?;
+    item.insert("pk".into(), s(org.as_str()));
+    item.insert("sk".into(), s(customer_sk(&customer.id)));
+    item.insert(
+        "updated_key".into(),
+        s(updated_key(&customer.updated_at, &customer.id)),
+    );
+    item.insert("version".into(), AttributeValue::N(version.to_string()));
+    Ok(item)
+}
+
+fn decode(mut item: Item) -> Result<StoredCustomer, StorageError> {
+    let version = item
+        .remove("version")
+        .and_then(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
+        .ok_or_else(|| corrupt("customer", "no version"))?;
+    for key in ["pk", "sk", "updated_key"] {
+        item.remove(key);
+    }
+    let customer = serde_dynamo::from_item(item).map_err(|e| corrupt("customer", e))?;
+    Ok(StoredCustomer { customer, version })
+}
+
+fn marker_item(org: &OrgId, external_id: &str, customer_id: &Uuid) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), s(org.as_str())),
+        ("sk".to_owned(), s(marker_sk(external_id))),
+        ("customer_id".to_owned(), s(customer_id.to_string())),
+    ])
+}
+
+fn contended_too_long() -> ApiError {
+    ApiError::ServiceUnavailable {
+        retry_after_secs: SERVICE_UNAVAILABLE_RETRY_AFTER_SECS,
+    }
+}
+
+async fn back_off(attempt: u32) {
+    // Jitter from the clock's nanoseconds is plenty to spread contending writers.
+    let jitter = u64::from(time::now().timestamp_subsec_nanos() % 7);
+    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter)).await;
+}
+
 #[derive(Clone, Debug)]
 pub struct CustomersTable {
     client: Client,
     name: String,
-}
-
-fn decode(mut item: Item) -> Result<Customer, StorageError> {
-    for key in ["pk", "sk", "updated_key"] {
-        item.remove(key);
-    }
-    serde_dynamo::from_item(item).map_err(|e| corrupt("customer", e))
 }
 
 impl CustomersTable {
@@ -44,35 +143,338 @@ impl CustomersTable {
         }
     }
 
+    /// A strongly consistent read of one customer of the org.
+    pub async fn get(
+        &self,
+        org: &OrgId,
+        id: &Uuid,
+    ) -> Result<Option<StoredCustomer>, StorageError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(org.as_str()))
+            .key("sk", s(customer_sk(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem customer", &e))?;
+        output.item.map(decode).transpose()
+    }
+
+    /// The customer holding `external_id` in the org, from its marker.
+    pub async fn find_by_external_id(
+        &self,
+        org: &OrgId,
+        external_id: &str,
+    ) -> Result<Option<Uuid>, StorageError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(org.as_str()))
+            .key("sk", s(marker_sk(external_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem marker", &e))?;
+        output
+            .item
+            .map(|item| {
+                item.get("customer_id")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|id| Uuid::parse_str(id).ok())
+                    .ok_or_else(|| corrupt("marker", "bad customer_id"))
+            })
+            .transpose()
+    }
+
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        marker_put_index: Option<usize>,
+    ) -> Result<(), WriteError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+            err.as_service_error()
+        {
+            let reasons = cancel.cancellation_reasons();
+            let code_at = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+            if marker_put_index.is_some_and(|i| code_at(i) == "ConditionalCheckFailed") {
+                return Err(WriteError::ExternalIdTaken);
+            }
+            if (0..reasons.len())
+                .any(|i| matches!(code_at(i), "ConditionalCheckFailed" | "TransactionConflict"))
+            {
+                return Err(WriteError::Contended);
+            }
+        }
+        if service_code(&err) == Some("TransactionConflictException") {
+            return Err(WriteError::Contended);
+        }
+        Err(WriteError::Storage(classify(
+            "TransactWriteItems customer",
+            &err,
+        )))
+    }
+
+    fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, StorageError> {
+        let put = Put::builder()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .build()
+            .map_err(|e| StorageError::Other(format!("Put: {e}")))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Writes a new customer and, if it has one, the marker of its external id.
+    pub async fn insert(&self, org: &OrgId, customer: &Customer) -> Result<(), WriteError> {
+        let mut items = vec![self
+            .put(
+                encode(org, customer, 1).map_err(WriteError::Storage)?,
+                "attribute_not_exists(sk)",
+            )
+            .map_err(WriteError::Storage)?];
+        let mut marker_index = None;
+        if let Some(external_id) = &customer.external_id {
+            marker_index = Some(items.len());
+            items.push(
+                self.put(
+                    marker_item(org, external_id, &customer.id),
+                    "attribute_not_exists(sk)",
+                )
+                .map_err(WriteError::Storage)?,
+            );
+        }
+        self.transact(items, marker_index).await
+    }
+
+    /// Replaces `old` with `new` if nobody wrote in between, moving the external-id marker
+    /// when the external id changed (the old one is freed in the same transaction).
+    pub async fn replace(
+        &self,
+        org: &OrgId,
+        old: &StoredCustomer,
+        new: &Customer,
+    ) -> Result<(), WriteError> {
+        let item = encode(org, new, old.version + 1).map_err(WriteError::Storage)?;
+        let put = Put::builder()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", AttributeValue::N(old.version.to_string()))
+            .build()
+            .map_err(|e| WriteError::Storage(StorageError::Other(format!("Put: {e}"))))?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        let mut marker_index = None;
+        if old.customer.external_id != new.external_id {
+            if let Some(previous) = &old.customer.external_id {
+                let delete = Delete::builder()
+                    .table_name(&self.name)
+                    .key("pk", s(org.as_str()))
+                    .key("sk", s(marker_sk(previous)))
+                    .condition_expression("customer_id = :id")
+                    .expression_attribute_values(":id", s(new.id.to_string()))
+                    .build()
+                    .map_err(|e| {
+                        WriteError::Storage(StorageError::Other(format!("Delete: {e}")))
+                    })?;
+                items.push(TransactWriteItem::builder().delete(delete).build());
+            }
+            if let Some(next) = &new.external_id {
+                marker_index = Some(items.len());
+                items.push(
+                    self.put(marker_item(org, next, &new.id), "attribute_not_exists(sk)")
+                        .map_err(WriteError::Storage)?,
+                );
+            }
+        }
+        self.transact(items, marker_index).await
+    }
+
+    /// `POST /v1/customers`: create, or update the customer holding the body's external id.
+    /// Never check-then-write: the marker's conditional put decides who creates.
+    pub async fn upsert(
+        &self,
+        org: &OrgId,
+        input: &CustomerInput,
+        now: Timestamp,
+    ) -> Result<Change, ApiError> {
+        let create = || Customer::create(input, AddedVia::Integration, now);
+        let external_id = match &input.external_id {
+            crate::customer_input::Field::Value(id) => id.clone(),
+            _ => {
+                let customer = create()?;
+                return match self.insert(org, &customer).await {
+                    Ok(()) => Ok(Change::Created(customer)),
+                    Err(WriteError::Storage(e)) => Err(e.into()),
+                    Err(_) => Err(ApiError::Internal),
+                };
+            }
+        };
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            match self.find_by_external_id(org, &external_id).await? {
+                None => {
+                    let customer = create()?;
+                    match self.insert(org, &customer).await {
+                        Ok(()) => return Ok(Change::Created(customer)),
+                        Err(WriteError::Storage(e)) => return Err(e.into()),
+                        // Someone created it first: update theirs.
+                        Err(WriteError::ExternalIdTaken | WriteError::Contended) => {}
+                    }
+                }
+                Some(id) => {
+                    let Some(stored) = self.get(org, &id).await? else {
+                        // The marker moved between the two reads: look again.
+                        back_off(attempt).await;
+                        continue;
+                    };
+                    if stored.customer.external_id.as_deref() != Some(external_id.as_str()) {
+                        back_off(attempt).await;
+                        continue;
+                    }
+                    let mut customer = stored.customer.clone();
+                    if !customer.apply(input, now) {
+                        return Ok(Change::Unchanged(customer));
+                    }
+                    match self.replace(org, &stored, &customer).await {
+                        Ok(()) => return Ok(Change::Updated(customer)),
+                        Err(WriteError::Storage(e)) => return Err(e.into()),
+                        Err(WriteError::ExternalIdTaken | WriteError::Contended) => {}
+                    }
+                }
+            }
+            back_off(attempt).await;
+        }
+        Err(contended_too_long())
+    }
+
+    /// Read-modify-write of one customer. `change` edits it and says whether anything
+    /// changed; `Ok(None)` when the org has no such customer.
+    pub async fn update<F>(
+        &self,
+        org: &OrgId,
+        id: &Uuid,
+        mut change: F,
+    ) -> Result<Option<Change>, ApiError>
+    where
+        F: FnMut(&mut Customer) -> Result<bool, ApiError>,
+    {
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            let Some(stored) = self.get(org, id).await? else {
+                return Ok(None);
+            };
+            let mut customer = stored.customer.clone();
+            if !change(&mut customer)? {
+                return Ok(Some(Change::Unchanged(customer)));
+            }
+            match self.replace(org, &stored, &customer).await {
+                Ok(()) => return Ok(Some(Change::Updated(customer))),
+                Err(WriteError::ExternalIdTaken) => {
+                    return Err(ApiError::Conflict {
+                        message: "Another customer of this org already has this external_id."
+                            .into(),
+                        param: Some("external_id".into()),
+                    })
+                }
+                Err(WriteError::Storage(e)) => return Err(e.into()),
+                Err(WriteError::Contended) => back_off(attempt).await,
+            }
+        }
+        Err(contended_too_long())
+    }
+
     /// Newest created first: a Query on the org's partition, never a Scan.
     pub async fn list_by_creation(
         &self,
         org: &OrgId,
         limit: usize,
+        after: Option<&Uuid>,
     ) -> Result<CustomerPage, StorageError> {
-        let output = self
+        let mut query = self
             .client
             .query()
             .table_name(&self.name)
             .key_condition_expression("pk = :org AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":org", AttributeValue::S(org.to_string()))
-            .expression_attribute_values(":prefix", AttributeValue::S(CUSTOMER_SK_PREFIX.into()))
+            .expression_attribute_values(":org", s(org.as_str()))
+            .expression_attribute_values(":prefix", s(CUSTOMER_SK_PREFIX))
             .scan_index_forward(false)
-            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
+        if let Some(id) = after {
+            query = query
+                .exclusive_start_key("pk", s(org.as_str()))
+                .exclusive_start_key("sk", s(customer_sk(id)));
+        }
+        let output = query
             .send()
             .await
             .map_err(|e| classify("Query customers", &e))?;
-        let mut customers = output
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(decode)
-            .collect::<Result<Vec<_>, _>>()?;
-        let has_more = customers.len() > limit;
-        customers.truncate(limit);
-        Ok(CustomerPage {
-            customers,
-            has_more,
-        })
+        page(output.items.unwrap_or_default(), limit)
+    }
+
+    /// `updated_at >= since`, oldest change first: a Query on the `ByUpdatedAt` index.
+    pub async fn list_updated_since(
+        &self,
+        org: &OrgId,
+        since: &Timestamp,
+        limit: usize,
+        after: Option<(&Timestamp, &Uuid)>,
+    ) -> Result<CustomerPage, StorageError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .index_name(BY_UPDATED_AT_INDEX)
+            .key_condition_expression("pk = :org AND updated_key >= :since")
+            .expression_attribute_values(":org", s(org.as_str()))
+            .expression_attribute_values(":since", s(time::format(since)))
+            .scan_index_forward(true)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
+        if let Some((updated_at, id)) = after {
+            query = query
+                .exclusive_start_key("pk", s(org.as_str()))
+                .exclusive_start_key("sk", s(customer_sk(id)))
+                .exclusive_start_key("updated_key", s(updated_key(updated_at, id)));
+        }
+        let output = query
+            .send()
+            .await
+            .map_err(|e| classify("Query customers by update", &e))?;
+        page(output.items.unwrap_or_default(), limit)
+    }
+}
+
+fn page(items: Vec<Item>, limit: usize) -> Result<CustomerPage, StorageError> {
+    let mut customers = items
+        .into_iter()
+        .map(|item| decode(item).map(|stored| stored.customer))
+        .collect::<Result<Vec<_>, _>>()?;
+    let has_more = customers.len() > limit;
+    customers.truncate(limit);
+    Ok(CustomerPage {
+        customers,
+        has_more,
+    })
+}
+
+/// Where the next page starts, for the cursor.
+pub fn position_after(customer: &Customer, by_update: bool) -> Position {
+    if by_update {
+        Position::Updated {
+            updated_at: customer.updated_at,
+            id: customer.id,
+        }
+    } else {
+        Position::Created { id: customer.id }
     }
 }

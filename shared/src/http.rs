@@ -140,5 +140,9 @@ async fn dispatch(
     log.principal(&principal);
     match route {
         Route::ListCustomers => customers_api::list(app, req, &principal, meta, log).await,
+        Route::CreateCustomer => customers_api::create(app, req, &principal, meta, log).await,
+        Route::GetCustomer => customers_api::get(app, req, &principal, meta, log).await,
+        Route::UpdateCustomer => customers_api::update(app, req, &principal, meta, log).await,
+        Route::GetCustomerAml => customers_api::get_aml(app, req, &principal, meta, log).await,
     }
 }

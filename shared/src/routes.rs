@@ -10,27 +10,43 @@ use crate::scope::Scope;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {
     ListCustomers,
+    CreateCustomer,
+    GetCustomer,
+    UpdateCustomer,
+    GetCustomerAml,
 }
 
 impl Route {
-    pub const ALL: &'static [Route] = &[Route::ListCustomers];
+    pub const ALL: &'static [Route] = &[
+        Route::ListCustomers,
+        Route::CreateCustomer,
+        Route::GetCustomer,
+        Route::UpdateCustomer,
+        Route::GetCustomerAml,
+    ];
 
     pub fn method(self) -> Method {
         match self {
-            Route::ListCustomers => Method::GET,
+            Route::ListCustomers | Route::GetCustomer | Route::GetCustomerAml => Method::GET,
+            Route::CreateCustomer => Method::POST,
+            Route::UpdateCustomer => Method::PATCH,
         }
     }
 
     /// The path as API Gateway declares it, `{name}` for a path parameter.
     pub fn path(self) -> &'static str {
         match self {
-            Route::ListCustomers => "/v1/customers",
+            Route::ListCustomers | Route::CreateCustomer => "/v1/customers",
+            Route::GetCustomer | Route::UpdateCustomer => "/v1/customers/{id}",
+            Route::GetCustomerAml => "/v1/customers/{id}/aml",
         }
     }
 
     pub fn scope(self) -> Scope {
         match self {
-            Route::ListCustomers => Scope::CustomersRead,
+            Route::ListCustomers | Route::GetCustomer => Scope::CustomersRead,
+            Route::CreateCustomer | Route::UpdateCustomer => Scope::CustomersWrite,
+            Route::GetCustomerAml => Scope::AmlRead,
         }
     }
 

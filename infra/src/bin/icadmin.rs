@@ -5,10 +5,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use serde_json::Value;
-use shared::app::{dynamodb_client, API_KEYS_TABLE_ENV};
+use shared::app::{dynamodb_client, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV};
+use shared::customer::{AmlCategory, AmlStatus, Customer, KycStatus};
+use shared::customers_table::CustomersTable;
 use shared::keys_table::{ApiKeysTable, NewApiKey};
+use shared::lifecycle::{self, IllegalMove};
 use shared::org::OrgId;
-use shared::time;
+use shared::{time, ApiError};
+use uuid::Uuid;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +30,32 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Move a customer through its compliance lifecycle (the back office's moves).
+    Customers {
+        #[command(subcommand)]
+        command: CustomersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CustomersCommand {
+    /// Move KYC status: NOT_STARTED, IN_PROGRESS, NEEDS_REVIEW, VERIFIED, REJECTED.
+    Kyc {
+        #[arg(long)]
+        org: String,
+        customer_id: String,
+        status: String,
+    },
+    /// Move AML status: PENDING, CLEAR, POTENTIAL_MATCH, CONFIRMED_MATCH (with --category).
+    Aml {
+        #[arg(long)]
+        org: String,
+        customer_id: String,
+        status: String,
+        /// PEP, SANCTIONS, ADVERSE_MEDIA or WATCHLIST; repeat for several.
+        #[arg(long = "category")]
+        categories: Vec<String>,
     },
 }
 
@@ -77,6 +107,38 @@ fn table_from_env(var: &str) -> Result<String, String> {
 async fn keys_table() -> Result<ApiKeysTable, String> {
     let name = table_from_env(API_KEYS_TABLE_ENV)?;
     Ok(ApiKeysTable::new(dynamodb_client().await, name))
+}
+
+async fn customers_table() -> Result<CustomersTable, String> {
+    let name = table_from_env(CUSTOMERS_TABLE_ENV)?;
+    Ok(CustomersTable::new(dynamodb_client().await, name))
+}
+
+fn parse_wire<T: std::str::FromStr>(what: &str, text: &str, valid: &str) -> Result<T, String> {
+    text.parse()
+        .map_err(|_| format!("unknown {what} {text:?}; one of {valid}"))
+}
+
+/// Applies one lifecycle move with the same read-modify-write the API uses for writes.
+async fn move_customer(
+    org: &str,
+    customer_id: &str,
+    apply: impl Fn(&mut Customer) -> Result<(), IllegalMove>,
+) -> Result<Value, String> {
+    let org = OrgId::parse(org).map_err(|e| e.to_string())?;
+    let id = Uuid::parse_str(customer_id)
+        .map_err(|_| format!("{customer_id:?} is not a customer id (a UUID)"))?;
+    let table = customers_table().await?;
+    let change = table
+        .update(&org, &id, |customer| {
+            apply(customer)
+                .map(|()| true)
+                .map_err(|e| ApiError::invalid(e.to_string()))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("org {org} has no customer {id}"))?;
+    Ok(change.customer().to_json(true))
 }
 
 async fn run(cli: Cli) -> Result<Value, String> {
@@ -136,6 +198,46 @@ async fn run(cli: Cli) -> Result<Value, String> {
                 revoked
                     .map(|k| k.to_public_json(now))
                     .ok_or_else(|| format!("org {org} has no key {key_id:?}; nothing was revoked"))
+            }
+        },
+        Command::Customers { command } => match command {
+            CustomersCommand::Kyc {
+                org,
+                customer_id,
+                status,
+            } => {
+                let to: KycStatus = parse_wire(
+                    "KYC status",
+                    &status,
+                    "NOT_STARTED, IN_PROGRESS, NEEDS_REVIEW, VERIFIED, REJECTED",
+                )?;
+                move_customer(&org, &customer_id, |c| lifecycle::move_kyc(c, to, now)).await
+            }
+            CustomersCommand::Aml {
+                org,
+                customer_id,
+                status,
+                categories,
+            } => {
+                let to: AmlStatus = parse_wire(
+                    "AML status",
+                    &status,
+                    "NOT_SCREENED, PENDING, CLEAR, POTENTIAL_MATCH, CONFIRMED_MATCH",
+                )?;
+                let categories = categories
+                    .iter()
+                    .map(|c| {
+                        parse_wire(
+                            "AML category",
+                            c,
+                            "PEP, SANCTIONS, ADVERSE_MEDIA, WATCHLIST",
+                        )
+                    })
+                    .collect::<Result<Vec<AmlCategory>, _>>()?;
+                move_customer(&org, &customer_id, |c| {
+                    lifecycle::move_aml(c, to, &categories, now)
+                })
+                .await
             }
         },
     }

@@ -211,3 +211,49 @@ pub fn get(url: &str, key: &str) -> Reply {
         None,
     )
 }
+
+pub fn post(url: &str, key: &str, idempotency_key: Option<&str>, body: &str) -> Reply {
+    let auth = format!("Bearer {key}");
+    let mut headers = vec![
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    if let Some(k) = idempotency_key {
+        headers.push(("idempotency-key", k));
+    }
+    send("POST", url, &headers, Some(body))
+}
+
+pub fn patch(url: &str, key: &str, body: &str) -> Reply {
+    let auth = format!("Bearer {key}");
+    send(
+        "PATCH",
+        url,
+        &[
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ],
+        Some(body),
+    )
+}
+
+impl Stack {
+    /// A key for another org, with every scope.
+    pub fn key_for(&self, org: &str) -> String {
+        let created = self.icadmin_json(&[
+            "keys",
+            "create",
+            "--org",
+            org,
+            "--label",
+            "e2e",
+            "--scope",
+            "customers:write",
+            "--scope",
+            "customers:read",
+            "--scope",
+            "aml:read",
+        ]);
+        created["key"].as_str().unwrap().to_owned()
+    }
+}

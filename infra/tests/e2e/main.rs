@@ -1,6 +1,7 @@
 //! End to end: the real local stack (DynamoDB Local + gateway), driven over HTTP, and the
 //! real icadmin binary against it.
 
+mod customers;
 mod helpers;
 
 use helpers::{get, listening, send, Stack};

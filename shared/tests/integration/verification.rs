@@ -166,7 +166,9 @@ async fn allowlisted_sources_pass_ipv4_and_ipv6() {
         .await;
     for ip in ["203.0.113.5", "2001:db8::5", "::ffff:203.0.113.6"] {
         assert_eq!(
-            env.send(Req::get(LIST).key(&key).source_ip(ip)).await.status,
+            env.send(Req::get(LIST).key(&key).source_ip(ip))
+                .await
+                .status,
             200,
             "{ip}"
         );

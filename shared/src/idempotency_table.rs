@@ -1,0 +1,209 @@
+//! The idempotency table: one record per (org, Idempotency-Key). An IN_PROGRESS record is
+//! taken by a conditional put; COMPLETED holds the response to replay. DynamoDB TTL deletes
+//! records a while after `expires_at_epoch`; expiry is also checked here because TTL lags.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::Client;
+
+use crate::idempotency::{
+    IdempotencyKey, StoredResponse, IDEMPOTENCY_TTL_SECS, IN_PROGRESS_LOCK_SECS,
+};
+use crate::org::OrgId;
+use crate::storage::{classify, corrupt, service_code, StorageError};
+use crate::time::{self, Timestamp};
+
+const IN_PROGRESS: &str = "IN_PROGRESS";
+const COMPLETED: &str = "COMPLETED";
+
+/// What `begin` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// The key is ours: execute, then `complete` or `abandon`.
+    Started,
+    /// The same request completed before: answer with this.
+    Replay(StoredResponse),
+    /// The same request is still running elsewhere.
+    InProgress,
+    /// The key was used for a different request.
+    Reused,
+}
+
+#[derive(Clone, Debug)]
+pub struct IdempotencyTable {
+    client: Client,
+    name: String,
+}
+
+fn pk(org: &OrgId, key: &IdempotencyKey) -> AttributeValue {
+    // Org ids cannot contain '#', so the first '#' always separates the two.
+    AttributeValue::S(format!("{org}#{}", key.as_str()))
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn read_existing(
+    item: &HashMap<String, AttributeValue>,
+    fingerprint: &str,
+) -> Result<Begin, StorageError> {
+    let text = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+    };
+    if text("fingerprint") != Some(fingerprint) {
+        return Ok(Begin::Reused);
+    }
+    match text("status") {
+        Some(IN_PROGRESS) => Ok(Begin::InProgress),
+        Some(COMPLETED) => {
+            let response = text("stored_response")
+                .ok_or_else(|| corrupt("idempotency record", "no response"))?;
+            let stored =
+                serde_json::from_str(response).map_err(|e| corrupt("idempotency record", e))?;
+            Ok(Begin::Replay(stored))
+        }
+        _ => Err(corrupt("idempotency record", "unknown status")),
+    }
+}
+
+impl IdempotencyTable {
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self {
+            client,
+            name: name.into(),
+        }
+    }
+
+    /// Takes the key for this request, or says why not. The put succeeds when there is no
+    /// record, when it has expired, or when an in-progress holder outlived its lock.
+    pub async fn begin(
+        &self,
+        org: &OrgId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        now: Timestamp,
+    ) -> Result<Begin, StorageError> {
+        let now_ms = now.timestamp_millis();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.name)
+            .item("pk", pk(org, key))
+            .item("status", s(IN_PROGRESS))
+            .item("fingerprint", s(fingerprint))
+            .item("created_at", s(&time::format(&now)))
+            .item("locked_until_ms", n(now_ms + IN_PROGRESS_LOCK_SECS * 1000))
+            .item(
+                "expires_at_epoch",
+                n(now.timestamp() + IDEMPOTENCY_TTL_SECS),
+            )
+            .condition_expression(
+                "attribute_not_exists(pk) OR expires_at_epoch <= :now_s \
+                 OR (#status = :in_progress AND locked_until_ms <= :now_ms)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now_s", n(now.timestamp()))
+            .expression_attribute_values(":now_ms", n(now_ms))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(Begin::Started),
+            Err(err) if service_code(&err) == Some("ConditionalCheckFailedException") => err,
+            Err(err) => return Err(classify("PutItem idempotency", &err)),
+        };
+        let returned = err.as_service_error().and_then(|e| match e {
+            aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
+            _ => None,
+        });
+        let item = match returned {
+            Some(item) => item,
+            // Older emulators do not return the item with the failure: read it.
+            None => self
+                .client
+                .get_item()
+                .table_name(&self.name)
+                .key("pk", pk(org, key))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify("GetItem idempotency", &e))?
+                .item
+                .ok_or_else(|| {
+                    StorageError::Unavailable("idempotency record vanished; retry".into())
+                })?,
+        };
+        read_existing(&item, fingerprint)
+    }
+
+    /// Stores the response of a request that ran. If our lock was taken over meanwhile, the
+    /// newer holder's record stands.
+    pub async fn complete(
+        &self,
+        org: &OrgId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        response: &StoredResponse,
+    ) -> Result<(), StorageError> {
+        let response =
+            serde_json::to_string(response).map_err(|e| corrupt("idempotency response", e))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", pk(org, key))
+            .update_expression(
+                "SET #status = :completed, stored_response = :response REMOVE locked_until_ms",
+            )
+            .condition_expression("#status = :in_progress AND fingerprint = :fp")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":completed", s(COMPLETED))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":fp", s(fingerprint))
+            .expression_attribute_values(":response", s(&response))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => {
+                tracing::warn!("idempotency lock was taken over before completion");
+                Ok(())
+            }
+            Err(e) => Err(classify("UpdateItem idempotency", &e)),
+        }
+    }
+
+    /// Forgets an in-progress record after a 5xx, so the client's retry runs again.
+    pub async fn abandon(
+        &self,
+        org: &OrgId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+    ) -> Result<(), StorageError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.name)
+            .key("pk", pk(org, key))
+            .condition_expression("#status = :in_progress AND fingerprint = :fp")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":fp", s(fingerprint))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) => Err(classify("DeleteItem idempotency", &e)),
+        }
+    }
+}
