@@ -15,7 +15,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use localdb::Template;
-use shared::gateway_event::{invoke, v2_event, GatewayRequest, GatewayResponse};
+use shared::gateway_event::{invoke, v2_event, Context, GatewayRequest, GatewayResponse};
 use shared::routes::{match_path, Route};
 use shared::{App, Endpoint};
 use tokio::net::TcpListener;
@@ -182,11 +182,8 @@ async fn answer(
         path_parameters,
         request_id: uuid::Uuid::new_v4().to_string(),
     });
-    let response = match invoke(app, endpoint, event).await {
-        Ok(event) => GatewayResponse::from_event(&event),
-        Err(err) => Err(err.to_string()),
-    };
-    let response = match response {
+    let response = invoke(app, endpoint, event, Context::default()).await;
+    let response = match GatewayResponse::from_event(&response) {
         Ok(response) => response,
         Err(err) => {
             // What API Gateway answers when a function fails or returns nonsense.

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use base64::Engine;
 use lambda_http::request::LambdaRequest;
 use lambda_http::tower::Service;
-use lambda_http::{service_fn, Adapter, Context, LambdaEvent};
+pub use lambda_http::Context;
+use lambda_http::{service_fn, Adapter, LambdaEvent};
 use serde_json::{json, Map, Value};
 
 use crate::app::App;
@@ -113,23 +114,155 @@ pub fn v2_event(req: &GatewayRequest) -> Value {
     event
 }
 
-/// Invokes the endpoint's handler with an event, as the Lambda runtime would, and returns
-/// the response event. An event lambda_http cannot read is an error, as it is in Lambda.
+/// Invokes the endpoint's handler with an event, as the Lambda runtime does in production
+/// (`run_function` calls this very function). Never fails: an event lambda_http cannot turn
+/// into a request gets a 400 envelope instead of an invocation error.
 pub async fn invoke(
     app: Arc<App>,
     endpoint: Endpoint,
-    event: Value,
-) -> Result<Value, lambda_http::Error> {
-    let request: LambdaRequest = serde_json::from_value(event)?;
+    mut event: Value,
+    context: Context,
+) -> Value {
+    repair(&mut event);
+    let request_id = event["requestContext"]["requestId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let request: LambdaRequest = match serde_json::from_value(event) {
+        Ok(request) => request,
+        Err(_) => return malformed_event_response(&request_id),
+    };
     let service = service_fn(move |req| {
         let app = app.clone();
         async move { Ok::<_, Infallible>(handle(app, endpoint, req).await) }
     });
     let mut adapter = Adapter::from(service);
-    let response = adapter
-        .call(LambdaEvent::new(request, Context::default()))
-        .await?;
-    Ok(serde_json::to_value(response)?)
+    // lambda_http builds the http::Request inside `call` and panics on what `repair` missed.
+    let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        adapter.call(LambdaEvent::new(request, context))
+    }));
+    let response = match call {
+        Ok(future) => future.await,
+        Err(_) => return malformed_event_response(&request_id),
+    };
+    match response.map(serde_json::to_value) {
+        Ok(Ok(value)) => value,
+        _ => malformed_event_response(&request_id),
+    }
+}
+
+/// The 400 for an event that is not a request we can read, as a v2 response event.
+fn malformed_event_response(request_id: &str) -> Value {
+    let request_id = if request_id.is_empty() {
+        uuid::Uuid::new_v4().to_string()
+    } else {
+        request_id.to_owned()
+    };
+    let err = crate::ApiError::invalid(
+        "The request could not be read (malformed path, query string or headers).",
+    );
+    let response = err.into_response(&request_id);
+    let body = match response.body() {
+        lambda_http::Body::Text(text) => text.clone(),
+        _ => String::new(),
+    };
+    let headers: Map<String, Value> = response
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                Value::from(v.to_str().unwrap_or_default()),
+            )
+        })
+        .collect();
+    json!({"statusCode": response.status().as_u16(), "headers": headers, "body": body, "isBase64Encoded": false})
+}
+
+/// Characters RFC 3986 allows unescaped in a path or query, besides letters and digits.
+const URI_SAFE: &[u8] = b"-._~!$&'()*+,;=:@/";
+
+/// Percent-encodes what a URI cannot hold, leaving valid `%XX` escapes alone.
+fn escape_uri_part(text: &str, also_allowed: &[u8]) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(bytes.len());
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape_ok = b == b'%'
+            && bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+        if b.is_ascii_alphanumeric()
+            || URI_SAFE.contains(&b)
+            || also_allowed.contains(&b)
+            || escape_ok
+        {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// API Gateway passes on what clients send; lambda_http expects a valid URI. Escape the path
+/// and query, and drop Host / X-Forwarded-Proto values no URL could hold.
+fn repair(event: &mut Value) {
+    for (field, also) in [("rawPath", &b""[..]), ("rawQueryString", &b"?"[..])] {
+        if let Some(text) = event.get(field).and_then(Value::as_str) {
+            let fixed = escape_uri_part(text, also);
+            event[field] = Value::from(fixed);
+        }
+    }
+    if let Some(headers) = event.get_mut("headers").and_then(Value::as_object_mut) {
+        let host_ok = |h: &str| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        };
+        if headers
+            .get("host")
+            .and_then(Value::as_str)
+            .is_some_and(|h| !host_ok(h))
+        {
+            headers.remove("host");
+        }
+        if headers
+            .get("x-forwarded-proto")
+            .and_then(Value::as_str)
+            .is_some_and(|p| p != "http" && p != "https")
+        {
+            headers.remove("x-forwarded-proto");
+        }
+    }
+    let domain_ok = event["requestContext"]["domainName"]
+        .as_str()
+        .is_none_or(|d| {
+            d.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        });
+    if !domain_ok {
+        event["requestContext"]["domainName"] = Value::from("localhost");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_parts_are_escaped_only_where_needed() {
+        assert_eq!(
+            escape_uri_part("limit=5&cursor=a-b_c", b"?"),
+            "limit=5&cursor=a-b_c"
+        );
+        assert_eq!(
+            escape_uri_part("q={x}|\"y\" z", b"?"),
+            "q=%7Bx%7D%7C%22y%22%20z"
+        );
+        assert_eq!(escape_uri_part("a=%41%zz%", b"?"), "a=%41%25zz%25");
+        assert_eq!(escape_uri_part("é", b""), "%C3%A9");
+        assert_eq!(escape_uri_part("/v1/a?b#c", b""), "/v1/a%3Fb%23c");
+    }
 }
 
 /// An HTTP response read back from a v2 response event.

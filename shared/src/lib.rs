@@ -31,13 +31,20 @@ pub use error::ApiError;
 pub use http::{handle, Endpoint};
 
 /// The whole `main` of a function: logs, clients once, then serve `endpoint` until Lambda
-/// stops the process.
+/// stops the process. Events go through `gateway_event::invoke`, the same path the local
+/// gateway and the tests use.
 pub async fn run_function(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
     telemetry::init();
     let app = std::sync::Arc::new(App::from_env().await?);
-    lambda_http::run(lambda_http::service_fn(move |req| {
-        let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(app, endpoint, req).await) }
-    }))
+    lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
+        move |event: lambda_http::lambda_runtime::LambdaEvent<serde_json::Value>| {
+            let app = app.clone();
+            async move {
+                Ok::<_, std::convert::Infallible>(
+                    gateway_event::invoke(app, endpoint, event.payload, event.context).await,
+                )
+            }
+        },
+    ))
     .await
 }

@@ -128,7 +128,15 @@ mod tests {
             err,
             ApiError::MethodNotAllowed {
                 method: Method::DELETE,
-                allowed: vec![Method::GET]
+                allowed: vec![Method::GET, Method::POST]
+            }
+        );
+        let err = unrouted(&Method::PUT, "/v1/customers/abc");
+        assert_eq!(
+            err,
+            ApiError::MethodNotAllowed {
+                method: Method::PUT,
+                allowed: vec![Method::GET, Method::PATCH]
             }
         );
         assert_eq!(unrouted(&Method::GET, "/v2/things").code(), "not_found");

@@ -248,3 +248,60 @@ pub fn counting_client(endpoint: &str, counter: &CallCounter) -> aws_sdk_dynamod
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }
+
+/// Makes one DynamoDB operation fail as if the service were unreachable, while armed: its
+/// requests are sent to a closed port. The SDK retries and gives up, as it would in an outage.
+#[derive(Debug, Clone, Default)]
+pub struct FaultInjector(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl FaultInjector {
+    pub fn fail(&self, operation: &str) {
+        if let Ok(mut armed) = self.0.lock() {
+            *armed = Some(operation.to_owned());
+        }
+    }
+
+    pub fn heal(&self) {
+        if let Ok(mut armed) = self.0.lock() {
+            *armed = None;
+        }
+    }
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for FaultInjector {
+    fn name(&self) -> &'static str {
+        "FaultInjector"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let operation = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map(|m| m.name().to_owned());
+        let armed = self.0.lock().ok().and_then(|a| a.clone());
+        if armed.is_some() && armed == operation {
+            // Port 9 (discard) is closed on loopback here: the connection is refused at once.
+            context.request_mut().set_uri("http://127.0.0.1:9/")?;
+        }
+        Ok(())
+    }
+}
+
+/// A DynamoDB Local client that counts its calls and can be made to fail one operation.
+pub fn test_client(
+    endpoint: &str,
+    counter: &CallCounter,
+    faults: &FaultInjector,
+) -> aws_sdk_dynamodb::Client {
+    let config = client(endpoint)
+        .config()
+        .to_builder()
+        .interceptor(counter.clone())
+        .interceptor(faults.clone())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}

@@ -5,7 +5,9 @@
 pub mod dynamodb_local;
 pub mod template;
 
-pub use dynamodb_local::{client, counting_client, CallCounter, DynamoDbLocal};
+pub use dynamodb_local::{
+    client, counting_client, test_client, CallCounter, DynamoDbLocal, FaultInjector,
+};
 pub use template::Template;
 
 use std::path::PathBuf;

@@ -23,7 +23,7 @@ fn make_run_serves_the_quickstart_and_stops_everything_on_sigterm() {
     get(&stack.url("/v1/nope"), &stack.key).assert_error(404, "not_found");
     let reply = send("PUT", &stack.url("/v1/customers"), &[], Some("{}"));
     reply.assert_error(405, "method_not_allowed");
-    assert_eq!(reply.header("allow"), Some("GET"));
+    assert_eq!(reply.header("allow"), Some("GET, POST"));
 
     assert!(listening(stack.dynamodb_port));
     let status = stack.terminate();

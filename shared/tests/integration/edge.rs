@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use shared::app::App;
-use shared::gateway_event::{invoke, v2_event, GatewayRequest, GatewayResponse};
+use shared::gateway_event::{invoke, v2_event, Context, GatewayRequest, GatewayResponse};
 use shared::Endpoint;
 
 use crate::helpers::{assert_error, logs, Req, TestEnv};
@@ -87,9 +87,9 @@ async fn storage_down_is_a_503_with_retry_after() {
             app,
             Endpoint::Route(shared::routes::Route::ListCustomers),
             event,
+            Context::default(),
         )
-        .await
-        .unwrap(),
+        .await,
     )
     .unwrap();
     let body = assert_error(&response, 503, "service_unavailable");
@@ -186,4 +186,68 @@ async fn no_log_line_holds_a_key_its_hash_or_the_authorization_header() {
     }
     assert!(!logs.to_lowercase().contains("bearer"));
     assert!(!logs.to_lowercase().contains("authorization"));
+}
+
+#[tokio::test]
+async fn events_lambda_http_cannot_read_get_a_400_not_an_invocation_error() {
+    let env = TestEnv::new().await;
+    let key = env.full_key("demo").await;
+    let auth = format!("Bearer {}", key.token.expose_secret());
+    let base = |query: &str, path: &str| {
+        v2_event(&GatewayRequest {
+            method: "GET".into(),
+            raw_path: path.into(),
+            raw_query: query.into(),
+            headers: vec![
+                ("authorization".into(), auth.clone()),
+                ("host".into(), "api.test".into()),
+            ],
+            body: Vec::new(),
+            source_ip: "198.51.100.1".parse().unwrap(),
+            route_key: "GET /v1/customers".into(),
+            path_parameters: Default::default(),
+            request_id: "req-odd".into(),
+        })
+    };
+    let endpoint = Endpoint::Route(shared::routes::Route::ListCustomers);
+    // Characters no URI may hold, as a client can put them on the request line: repaired.
+    let odd = invoke(
+        env.app.clone(),
+        endpoint,
+        base("limit={5}", "/v1/customers"),
+        Context::default(),
+    )
+    .await;
+    let odd = GatewayResponse::from_event(&odd).unwrap();
+    let body = assert_error(&odd, 400, "invalid_request");
+    assert_eq!(
+        body["error"]["param"], "limit",
+        "the handler saw the query, escaped"
+    );
+    let spaced = invoke(
+        env.app.clone(),
+        endpoint,
+        base("limit=5 ", "/v1/customers"),
+        Context::default(),
+    )
+    .await;
+    assert_eq!(GatewayResponse::from_event(&spaced).unwrap().status, 400);
+    // A Host header no URL can hold is dropped rather than crashing the conversion.
+    let mut bad_host = base("", "/v1/customers");
+    bad_host["headers"]["host"] = "bad host\\".into();
+    let ok = GatewayResponse::from_event(
+        &invoke(env.app.clone(), endpoint, bad_host, Context::default()).await,
+    )
+    .unwrap();
+    assert_eq!(ok.status, 200);
+    // Not an API Gateway event at all: a 400 envelope, still a response.
+    let junk = invoke(
+        env.app.clone(),
+        endpoint,
+        serde_json::json!({"hello": "world"}),
+        Context::default(),
+    )
+    .await;
+    let junk = GatewayResponse::from_event(&junk).unwrap();
+    assert_error(&junk, 400, "invalid_request");
 }

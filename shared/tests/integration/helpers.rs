@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use localdb::{counting_client, CallCounter, DynamoDbLocal, Template};
+use localdb::{test_client, CallCounter, DynamoDbLocal, FaultInjector, Template};
 use shared::app::{TableNames, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV, IDEMPOTENCY_TABLE_ENV};
-use shared::gateway_event::{invoke, v2_event, GatewayRequest, GatewayResponse};
+use shared::gateway_event::{invoke, v2_event, Context, GatewayRequest, GatewayResponse};
 use shared::keys_table::{IssuedKey, NewApiKey};
 use shared::routes::{match_path, Route};
 use shared::scope::Scope;
@@ -63,6 +63,7 @@ pub struct TestEnv {
     pub client: aws_sdk_dynamodb::Client,
     pub tables: TableNames,
     pub calls: CallCounter,
+    pub faults: FaultInjector,
 }
 
 impl TestEnv {
@@ -71,7 +72,8 @@ impl TestEnv {
         logs();
         let endpoint = dynamodb().endpoint();
         let calls = CallCounter::default();
-        let client = counting_client(&endpoint, &calls);
+        let faults = FaultInjector::default();
+        let client = test_client(&endpoint, &calls, &faults);
         let template = Template::load_default().expect("template.yaml");
         let prefix = format!("t{}_", uuid::Uuid::new_v4().simple());
         let names = template
@@ -91,6 +93,7 @@ impl TestEnv {
             client,
             tables,
             calls,
+            faults,
         }
     }
 
@@ -127,9 +130,7 @@ impl TestEnv {
             path_parameters: params,
             request_id: format!("test-{}", uuid::Uuid::new_v4()),
         });
-        let response = invoke(self.app.clone(), endpoint, event)
-            .await
-            .expect("handler answers");
+        let response = invoke(self.app.clone(), endpoint, event, Context::default()).await;
         GatewayResponse::from_event(&response).expect("a v2 response event")
     }
 }
@@ -180,6 +181,18 @@ impl Req {
         Self::new("GET", path)
     }
 
+    /// A JSON write: `Content-Type: application/json` and the body as given.
+    pub fn json(method: &str, path: &str, body: &str) -> Self {
+        let mut req = Self::new(method, path).header("content-type", "application/json");
+        req.body = body.as_bytes().to_vec();
+        req
+    }
+
+    pub fn body(mut self, body: &[u8]) -> Self {
+        self.body = body.to_vec();
+        self
+    }
+
     pub fn query(mut self, query: &str) -> Self {
         self.query = query.to_owned();
         self
@@ -225,4 +238,20 @@ pub fn assert_error(response: &GatewayResponse, status: u16, code: &str) -> serd
 
 pub fn scopes(list: &[Scope]) -> BTreeSet<Scope> {
     list.iter().copied().collect()
+}
+
+impl TestEnv {
+    /// Creates a customer through the API and returns its JSON.
+    pub async fn create(&self, key: &IssuedKey, body: serde_json::Value) -> serde_json::Value {
+        let response = self
+            .send(Req::json("POST", "/v1/customers", &body.to_string()).key(key))
+            .await;
+        assert!(
+            response.status == 201 || response.status == 200,
+            "{}",
+            String::from_utf8_lossy(&response.body)
+        );
+        self.calls.take();
+        response.json().unwrap()
+    }
 }

@@ -2,6 +2,9 @@
 
 mod helpers;
 
+mod bad_input;
+mod customers;
 mod edge;
+mod idempotency;
 mod key_storage;
 mod verification;

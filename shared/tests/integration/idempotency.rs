@@ -1,0 +1,280 @@
+//! Idempotency-Key semantics through API Gateway v2 events.
+
+use chrono::Duration;
+use serde_json::json;
+use shared::idempotency::{fingerprint, IdempotencyKey};
+use shared::idempotency_table::Begin;
+use shared::org::OrgId;
+use shared::time;
+
+use crate::helpers::{assert_error, Req, TestEnv};
+
+fn post(body: &str, idempotency_key: &str) -> Req {
+    Req::json("POST", "/v1/customers", body).header("idempotency-key", idempotency_key)
+}
+
+#[tokio::test]
+async fn a_repeat_is_replayed_byte_for_byte() {
+    let env = TestEnv::new().await;
+    let key = env.full_key("acme").await;
+    let first = env
+        .send(
+            post(
+                r#"{"fullName": "Jane", "metadata": {"a": "1", "b": "2"}}"#,
+                "k-1",
+            )
+            .key(&key),
+        )
+        .await;
+    assert_eq!(first.status, 201);
+    assert!(first.header("idempotent-replayed").is_none());
+    // Same request, other whitespace and key order.
+    let again = env
+        .send(
+            post(
+                "{\"metadata\":{\"b\":\"2\",\"a\":\"1\"},\n\"fullName\":\"Jane\"}",
+                "k-1",
+            )
+            .key(&key),
+        )
+        .await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, first.body, "byte for byte");
+    assert_eq!(again.header("location"), first.header("location"));
+    assert_ne!(
+        again.header("request-id"),
+        first.header("request-id"),
+        "each request has its own id"
+    );
+    let list = env
+        .send(Req::get("/v1/customers").key(&key))
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn another_body_under_the_same_key_is_422() {
+    let env = TestEnv::new().await;
+    let key = env.full_key("acme").await;
+    assert_eq!(
+        env.send(post(r#"{"fullName": "Jane"}"#, "k-2").key(&key))
+            .await
+            .status,
+        201
+    );
+    assert_error(
+        &env.send(post(r#"{"fullName": "John"}"#, "k-2").key(&key))
+            .await,
+        422,
+        "idempotency_key_reused",
+    );
+    // The same key on another route is another request too.
+    let created = env
+        .send(Req::get("/v1/customers").key(&key))
+        .await
+        .json()
+        .unwrap();
+    let path = format!(
+        "/v1/customers/{}",
+        created["data"][0]["id"].as_str().unwrap()
+    );
+    let patch = Req::json("PATCH", &path, r#"{"fullName": "Jane"}"#)
+        .header("idempotency-key", "k-2")
+        .key(&key);
+    assert_error(&env.send(patch).await, 422, "idempotency_key_reused");
+}
+
+#[tokio::test]
+async fn a_key_in_flight_is_409_until_its_lock_lapses() {
+    let env = TestEnv::new().await;
+    let key = env.full_key("acme").await;
+    let org = OrgId::parse("acme").unwrap();
+    let body = json!({"fullName": "Jane"});
+    let fp = fingerprint("POST", "/v1/customers", &body);
+    let ikey = IdempotencyKey::from_headers(&{
+        let mut h = lambda_http::http::HeaderMap::new();
+        h.insert("idempotency-key", "k-3".parse().unwrap());
+        h
+    })
+    .unwrap()
+    .unwrap();
+    // Another invocation holds the key right now.
+    assert_eq!(
+        env.app
+            .idempotency
+            .begin(&org, &ikey, &fp, time::now())
+            .await
+            .unwrap(),
+        Begin::Started
+    );
+    let busy = env.send(post(&body.to_string(), "k-3").key(&key)).await;
+    assert_error(&busy, 409, "idempotency_key_in_use");
+
+    // A holder that died: its lock (the function timeout) has lapsed, so the key is taken over.
+    let stale = time::now() - Duration::seconds(60);
+    let ikey4 = IdempotencyKey::from_headers(&{
+        let mut h = lambda_http::http::HeaderMap::new();
+        h.insert("idempotency-key", "k-4".parse().unwrap());
+        h
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        env.app
+            .idempotency
+            .begin(&org, &ikey4, &fp, stale)
+            .await
+            .unwrap(),
+        Begin::Started
+    );
+    let taken_over = env.send(post(&body.to_string(), "k-4").key(&key)).await;
+    assert_eq!(taken_over.status, 201);
+}
+
+#[tokio::test]
+async fn records_expire_after_24_hours_even_before_ttl_deletes_them() {
+    let env = TestEnv::new().await;
+    let org = OrgId::parse("acme").unwrap();
+    let fp = fingerprint("POST", "/v1/customers", &json!({"fullName": "Jane"}));
+    let other_fp = fingerprint("POST", "/v1/customers", &json!({"fullName": "John"}));
+    let mut headers = lambda_http::http::HeaderMap::new();
+    headers.insert("idempotency-key", "k-5".parse().unwrap());
+    let ikey = IdempotencyKey::from_headers(&headers).unwrap().unwrap();
+    let long_ago = time::now() - Duration::hours(25);
+    assert_eq!(
+        env.app
+            .idempotency
+            .begin(&org, &ikey, &fp, long_ago)
+            .await
+            .unwrap(),
+        Begin::Started
+    );
+    let response = shared::idempotency::StoredResponse {
+        status: 201,
+        headers: vec![],
+        body: "{}".into(),
+    };
+    env.app
+        .idempotency
+        .complete(&org, &ikey, &fp, &response)
+        .await
+        .unwrap();
+    // Within the day the record stands; after it, the key is free, even for another body.
+    let within = long_ago + Duration::hours(23);
+    assert_eq!(
+        env.app
+            .idempotency
+            .begin(&org, &ikey, &other_fp, within)
+            .await
+            .unwrap(),
+        Begin::Reused
+    );
+    assert_eq!(
+        env.app
+            .idempotency
+            .begin(&org, &ikey, &fp, within)
+            .await
+            .unwrap(),
+        Begin::Replay(response)
+    );
+    assert_eq!(
+        env.app
+            .idempotency
+            .begin(&org, &ikey, &other_fp, time::now())
+            .await
+            .unwrap(),
+        Begin::Started
+    );
+}
+
+#[tokio::test]
+async fn keys_are_scoped_to_the_org() {
+    let env = TestEnv::new().await;
+    let acme = env.full_key("acme").await;
+    let globex = env.full_key("globex").await;
+    let a = env
+        .send(post(r#"{"fullName": "Jane"}"#, "shared-key").key(&acme))
+        .await;
+    let g = env
+        .send(post(r#"{"fullName": "Jane"}"#, "shared-key").key(&globex))
+        .await;
+    assert_eq!((a.status, g.status), (201, 201));
+    assert!(
+        g.header("idempotent-replayed").is_none(),
+        "another org's key is another key"
+    );
+    assert_ne!(a.json().unwrap()["id"], g.json().unwrap()["id"]);
+}
+
+#[tokio::test]
+async fn rejected_requests_save_nothing() {
+    let env = TestEnv::new().await;
+    let key = env.full_key("acme").await;
+    let reader = env
+        .issue_key("acme", &[shared::scope::Scope::CustomersRead], &[])
+        .await;
+    assert_error(
+        &env.send(post(r#"{"fullName": ""}"#, "k-6").key(&key)).await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &env.send(post(r#"{"fullName": "Jane"}"#, "k-6").key(&reader))
+            .await,
+        403,
+        "forbidden_scope",
+    );
+    assert_error(
+        &env.send(post(r#"{"fullName": "Jane"}"#, "k-6")).await,
+        401,
+        "unauthorized",
+    );
+    let records = env
+        .client
+        .scan()
+        .table_name(&env.tables.idempotency)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(records.count, 0);
+    let ok = env
+        .send(post(r#"{"fullName": "Jane"}"#, "k-6").key(&key))
+        .await;
+    assert_eq!(ok.status, 201, "the key is still fresh");
+    assert!(ok.header("idempotent-replayed").is_none());
+}
+
+#[tokio::test]
+async fn executed_client_errors_are_stored_and_replayed() {
+    let env = TestEnv::new().await;
+    let key = env.full_key("acme").await;
+    env.create(&key, json!({"fullName": "B", "externalId": "taken"}))
+        .await;
+    let a = env.create(&key, json!({"fullName": "A"})).await;
+    let path = format!("/v1/customers/{}", a["id"].as_str().unwrap());
+    let req = Req::json("PATCH", &path, r#"{"externalId": "taken"}"#)
+        .header("idempotency-key", "k-7")
+        .key(&key);
+    let first = env.send(req.clone()).await;
+    assert_error(&first, 409, "conflict");
+    let again = env.send(req).await;
+    assert_eq!(again.status, 409);
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+}
+
+#[tokio::test]
+async fn malformed_idempotency_keys_are_400() {
+    let env = TestEnv::new().await;
+    let key = env.full_key("acme").await;
+    for bad in ["k".repeat(256), "tab\tkey".to_owned()] {
+        let response = env
+            .send(post(r#"{"fullName": "Jane"}"#, &bad).key(&key))
+            .await;
+        let body = assert_error(&response, 400, "invalid_request");
+        assert_eq!(body["error"]["param"], "Idempotency-Key");
+    }
+}
