@@ -6,14 +6,28 @@ DYNAMODB_LOCAL_VERSION := 11.1.0
 DYNAMODB_LOCAL_PREFIX  := .local/dynamodb
 DYNAMODB_LOCAL_STAMP   := $(DYNAMODB_LOCAL_PREFIX)/.installed-$(DYNAMODB_LOCAL_VERSION)
 CARGO ?= cargo
+# Build and lint tools (SAM CLI, cargo-lambda, zig, cfn-lint), pinned, in a project virtualenv
+# whose bin comes first on PATH; schemathesis in its own, as its dependencies differ.
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed
+CONTRACT_VENV := .venv-contract
+CONTRACT_STAMP := $(CONTRACT_VENV)/.installed
+TOOLS_PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
+FUNCTIONS := ListCustomersFunction CreateCustomerFunction GetCustomerFunction UpdateCustomerFunction GetCustomerAmlFunction FallbackFunction
 
-.PHONY: help run test unit dynamodb-local check-java icadmin clean-local
+.PHONY: help run test unit dynamodb-local check-java icadmin clean-local build lint contract ci bench
 
 help:
 	@echo "make run    - DynamoDB Local + the API on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops both)"
 	@echo "make test   - every test: unit, DynamoDB Local storage/handler tests, end-to-end over HTTP"
 	@echo "make unit   - the unit tests only (no Java needed)"
 	@echo "make icadmin - build the operator tool at target/debug/icadmin"
+	@echo "make build  - sam build: an arm64 bootstrap per function in .aws-sam/build (slow: minutes)"
+	@echo "make lint   - cargo fmt --check, clippy -D warnings, sam validate --lint, cfn-lint"
+	@echo "make contract - the local stack checked against openapi.yaml by schemathesis"
+	@echo "make ci     - what .ci/run runs: lint, test, contract"
+	@echo "make bench  - latency of each route through the local gateway (numbers in README)"
 
 check-java:
 	@command -v java >/dev/null || { echo "Java 17+ is needed to run DynamoDB Local (apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
@@ -42,3 +56,40 @@ icadmin:
 
 clean-local:
 	rm -rf .local
+
+$(VENV_STAMP): infra/tools/build-requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	@touch $@
+
+$(CONTRACT_STAMP): infra/tools/contract-requirements.txt
+	python3 -m venv $(CONTRACT_VENV)
+	$(CONTRACT_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	@touch $@
+
+# sam build runs `cargo lambda build --release --arm64` (zig as the cross linker) for each
+# function in the one workspace, so they share target/.
+build: $(VENV_STAMP)
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(TOOLS_PATH)" sam build --beta-features
+	@for f in $(FUNCTIONS); do \
+	  b=.aws-sam/build/$$f/bootstrap; \
+	  [ "$$(od -An -tx1 -j18 -N2 $$b 2>/dev/null | tr -d ' ')" = b700 ] || { echo "$$f: no arm64 (aarch64 ELF) bootstrap" >&2; exit 1; }; \
+	  echo "$$f: arm64 bootstrap, $$(du -h $$b | cut -f1)"; \
+	done
+
+lint: $(VENV_STAMP)
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	PATH="$(TOOLS_PATH)" sam validate --lint --template template.yaml
+	PATH="$(TOOLS_PATH)" cfn-lint template.yaml
+
+contract: $(DYNAMODB_LOCAL_STAMP) $(CONTRACT_STAMP)
+	$(CARGO) build -q -p infra --bin local-stack
+	SCHEMATHESIS="$(CURDIR)/$(CONTRACT_VENV)/bin/schemathesis" infra/tools/contract.sh
+
+ci: lint test contract
+
+# Latency through the local gateway against DynamoDB Local (see README "Performance").
+bench: $(DYNAMODB_LOCAL_STAMP)
+	$(CARGO) run -q --profile local-bench -p infra --bin bench

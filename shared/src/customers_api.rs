@@ -244,14 +244,13 @@ pub async fn update(
     .await
 }
 
-/// `GET /v1/customers/{id}`
-pub async fn get(
+/// The customer a `/v1/customers/{id}…` read names, from the caller's org only.
+async fn fetch_customer(
     app: &App,
     req: &Request,
     principal: &Principal,
-    meta: &RequestMeta,
     log: &mut RequestLog,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Customer, ApiError> {
     QueryParams::parse(req.uri().query(), &[])?;
     let id = customer_id(req)?;
     let stored = app
@@ -260,9 +259,21 @@ pub async fn get(
         .await?
         .ok_or_else(not_found)?;
     log.customer_ids.push(id.to_string());
+    Ok(stored.customer)
+}
+
+/// `GET /v1/customers/{id}`
+pub async fn get(
+    app: &App,
+    req: &Request,
+    principal: &Principal,
+    meta: &RequestMeta,
+    log: &mut RequestLog,
+) -> Result<Response<Body>, ApiError> {
+    let customer = fetch_customer(app, req, principal, log).await?;
     Ok(customer_response(
         StatusCode::OK,
-        &stored.customer,
+        &customer,
         principal,
         meta,
     ))
@@ -276,17 +287,10 @@ pub async fn get_aml(
     meta: &RequestMeta,
     log: &mut RequestLog,
 ) -> Result<Response<Body>, ApiError> {
-    QueryParams::parse(req.uri().query(), &[])?;
-    let id = customer_id(req)?;
-    let stored = app
-        .customers
-        .get(&principal.org_id, &id)
-        .await?
-        .ok_or_else(not_found)?;
-    log.customer_ids.push(id.to_string());
+    let customer = fetch_customer(app, req, principal, log).await?;
     Ok(json_response(
         StatusCode::OK,
-        &stored.customer.aml_json(),
+        &customer.aml_json(),
         &meta.request_id,
     ))
 }

@@ -143,23 +143,36 @@ impl CustomersTable {
         }
     }
 
+    /// A strongly consistent read of one item of the org's partition.
+    async fn get_item(
+        &self,
+        org: &OrgId,
+        sk: String,
+        operation: &str,
+    ) -> Result<Option<Item>, StorageError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(org.as_str()))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(operation, &e))?;
+        Ok(output.item)
+    }
+
     /// A strongly consistent read of one customer of the org.
     pub async fn get(
         &self,
         org: &OrgId,
         id: &Uuid,
     ) -> Result<Option<StoredCustomer>, StorageError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .key("pk", s(org.as_str()))
-            .key("sk", s(customer_sk(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("GetItem customer", &e))?;
-        output.item.map(decode).transpose()
+        self.get_item(org, customer_sk(id), "GetItem customer")
+            .await?
+            .map(decode)
+            .transpose()
     }
 
     /// The customer holding `external_id` in the org, from its marker.
@@ -168,18 +181,8 @@ impl CustomersTable {
         org: &OrgId,
         external_id: &str,
     ) -> Result<Option<Uuid>, StorageError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .key("pk", s(org.as_str()))
-            .key("sk", s(marker_sk(external_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify("GetItem marker", &e))?;
-        output
-            .item
+        self.get_item(org, marker_sk(external_id), "GetItem marker")
+            .await?
             .map(|item| {
                 item.get("customer_id")
                     .and_then(|v| v.as_s().ok())

@@ -17,7 +17,7 @@ use crate::routes::{unrouted, Route};
 use crate::time::{self, Timestamp};
 
 /// What a function serves: one route, or API Gateway's `$default` catch-all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     Route(Route),
     Fallback,

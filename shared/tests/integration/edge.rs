@@ -138,7 +138,16 @@ async fn no_log_line_holds_a_key_its_hash_or_the_authorization_header() {
         .await
         .unwrap();
 
-    let mut request_ids = Vec::new();
+    const NAME: &str = "Zebedee Quuxworth";
+    const EMAIL: &str = "zebedee.quux@example.org";
+    let body = serde_json::json!({"fullName": NAME, "email": EMAIL, "externalId": "crm-log"});
+    let created = env
+        .send(Req::json("POST", "/v1/customers", &body.to_string()).key(&key))
+        .await;
+    let customer_id = created.json().unwrap()["id"].as_str().unwrap().to_owned();
+    let mut request_ids = vec![created.header("request-id").unwrap().to_owned()];
+    let patch_body = format!("{{\"email\": \"x{EMAIL}\"}}");
+    let bad_body = format!("{{\"fullName\": \"{NAME}\", \"email\": \"not an email {EMAIL}\"}}");
     for req in [
         Req::get("/v1/customers").key(&key),
         Req::get("/v1/customers").key(&revoked),
@@ -147,6 +156,13 @@ async fn no_log_line_holds_a_key_its_hash_or_the_authorization_header() {
             &format!("Bearer {}x", key.token.expose_secret()),
         ),
         Req::get("/v1/nothing").key(&key),
+        Req::json(
+            "PATCH",
+            &format!("/v1/customers/{customer_id}"),
+            &patch_body,
+        )
+        .key(&key),
+        Req::json("POST", "/v1/customers", &bad_body).key(&key),
     ] {
         let response = env.send(req).await;
         request_ids.push(response.header("request-id").unwrap().to_owned());
@@ -168,16 +184,37 @@ async fn no_log_line_holds_a_key_its_hash_or_the_authorization_header() {
             found[0]
         })
         .collect();
-    assert_eq!(mine[0]["key_id"], key.record.id.as_str());
-    assert_eq!(mine[0]["org"], "demo");
-    assert_eq!(mine[0]["status"], 200);
-    assert_eq!(mine[0]["route"], "GET /v1/customers");
-    assert_eq!(mine[0]["source_ip"], "198.51.100.10");
-    assert!(mine[0]["latency_ms"].is_number());
-    assert_eq!(mine[1]["status"], 401);
+    assert_eq!(mine[0]["route"], "POST /v1/customers");
+    assert_eq!(mine[0]["status"], 201);
+    assert_eq!(
+        mine[0]["customer_ids"],
+        customer_id.as_str(),
+        "the customer touched, by id"
+    );
+    let list = mine[1];
+    assert_eq!(list["key_id"], key.record.id.as_str());
+    assert_eq!(list["org"], "demo");
+    assert_eq!(list["status"], 200);
+    assert_eq!(list["route"], "GET /v1/customers");
+    assert_eq!(list["source_ip"], "198.51.100.10");
+    assert_eq!(list["customer_ids"], customer_id.as_str());
+    assert!(list["latency_ms"].is_number());
     assert_eq!(mine[2]["status"], 401);
-    assert_eq!(mine[3]["status"], 404);
-    assert_eq!(mine[3]["route"], "$default");
+    assert_eq!(mine[3]["status"], 401);
+    assert_eq!(mine[4]["status"], 404);
+    assert_eq!(mine[4]["route"], "$default");
+    assert_eq!(mine[5]["status"], 200);
+    assert_eq!(mine[6]["status"], 400);
+    for pii in [
+        NAME,
+        "Zebedee",
+        "Quuxworth",
+        EMAIL,
+        "zebedee.quux",
+        "example.org",
+    ] {
+        assert!(!logs.contains(pii), "{pii:?} reached the logs");
+    }
     for issued in [&key, &revoked] {
         let secret = issued.token.expose_secret();
         assert!(!logs.contains(secret));

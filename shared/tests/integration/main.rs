@@ -5,6 +5,7 @@ mod helpers;
 mod bad_input;
 mod customers;
 mod edge;
+mod events;
 mod idempotency;
 mod key_storage;
 mod verification;

@@ -1,0 +1,240 @@
+//! `make bench`: latency of the API through the local gateway over loopback HTTP, against
+//! DynamoDB Local, plus the cost of the in-process part of key verification. Bounded request
+//! counts; loopback only. Numbers go in the README; tests never assert times.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use infra::gateway::{serve, RouteTable};
+use localdb::{DynamoDbLocal, Template};
+use shared::api_key::ApiKeyToken;
+use shared::app::{TableNames, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV, IDEMPOTENCY_TABLE_ENV};
+use shared::keys_table::NewApiKey;
+use shared::scope::Scope;
+use shared::{time, App};
+
+const SEQUENTIAL_REQUESTS: usize = 400;
+const CONCURRENT_THREADS: usize = 8;
+const REQUESTS_PER_THREAD: usize = 100;
+const HASH_ITERATIONS: u32 = 200_000;
+
+struct Client {
+    agent: ureq::Agent,
+    base: String,
+    auth: String,
+}
+
+impl Client {
+    fn get(&self, path: &str) -> u16 {
+        let response = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("authorization", &self.auth)
+            .call();
+        response.map(|r| r.status().as_u16()).unwrap_or(0)
+    }
+
+    fn post(&self, body: &str, idempotency_key: Option<&str>) -> (u16, String) {
+        let mut req = self
+            .agent
+            .post(format!("{}/v1/customers", self.base))
+            .header("authorization", &self.auth)
+            .header("content-type", "application/json");
+        if let Some(k) = idempotency_key {
+            req = req.header("idempotency-key", k);
+        }
+        match req.send(body) {
+            Ok(mut r) => (
+                r.status().as_u16(),
+                r.body_mut().read_to_string().unwrap_or_default(),
+            ),
+            Err(_) => (0, String::new()),
+        }
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn report(name: &str, mut samples: Vec<Duration>, wall: Duration, expected: u16, statuses: &[u16]) {
+    samples.sort();
+    let bad = statuses.iter().filter(|s| **s != expected).count();
+    println!(
+        "| {name} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {bad} |",
+        samples.len(),
+        percentile(&samples, 0.50),
+        percentile(&samples, 0.95),
+        percentile(&samples, 0.99),
+        samples.len() as f64 / wall.as_secs_f64(),
+    );
+}
+
+fn timed<F: FnMut(usize) -> u16>(n: usize, mut f: F) -> (Vec<Duration>, Vec<u16>, Duration) {
+    let started = Instant::now();
+    let mut samples = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        statuses.push(f(i));
+        samples.push(t.elapsed());
+    }
+    (samples, statuses, started.elapsed())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    // Pure part of verification: format, checksum and SHA-256, no I/O.
+    let key = ApiKeyToken::generate().map_err(|e| e.to_string())?;
+    let text = key.expose_secret().to_owned();
+    let started = Instant::now();
+    for _ in 0..HASH_ITERATIONS {
+        let parsed = ApiKeyToken::parse(std::hint::black_box(&text)).map_err(|e| e.to_string())?;
+        std::hint::black_box(parsed.hash());
+    }
+    let per_op = started.elapsed().as_nanos() as f64 / f64::from(HASH_ITERATIONS);
+
+    let dynamodb = tokio::task::spawn_blocking(DynamoDbLocal::start_on_free_port)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let template = Template::load_default().map_err(|e| e.to_string())?;
+    let client = dynamodb.client();
+    let names = template
+        .create_tables(&client, "bench_")
+        .await
+        .map_err(|e| e.to_string())?;
+    let env = template.table_env_vars();
+    let table = |var: &str| {
+        env.get(var)
+            .and_then(|id| names.get(id))
+            .cloned()
+            .ok_or(format!("no {var}"))
+    };
+    let tables = TableNames {
+        api_keys: table(API_KEYS_TABLE_ENV)?,
+        customers: table(CUSTOMERS_TABLE_ENV)?,
+        idempotency: table(IDEMPOTENCY_TABLE_ENV)?,
+    };
+    let app = Arc::new(App::new(client, &tables));
+    let scopes: Vec<String> = Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect();
+    let request = NewApiKey::parse("bench", "bench", &scopes, None, &[], "bench", time::now())
+        .map_err(|e| e.to_string())?;
+    let issued = app
+        .keys
+        .issue(request, time::now())
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let routes = Arc::new(RouteTable::from_template(&template)?);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, routes, app, async {
+        let _ = stop_rx.await;
+    }));
+
+    let base = format!("http://{addr}");
+    let auth = format!("Bearer {}", issued.token.expose_secret());
+    let results = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let c = Arc::new(Client { agent, base, auth });
+        println!("| scenario | requests | p50 ms | p95 ms | p99 ms | req/s | unexpected status |");
+        println!("|---|---|---|---|---|---|---|");
+
+        let mut ids = Vec::new();
+        let (s, st, w) = timed(SEQUENTIAL_REQUESTS, |i| {
+            let (status, body) = c.post(
+                &format!(r#"{{"externalId":"crm-{i}","fullName":"Customer {i}"}}"#),
+                None,
+            );
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
+                ids.push(v["id"].as_str().unwrap_or_default().to_owned());
+            }
+            status
+        });
+        report("POST /v1/customers (new external_id)", s, w, 201, &st);
+        let (s, st, w) = timed(SEQUENTIAL_REQUESTS, |i| {
+            c.post(
+                &format!(r#"{{"externalId":"crm-{i}","fullName":"Customer {i}"}}"#),
+                None,
+            )
+            .0
+        });
+        report("POST /v1/customers (upsert, no change)", s, w, 200, &st);
+        let (s, st, w) = timed(SEQUENTIAL_REQUESTS, |i| {
+            c.post(
+                &format!(r#"{{"fullName":"Idem {i}"}}"#),
+                Some(&format!("bench-{i}")),
+            )
+            .0
+        });
+        report("POST /v1/customers (Idempotency-Key)", s, w, 201, &st);
+        let (s, st, w) = timed(SEQUENTIAL_REQUESTS, |i| {
+            c.get(&format!("/v1/customers/{}", ids[i % ids.len()]))
+        });
+        report("GET /v1/customers/{id}", s, w, 200, &st);
+        let (s, st, w) = timed(SEQUENTIAL_REQUESTS, |_| c.get("/v1/customers?limit=50"));
+        report("GET /v1/customers?limit=50", s, w, 200, &st);
+        let (s, st, w) = timed(SEQUENTIAL_REQUESTS, |_| {
+            c.get("/v1/customers?updated_since=2026-01-01T00:00:00Z&limit=50")
+        });
+        report("GET /v1/customers?updated_since (polling)", s, w, 200, &st);
+        let (s, st, w) = timed(SEQUENTIAL_REQUESTS, |_| {
+            let agent: &ureq::Agent = &c.agent;
+            agent
+                .get(format!("{}/v1/customers", c.base))
+                .header(
+                    "authorization",
+                    "Bearer ic_live_0000000000000000000000000000000000000",
+                )
+                .call()
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        });
+        report("401 for a malformed key (no DynamoDB call)", s, w, 401, &st);
+
+        let started = Instant::now();
+        let threads: Vec<_> = (0..CONCURRENT_THREADS)
+            .map(|t| {
+                let c = c.clone();
+                let ids = ids.clone();
+                std::thread::spawn(move || {
+                    timed(REQUESTS_PER_THREAD, |i| {
+                        c.get(&format!("/v1/customers/{}", ids[(t * 31 + i) % ids.len()]))
+                    })
+                })
+            })
+            .collect();
+        let mut samples = Vec::new();
+        let mut statuses = Vec::new();
+        for t in threads {
+            if let Ok((s, st, _)) = t.join() {
+                samples.extend(s);
+                statuses.extend(st);
+            }
+        }
+        report(
+            &format!("GET /v1/customers/{{id}}, {CONCURRENT_THREADS} clients"),
+            samples,
+            started.elapsed(),
+            200,
+            &statuses,
+        );
+    })
+    .await;
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    drop(dynamodb);
+    results.map_err(|e| e.to_string())?;
+    println!();
+    println!("key format + checksum + SHA-256, in process: {per_op:.0} ns per key ({HASH_ITERATIONS} iterations)");
+    Ok(())
+}

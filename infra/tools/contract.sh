@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make contract`: start the local stack on free ports, issue nothing by hand (it prints a
+# demo key with every scope), and let schemathesis check the API against openapi.yaml.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+: "${SCHEMATHESIS:=.venv-contract/bin/schemathesis}"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0", 0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+DYNAMODB_PORT=$(free_port)
+out=$(mktemp)
+RUST_LOG=warn PORT=$PORT DYNAMODB_PORT=$DYNAMODB_PORT ./target/debug/local-stack >"$out" 2>"$out.err" &
+stack=$!
+trap 'kill -TERM $stack 2>/dev/null; wait $stack 2>/dev/null; rm -f "$out" "$out.err"' EXIT
+
+for _ in $(seq 1 240); do
+  grep -q '^Listening on' "$out" && break
+  kill -0 $stack 2>/dev/null || { cat "$out.err" >&2; echo "local stack failed to start" >&2; exit 1; }
+  sleep 0.5
+done
+grep -q '^Listening on' "$out" || { echo "local stack did not start in time" >&2; exit 1; }
+KEY=$(grep -o 'ic_live_[0-9A-Za-z]*' "$out" | head -1)
+
+"$SCHEMATHESIS" run openapi.yaml \
+  --url "http://127.0.0.1:$PORT" \
+  --header "Authorization: Bearer $KEY" \
+  --checks all \
+  --max-examples "${CONTRACT_MAX_EXAMPLES:-50}" \
+  --seed "${CONTRACT_SEED:-20261122}" \
+  --no-color

@@ -1,0 +1,151 @@
+//! Every sample event in `events/` through its handler, as `sam local invoke` would, without
+//! Docker: the same lambda_http event path, the status and body checked.
+
+use serde_json::Value;
+use shared::customer::{AddedVia, Customer};
+use shared::customer_input::CustomerInput;
+use shared::gateway_event::{invoke, Context, GatewayResponse};
+use shared::org::OrgId;
+use shared::routes::Route;
+use shared::{time, Endpoint};
+
+use crate::helpers::TestEnv;
+
+const PLACEHOLDER: &str = "ic_live_REPLACE_WITH_A_KEY_FROM_ICADMIN";
+const SAMPLE_CUSTOMER: &str = "0193f1d2-7a2b-7c3d-8e4f-5a6b7c8d9e0f";
+
+/// file, status with a real key, and what the body must be (`object` or error `code`).
+const EXPECTED: &[(&str, u16, &str)] = &[
+    ("list-customers.json", 200, "list"),
+    ("list-customers-updated-since.json", 200, "list"),
+    ("list-customers-bad-key.json", 401, "unauthorized"),
+    ("create-customer.json", 201, "customer"),
+    ("get-customer.json", 200, "customer"),
+    ("update-customer.json", 200, "customer"),
+    ("get-customer-aml.json", 200, "aml_result"),
+    ("unknown-route.json", 404, "not_found"),
+];
+
+fn events_dir() -> std::path::PathBuf {
+    localdb::workspace_root().join("events")
+}
+
+fn load(name: &str) -> Value {
+    let text = std::fs::read_to_string(events_dir().join(name)).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// The function `sam local invoke` would run for the event, from its route key.
+fn endpoint_of(event: &Value) -> Endpoint {
+    let key = event["routeKey"].as_str().unwrap();
+    if key == "$default" {
+        return Endpoint::Fallback;
+    }
+    let (method, path) = key.split_once(' ').unwrap();
+    Endpoint::Route(
+        Route::from_declaration(method, path).unwrap_or_else(|| panic!("no route {key}")),
+    )
+}
+
+fn check(name: &str, event: &Value, response: &GatewayResponse, status: u16, what: &str) {
+    let body = response
+        .json()
+        .unwrap_or_else(|| panic!("{name}: JSON body"));
+    assert_eq!(response.status, status, "{name}: {body}");
+    let request_id = event["requestContext"]["requestId"].as_str().unwrap();
+    assert_eq!(
+        response.header("request-id"),
+        Some(request_id),
+        "{name}: Request-Id is API Gateway's"
+    );
+    if status >= 400 {
+        assert_eq!(body["error"]["code"], what, "{name}: {body}");
+        assert_eq!(body["error"]["request_id"], request_id, "{name}");
+    } else {
+        assert_eq!(body["object"], what, "{name}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn every_sample_event_is_answered_as_documented() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(events_dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = EXPECTED.iter().map(|(n, _, _)| n.to_string()).collect();
+    listed.sort();
+    assert_eq!(
+        on_disk, listed,
+        "every file in events/ has an expectation here, and back"
+    );
+    let routes: std::collections::HashSet<_> = EXPECTED
+        .iter()
+        .map(|(n, _, _)| endpoint_of(&load(n)))
+        .collect();
+    for &route in Route::ALL {
+        assert!(
+            routes.contains(&Endpoint::Route(route)),
+            "no sample event for {}",
+            route.key()
+        );
+    }
+
+    let env = TestEnv::new().await;
+    let key = env.full_key("events").await;
+    // The customer the {id} events name.
+    let input = CustomerInput::parse(
+        serde_json::json!({"fullName": "Sample"})
+            .as_object()
+            .unwrap(),
+        time::now().date_naive(),
+    )
+    .unwrap();
+    let mut sample = Customer::create(&input, AddedVia::Integration, time::now()).unwrap();
+    sample.id = SAMPLE_CUSTOMER.parse().unwrap();
+    env.app
+        .customers
+        .insert(&OrgId::parse("events").unwrap(), &sample)
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+
+    for &(name, status, what) in EXPECTED {
+        let as_committed = load(name);
+        // As committed, with the placeholder: never a key, so every routed event is a 401.
+        let response = invoke(
+            env.app.clone(),
+            endpoint_of(&as_committed),
+            as_committed.clone(),
+            Context::default(),
+        )
+        .await;
+        let response = GatewayResponse::from_event(&response).unwrap();
+        if endpoint_of(&as_committed) == Endpoint::Fallback {
+            check(name, &as_committed, &response, 404, "not_found");
+        } else {
+            check(name, &as_committed, &response, 401, "unauthorized");
+        }
+        // With a real key, as the README says to use them.
+        let text = serde_json::to_string(&as_committed)
+            .unwrap()
+            .replace(PLACEHOLDER, key.token.expose_secret());
+        let event: Value = serde_json::from_str(&text).unwrap();
+        let response = invoke(
+            env.app.clone(),
+            endpoint_of(&event),
+            event.clone(),
+            Context::default(),
+        )
+        .await;
+        check(
+            name,
+            &event,
+            &GatewayResponse::from_event(&response).unwrap(),
+            status,
+            what,
+        );
+    }
+}
