@@ -65,14 +65,29 @@ impl App {
     }
 }
 
-pub async fn dynamodb_client() -> Client {
-    let timeouts = TimeoutConfig::builder()
+/// The limits every client of the API uses: a stalled DynamoDB becomes a 503, not a hang.
+pub fn dynamodb_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
         .operation_attempt_timeout(Duration::from_millis(DYNAMODB_ATTEMPT_TIMEOUT_MILLIS))
         .operation_timeout(Duration::from_millis(DYNAMODB_OPERATION_TIMEOUT_MILLIS))
-        .build();
+        .build()
+}
+
+pub async fn dynamodb_client() -> Client {
     let config = aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeouts)
+        .timeout_config(dynamodb_timeouts())
         .load()
         .await;
     Client::new(&config)
+}
+
+/// `client` with the API's timeouts, for clients built elsewhere (the local stack).
+pub fn with_api_timeouts(client: &Client) -> Client {
+    Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .timeout_config(dynamodb_timeouts())
+            .build(),
+    )
 }

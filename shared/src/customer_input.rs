@@ -178,7 +178,15 @@ pub fn parse_date_of_birth(value: &Value, today: NaiveDate) -> Result<String, Ap
             "date_of_birth must be a past date in YYYY-MM-DD form.",
         )
     };
-    if text.len() != 10 {
+    let shape_ok = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    if !shape_ok {
         return Err(bad());
     }
     let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| bad())?;

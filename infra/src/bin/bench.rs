@@ -101,7 +101,7 @@ async fn main() -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let template = Template::load_default().map_err(|e| e.to_string())?;
-    let client = dynamodb.client();
+    let client = shared::app::with_api_timeouts(&dynamodb.client());
     let names = template
         .create_tables(&client, "bench_")
         .await

@@ -103,7 +103,7 @@ async fn run() -> Result<(), String> {
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())?;
 
-    let client = dynamodb.client();
+    let client = shared::app::with_api_timeouts(&dynamodb.client());
     let created = template
         .create_tables(&client, "")
         .await

@@ -288,3 +288,46 @@ async fn events_lambda_http_cannot_read_get_a_400_not_an_invocation_error() {
     let junk = GatewayResponse::from_event(&junk).unwrap();
     assert_error(&junk, 400, "invalid_request");
 }
+
+#[tokio::test]
+async fn a_stalled_dynamodb_is_a_503_not_a_hang() {
+    let env = TestEnv::new().await;
+    let key = env.full_key("demo").await;
+    // Accepts connections and never answers, like a DynamoDB endpoint that stalls.
+    let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = blackhole.local_addr().unwrap();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = blackhole.accept().await {
+            held.push(socket);
+        }
+    });
+    let stalled = shared::app::with_api_timeouts(&localdb::client(&format!("http://{addr}")));
+    let app = Arc::new(App::new(stalled, &env.tables));
+    let event = v2_event(&GatewayRequest {
+        method: "GET".into(),
+        raw_path: "/v1/customers".into(),
+        raw_query: String::new(),
+        headers: vec![(
+            "authorization".into(),
+            format!("Bearer {}", key.token.expose_secret()),
+        )],
+        body: Vec::new(),
+        source_ip: "198.51.100.1".parse().unwrap(),
+        route_key: "GET /v1/customers".into(),
+        path_parameters: Default::default(),
+        request_id: "req-stalled".into(),
+    });
+    let endpoint = Endpoint::Route(shared::routes::Route::ListCustomers);
+    // A liveness bound, far above the 5 s operation budget: without timeouts this hangs.
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        invoke(app, endpoint, event, Context::default()),
+    )
+    .await
+    .expect("an answer, not a hang");
+    holder.abort();
+    let response = GatewayResponse::from_event(&answered).unwrap();
+    assert_error(&response, 503, "service_unavailable");
+    assert_eq!(response.header("retry-after"), Some("1"));
+}
