@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::cursor::Position;
 use crate::customer::{AddedVia, Customer};
-use crate::customer_input::CustomerInput;
+use crate::customer_input::{CustomerInput, Field};
 use crate::error::{ApiError, SERVICE_UNAVAILABLE_RETRY_AFTER_SECS};
 use crate::org::OrgId;
 use crate::storage::{classify, corrupt, service_code, StorageError};
@@ -315,13 +315,17 @@ impl CustomersTable {
     ) -> Result<Change, ApiError> {
         let create = || Customer::create(input, AddedVia::Integration, now);
         let external_id = match &input.external_id {
-            crate::customer_input::Field::Value(id) => id.clone(),
+            Field::Value(id) => id.clone(),
             _ => {
                 let customer = create()?;
                 return match self.insert(org, &customer).await {
                     Ok(()) => Ok(Change::Created(customer)),
                     Err(WriteError::Storage(e)) => Err(e.into()),
-                    Err(_) => Err(ApiError::Internal),
+                    // A fresh id has no marker to clash with: only a transaction conflict
+                    // lands here, and that is worth a retry.
+                    Err(WriteError::ExternalIdTaken | WriteError::Contended) => {
+                        Err(contended_too_long())
+                    }
                 };
             }
         };

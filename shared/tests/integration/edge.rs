@@ -60,15 +60,9 @@ async fn bad_query_strings_are_400_naming_the_parameter() {
     }
 }
 
-#[tokio::test]
-async fn storage_down_is_a_503_with_retry_after() {
-    let env = TestEnv::new().await;
-    let key = env.full_key("demo").await;
-    // Same tables, but the endpoint refuses connections.
-    let port = localdb::dynamodb_local::free_port().unwrap();
-    let dead = localdb::client(&format!("http://127.0.0.1:{port}"));
-    let app = Arc::new(App::new(dead, &env.tables));
-    let event = v2_event(&GatewayRequest {
+/// `GET /v1/customers` with `key`, as API Gateway would send it.
+fn list_event(key: &shared::keys_table::IssuedKey, request_id: &str) -> serde_json::Value {
+    v2_event(&GatewayRequest {
         method: "GET".into(),
         raw_path: "/v1/customers".into(),
         raw_query: String::new(),
@@ -80,8 +74,19 @@ async fn storage_down_is_a_503_with_retry_after() {
         source_ip: "198.51.100.1".parse().unwrap(),
         route_key: "GET /v1/customers".into(),
         path_parameters: Default::default(),
-        request_id: "req-down".into(),
-    });
+        request_id: request_id.into(),
+    })
+}
+
+#[tokio::test]
+async fn storage_down_is_a_503_with_retry_after() {
+    let env = TestEnv::new().await;
+    let key = env.full_key("demo").await;
+    // Same tables, but the endpoint refuses connections.
+    let port = localdb::dynamodb_local::free_port().unwrap();
+    let dead = localdb::client(&format!("http://127.0.0.1:{port}"));
+    let app = Arc::new(App::new(dead, &env.tables));
+    let event = list_event(&key, "req-down");
     let response = GatewayResponse::from_event(
         &invoke(
             app,
@@ -304,20 +309,7 @@ async fn a_stalled_dynamodb_is_a_503_not_a_hang() {
     });
     let stalled = shared::app::with_api_timeouts(&localdb::client(&format!("http://{addr}")));
     let app = Arc::new(App::new(stalled, &env.tables));
-    let event = v2_event(&GatewayRequest {
-        method: "GET".into(),
-        raw_path: "/v1/customers".into(),
-        raw_query: String::new(),
-        headers: vec![(
-            "authorization".into(),
-            format!("Bearer {}", key.token.expose_secret()),
-        )],
-        body: Vec::new(),
-        source_ip: "198.51.100.1".parse().unwrap(),
-        route_key: "GET /v1/customers".into(),
-        path_parameters: Default::default(),
-        request_id: "req-stalled".into(),
-    });
+    let event = list_event(&key, "req-stalled");
     let endpoint = Endpoint::Route(shared::routes::Route::ListCustomers);
     // A liveness bound, far above the 5 s operation budget: without timeouts this hangs.
     let answered = tokio::time::timeout(
