@@ -356,35 +356,26 @@ async fn a_storage_failure_mid_write_is_503_and_leaves_nothing_half_written() {
     let failed = env.send(req.clone()).await;
     assert_error(&failed, 503, "service_unavailable");
     assert!(failed.header("retry-after").is_some());
-    let scan = env
-        .client
-        .scan()
-        .table_name(&env.tables.customers)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(scan.count, 0, "no customer and no marker");
-    let records = env
-        .client
-        .scan()
-        .table_name(&env.tables.idempotency)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(records.count, 0, "the 5xx released the Idempotency-Key");
+    assert_eq!(
+        env.item_count(&env.tables.customers).await,
+        0,
+        "no customer and no marker"
+    );
+    assert_eq!(
+        env.item_count(&env.tables.idempotency).await,
+        0,
+        "the 5xx released the Idempotency-Key"
+    );
 
     env.faults.heal();
     let retried = env.send(req).await;
     assert_eq!(retried.status, 201, "the client's retry runs again");
     assert!(retried.header("idempotent-replayed").is_none());
-    let scan = env
-        .client
-        .scan()
-        .table_name(&env.tables.customers)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(scan.count, 2, "the customer and its marker, together");
+    assert_eq!(
+        env.item_count(&env.tables.customers).await,
+        2,
+        "the customer and its marker, together"
+    );
 }
 
 #[tokio::test]

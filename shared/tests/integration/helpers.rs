@@ -255,3 +255,25 @@ impl TestEnv {
         response.json().unwrap()
     }
 }
+
+impl TestEnv {
+    /// How many items a table holds (a Scan: tests only).
+    pub async fn item_count(&self, table: &str) -> i32 {
+        self.client
+            .scan()
+            .table_name(table)
+            .send()
+            .await
+            .expect("scan")
+            .count
+    }
+}
+
+/// An Idempotency-Key as a request would carry it.
+pub fn idempotency_key(text: &str) -> shared::idempotency::IdempotencyKey {
+    let mut headers = lambda_http::http::HeaderMap::new();
+    headers.insert("idempotency-key", text.parse().expect("header value"));
+    shared::idempotency::IdempotencyKey::from_headers(&headers)
+        .expect("valid key")
+        .expect("present")
+}

@@ -2,12 +2,12 @@
 
 use chrono::Duration;
 use serde_json::json;
-use shared::idempotency::{fingerprint, IdempotencyKey};
+use shared::idempotency::fingerprint;
 use shared::idempotency_table::Begin;
 use shared::org::OrgId;
 use shared::time;
 
-use crate::helpers::{assert_error, Req, TestEnv};
+use crate::helpers::{assert_error, idempotency_key, Req, TestEnv};
 
 fn post(body: &str, idempotency_key: &str) -> Req {
     Req::json("POST", "/v1/customers", body).header("idempotency-key", idempotency_key)
@@ -94,13 +94,7 @@ async fn a_key_in_flight_is_409_until_its_lock_lapses() {
     let org = OrgId::parse("acme").unwrap();
     let body = json!({"fullName": "Jane"});
     let fp = fingerprint("POST", "/v1/customers", &body);
-    let ikey = IdempotencyKey::from_headers(&{
-        let mut h = lambda_http::http::HeaderMap::new();
-        h.insert("idempotency-key", "k-3".parse().unwrap());
-        h
-    })
-    .unwrap()
-    .unwrap();
+    let ikey = idempotency_key("k-3");
     // Another invocation holds the key right now.
     assert_eq!(
         env.app
@@ -115,13 +109,7 @@ async fn a_key_in_flight_is_409_until_its_lock_lapses() {
 
     // A holder that died: its lock (the function timeout) has lapsed, so the key is taken over.
     let stale = time::now() - Duration::seconds(60);
-    let ikey4 = IdempotencyKey::from_headers(&{
-        let mut h = lambda_http::http::HeaderMap::new();
-        h.insert("idempotency-key", "k-4".parse().unwrap());
-        h
-    })
-    .unwrap()
-    .unwrap();
+    let ikey4 = idempotency_key("k-4");
     assert_eq!(
         env.app
             .idempotency
@@ -140,9 +128,7 @@ async fn records_expire_after_24_hours_even_before_ttl_deletes_them() {
     let org = OrgId::parse("acme").unwrap();
     let fp = fingerprint("POST", "/v1/customers", &json!({"fullName": "Jane"}));
     let other_fp = fingerprint("POST", "/v1/customers", &json!({"fullName": "John"}));
-    let mut headers = lambda_http::http::HeaderMap::new();
-    headers.insert("idempotency-key", "k-5".parse().unwrap());
-    let ikey = IdempotencyKey::from_headers(&headers).unwrap().unwrap();
+    let ikey = idempotency_key("k-5");
     let long_ago = time::now() - Duration::hours(25);
     assert_eq!(
         env.app
@@ -232,14 +218,7 @@ async fn rejected_requests_save_nothing() {
         401,
         "unauthorized",
     );
-    let records = env
-        .client
-        .scan()
-        .table_name(&env.tables.idempotency)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(records.count, 0);
+    assert_eq!(env.item_count(&env.tables.idempotency).await, 0);
     let ok = env
         .send(post(r#"{"fullName": "Jane"}"#, "k-6").key(&key))
         .await;
