@@ -240,6 +240,20 @@ impl CustomersTable {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// The put that claims `external_id` for `customer_id`: it fails if anyone holds it.
+    fn claim_marker(
+        &self,
+        org: &OrgId,
+        external_id: &str,
+        customer_id: &Uuid,
+    ) -> Result<TransactWriteItem, WriteError> {
+        self.put(
+            marker_item(org, external_id, customer_id),
+            "attribute_not_exists(sk)",
+        )
+        .map_err(WriteError::Storage)
+    }
+
     /// Writes a new customer and, if it has one, the marker of its external id.
     pub async fn insert(&self, org: &OrgId, customer: &Customer) -> Result<(), WriteError> {
         let mut items = vec![self
@@ -251,13 +265,7 @@ impl CustomersTable {
         let mut marker_index = None;
         if let Some(external_id) = &customer.external_id {
             marker_index = Some(items.len());
-            items.push(
-                self.put(
-                    marker_item(org, external_id, &customer.id),
-                    "attribute_not_exists(sk)",
-                )
-                .map_err(WriteError::Storage)?,
-            );
+            items.push(self.claim_marker(org, external_id, &customer.id)?);
         }
         self.transact(items, marker_index).await
     }
@@ -296,10 +304,7 @@ impl CustomersTable {
             }
             if let Some(next) = &new.external_id {
                 marker_index = Some(items.len());
-                items.push(
-                    self.put(marker_item(org, next, &new.id), "attribute_not_exists(sk)")
-                        .map_err(WriteError::Storage)?,
-                );
+                items.push(self.claim_marker(org, next, &new.id)?);
             }
         }
         self.transact(items, marker_index).await
