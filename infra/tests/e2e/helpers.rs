@@ -27,7 +27,20 @@ pub fn root() -> PathBuf {
 }
 
 impl Stack {
+    /// A stack on free ports. A port probed free can be taken by a parallel test before the
+    /// stack binds it, so a stack that exits during start-up is tried again on new ports.
     pub fn start() -> Stack {
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match Self::try_start() {
+                Ok(stack) => return stack,
+                Err(why) => failures.push(why),
+            }
+        }
+        panic!("local-stack did not come up:\n{}", failures.join("\n---\n"));
+    }
+
+    fn try_start() -> Result<Stack, String> {
         let port = localdb::dynamodb_local::free_port().unwrap();
         let mut dynamodb_port = localdb::dynamodb_local::free_port().unwrap();
         while dynamodb_port == port {
@@ -40,9 +53,19 @@ impl Stack {
             .current_dir(root())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("local-stack runs");
+        let stderr = child.stderr.take().unwrap();
+        let (err_tx, err_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Keep only what the stack says about failing; request logs are at warn anyway.
+            let lines: Vec<String> = BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+                .collect();
+            let _ = err_tx.send(lines.join("\n"));
+        });
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -61,7 +84,11 @@ impl Stack {
             Ok(Some(key)) => key,
             other => {
                 let _ = child.kill();
-                panic!("local-stack did not come up: {other:?}");
+                let _ = child.wait();
+                let said = err_rx
+                    .recv_timeout(Duration::from_secs(5))
+                    .unwrap_or_default();
+                return Err(format!("{other:?} (ports {port}/{dynamodb_port}): {said}"));
             }
         };
         let env_text = std::fs::read_to_string(root().join(format!(".local/env.{port}")))
@@ -72,13 +99,13 @@ impl Stack {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        Stack {
+        Ok(Stack {
             child,
             port,
             dynamodb_port,
             key,
             env,
-        }
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
