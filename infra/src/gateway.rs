@@ -15,8 +15,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use localdb::Template;
-use shared::gateway_event::{invoke, v2_event, Context, GatewayRequest, GatewayResponse};
-use shared::routes::{match_path, Route};
+use shared::edge::gateway_event::{invoke, v2_event, Context, GatewayRequest, GatewayResponse};
+use shared::edge::routes::{match_path, Route};
 use shared::{App, Endpoint};
 use tokio::net::TcpListener;
 

@@ -6,9 +6,9 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::Client;
 
-use crate::customers_table::CustomersTable;
-use crate::idempotency_table::IdempotencyTable;
-use crate::keys_table::ApiKeysTable;
+use crate::customers::table::CustomersTable;
+use crate::idempotency::table::IdempotencyTable;
+use crate::keys::table::ApiKeysTable;
 
 pub const API_KEYS_TABLE_ENV: &str = "API_KEYS_TABLE";
 pub const CUSTOMERS_TABLE_ENV: &str = "CUSTOMERS_TABLE";

@@ -4,7 +4,7 @@ use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Response};
 use serde_json::json;
 
-use crate::scope::Scope;
+use crate::keys::scope::Scope;
 use crate::storage::StorageError;
 
 /// Seconds a client should wait after a 503 before retrying.

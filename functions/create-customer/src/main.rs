@@ -1,6 +1,6 @@
 //! `POST /v1/customers`: create, or update by `external_id`, under an optional Idempotency-Key.
 
-use shared::routes::Route;
+use shared::edge::routes::Route;
 use shared::Endpoint;
 
 #[tokio::main]

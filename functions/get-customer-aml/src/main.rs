@@ -1,6 +1,6 @@
 //! `GET /v1/customers/{id}/aml`: the AML result (scope `aml:read`).
 
-use shared::routes::Route;
+use shared::edge::routes::Route;
 use shared::Endpoint;
 
 #[tokio::main]

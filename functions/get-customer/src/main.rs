@@ -1,6 +1,6 @@
 //! `GET /v1/customers/{id}`: one customer of the caller's org.
 
-use shared::routes::Route;
+use shared::edge::routes::Route;
 use shared::Endpoint;
 
 #[tokio::main]

@@ -1,6 +1,6 @@
 //! `GET /v1/customers`: newest customers first, or everything changed since a watermark.
 
-use shared::routes::Route;
+use shared::edge::routes::Route;
 use shared::Endpoint;
 
 #[tokio::main]

@@ -1,6 +1,6 @@
 //! `PATCH /v1/customers/{id}`: partial update; `null` clears an optional field.
 
-use shared::routes::Route;
+use shared::edge::routes::Route;
 use shared::Endpoint;
 
 #[tokio::main]

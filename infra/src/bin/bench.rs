@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use infra::gateway::{serve, RouteTable};
 use localdb::{DynamoDbLocal, Template};
-use shared::api_key::ApiKeyToken;
 use shared::app::{TableNames, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV, IDEMPOTENCY_TABLE_ENV};
-use shared::keys_table::NewApiKey;
-use shared::scope::Scope;
+use shared::keys::scope::Scope;
+use shared::keys::table::NewApiKey;
+use shared::keys::token::ApiKeyToken;
 use shared::{time, App};
 
 const SEQUENTIAL_REQUESTS: usize = 400;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use infra::gateway::{serve, RouteTable};
 use localdb::{workspace_root, DynamoDbLocal, Template};
 use shared::app::{TableNames, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV, IDEMPOTENCY_TABLE_ENV};
-use shared::keys_table::NewApiKey;
-use shared::scope::Scope;
+use shared::keys::scope::Scope;
+use shared::keys::table::NewApiKey;
 use shared::{time, App};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -166,7 +166,7 @@ async fn run() -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    shared::telemetry::init();
+    shared::edge::telemetry::init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

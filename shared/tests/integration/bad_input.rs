@@ -296,8 +296,8 @@ proptest! {
 }
 
 /// One environment for every proptest case (tables are cheap, but not that cheap).
-async fn shared_env() -> &'static (TestEnv, shared::keys_table::IssuedKey) {
-    static ENV: tokio::sync::OnceCell<(TestEnv, shared::keys_table::IssuedKey)> =
+async fn shared_env() -> &'static (TestEnv, shared::keys::table::IssuedKey) {
+    static ENV: tokio::sync::OnceCell<(TestEnv, shared::keys::table::IssuedKey)> =
         tokio::sync::OnceCell::const_new();
     ENV.get_or_init(|| async {
         let env = TestEnv::new().await;

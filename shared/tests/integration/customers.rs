@@ -1,7 +1,7 @@
 //! Customer routes through API Gateway v2 events: semantics, scopes and DynamoDB call budgets.
 
 use serde_json::json;
-use shared::scope::Scope;
+use shared::keys::scope::Scope;
 
 use crate::helpers::{assert_error, Req, TestEnv};
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use shared::app::App;
-use shared::gateway_event::{invoke, v2_event, Context, GatewayRequest, GatewayResponse};
+use shared::edge::gateway_event::{invoke, v2_event, Context, GatewayRequest, GatewayResponse};
 use shared::Endpoint;
 
 use crate::helpers::{assert_error, logs, Req, TestEnv};
@@ -61,7 +61,7 @@ async fn bad_query_strings_are_400_naming_the_parameter() {
 }
 
 /// `GET /v1/customers` with `key`, as API Gateway would send it.
-fn list_event(key: &shared::keys_table::IssuedKey, request_id: &str) -> serde_json::Value {
+fn list_event(key: &shared::keys::table::IssuedKey, request_id: &str) -> serde_json::Value {
     v2_event(&GatewayRequest {
         method: "GET".into(),
         raw_path: "/v1/customers".into(),
@@ -90,7 +90,7 @@ async fn storage_down_is_a_503_with_retry_after() {
     let response = GatewayResponse::from_event(
         &invoke(
             app,
-            Endpoint::Route(shared::routes::Route::ListCustomers),
+            Endpoint::Route(shared::edge::routes::Route::ListCustomers),
             event,
             Context::default(),
         )
@@ -114,7 +114,10 @@ async fn every_declared_route_in_template_is_in_the_library_and_back() {
         .filter_map(|r| Some(format!("{} {}", r.method?.to_uppercase(), r.path?)))
         .collect();
     declared.sort();
-    let mut library: Vec<String> = shared::routes::Route::ALL.iter().map(|r| r.key()).collect();
+    let mut library: Vec<String> = shared::edge::routes::Route::ALL
+        .iter()
+        .map(|r| r.key())
+        .collect();
     library.sort();
     assert_eq!(declared, library);
     assert_eq!(
@@ -251,7 +254,7 @@ async fn events_lambda_http_cannot_read_get_a_400_not_an_invocation_error() {
             request_id: "req-odd".into(),
         })
     };
-    let endpoint = Endpoint::Route(shared::routes::Route::ListCustomers);
+    let endpoint = Endpoint::Route(shared::edge::routes::Route::ListCustomers);
     // Characters no URI may hold, as a client can put them on the request line: repaired.
     let odd = invoke(
         env.app.clone(),
@@ -310,7 +313,7 @@ async fn a_stalled_dynamodb_is_a_503_not_a_hang() {
     let stalled = shared::app::with_api_timeouts(&localdb::client(&format!("http://{addr}")));
     let app = Arc::new(App::new(stalled, &env.tables));
     let event = list_event(&key, "req-stalled");
-    let endpoint = Endpoint::Route(shared::routes::Route::ListCustomers);
+    let endpoint = Endpoint::Route(shared::edge::routes::Route::ListCustomers);
     // A liveness bound, far above the 5 s operation budget: without timeouts this hangs.
     let answered = tokio::time::timeout(
         std::time::Duration::from_secs(60),

@@ -2,11 +2,11 @@
 //! Docker: the same lambda_http event path, the status and body checked.
 
 use serde_json::Value;
-use shared::customer::{AddedVia, Customer};
-use shared::customer_input::CustomerInput;
-use shared::gateway_event::{invoke, Context, GatewayResponse};
+use shared::customers::input::CustomerInput;
+use shared::customers::model::{AddedVia, Customer};
+use shared::edge::gateway_event::{invoke, Context, GatewayResponse};
+use shared::edge::routes::Route;
 use shared::org::OrgId;
-use shared::routes::Route;
 use shared::{time, Endpoint};
 
 use crate::helpers::TestEnv;

@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use localdb::{test_client, CallCounter, DynamoDbLocal, FaultInjector, Template};
 use shared::app::{TableNames, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV, IDEMPOTENCY_TABLE_ENV};
-use shared::gateway_event::{invoke, v2_event, Context, GatewayRequest, GatewayResponse};
-use shared::keys_table::{IssuedKey, NewApiKey};
-use shared::routes::{match_path, Route};
-use shared::scope::Scope;
+use shared::edge::gateway_event::{invoke, v2_event, Context, GatewayRequest, GatewayResponse};
+use shared::edge::routes::{match_path, Route};
+use shared::keys::scope::Scope;
+use shared::keys::table::{IssuedKey, NewApiKey};
 use shared::{time, App, Endpoint};
 
 static DYNAMODB: OnceLock<DynamoDbLocal> = OnceLock::new();
@@ -42,7 +42,7 @@ pub fn logs() -> &'static CapturedLogs {
     LOGS.get_or_init(|| {
         let logs = CapturedLogs::default();
         let sink = logs.clone();
-        let subscriber = shared::telemetry::json_subscriber(
+        let subscriber = shared::edge::telemetry::json_subscriber(
             move || sink.clone(),
             tracing_subscriber::EnvFilter::new("info"),
         );
@@ -270,10 +270,10 @@ impl TestEnv {
 }
 
 /// An Idempotency-Key as a request would carry it.
-pub fn idempotency_key(text: &str) -> shared::idempotency::IdempotencyKey {
+pub fn idempotency_key(text: &str) -> shared::idempotency::record::IdempotencyKey {
     let mut headers = lambda_http::http::HeaderMap::new();
     headers.insert("idempotency-key", text.parse().expect("header value"));
-    shared::idempotency::IdempotencyKey::from_headers(&headers)
+    shared::idempotency::record::IdempotencyKey::from_headers(&headers)
         .expect("valid key")
         .expect("present")
 }

@@ -2,8 +2,8 @@
 
 use chrono::Duration;
 use serde_json::json;
-use shared::idempotency::fingerprint;
-use shared::idempotency_table::Begin;
+use shared::idempotency::record::fingerprint;
+use shared::idempotency::table::Begin;
 use shared::org::OrgId;
 use shared::time;
 
@@ -138,7 +138,7 @@ async fn records_expire_after_24_hours_even_before_ttl_deletes_them() {
             .unwrap(),
         Begin::Started
     );
-    let response = shared::idempotency::StoredResponse {
+    let response = shared::idempotency::record::StoredResponse {
         status: 201,
         headers: vec![],
         body: "{}".into(),
@@ -200,7 +200,7 @@ async fn rejected_requests_save_nothing() {
     let env = TestEnv::new().await;
     let key = env.full_key("acme").await;
     let reader = env
-        .issue_key("acme", &[shared::scope::Scope::CustomersRead], &[])
+        .issue_key("acme", &[shared::keys::scope::Scope::CustomersRead], &[])
         .await;
     assert_error(
         &env.send(post(r#"{"fullName": ""}"#, "k-6").key(&key)).await,

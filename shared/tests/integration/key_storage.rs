@@ -1,9 +1,9 @@
 //! The API keys table against DynamoDB Local.
 
 use chrono::Duration;
-use shared::keys_table::NewApiKey;
+use shared::keys::scope::Scope;
+use shared::keys::table::NewApiKey;
 use shared::org::OrgId;
-use shared::scope::Scope;
 use shared::time;
 
 use crate::helpers::{scopes, TestEnv};

@@ -2,8 +2,8 @@
 
 use chrono::Duration;
 use serde_json::json;
-use shared::api_key::ApiKeyToken;
-use shared::scope::Scope;
+use shared::keys::scope::Scope;
+use shared::keys::token::ApiKeyToken;
 use shared::time;
 
 use crate::helpers::{assert_error, Req, TestEnv};

@@ -9,10 +9,10 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::api_key::{random_base62, ApiKeyToken, KeyHash};
-use crate::ip_allowlist::{InvalidCidr, IpAllowlist};
+use crate::keys::ip_allowlist::{InvalidCidr, IpAllowlist};
+use crate::keys::scope::{Scope, UnknownScope};
+use crate::keys::token::{random_base62, ApiKeyToken, KeyHash};
 use crate::org::{InvalidOrgId, OrgId};
-use crate::scope::{Scope, UnknownScope};
 use crate::storage::{classify, corrupt, service_code, StorageError};
 use crate::time::{self, Timestamp};
 

@@ -12,9 +12,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use uuid::Uuid;
 
-use crate::cursor::Position;
-use crate::customer::{AddedVia, Customer};
-use crate::customer_input::{CustomerInput, Field};
+use crate::customers::cursor::Position;
+use crate::customers::input::{CustomerInput, Field};
+use crate::customers::model::{AddedVia, Customer};
 use crate::error::{ApiError, SERVICE_UNAVAILABLE_RETRY_AFTER_SECS};
 use crate::org::OrgId;
 use crate::storage::{classify, corrupt, service_code, StorageError};

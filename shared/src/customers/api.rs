@@ -8,17 +8,17 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::auth::Principal;
-use crate::cursor::{self, Listing, Position};
-use crate::customer::Customer;
-use crate::customer_input::CustomerInput;
-use crate::customers_table::{position_after, Change, CustomerPage};
+use crate::customers::cursor::{self, Listing, Position};
+use crate::customers::input::CustomerInput;
+use crate::customers::model::Customer;
+use crate::customers::table::{position_after, Change, CustomerPage};
 use crate::error::{json_response, ApiError};
-use crate::http::{RequestLog, RequestMeta};
-use crate::idempotency::{fingerprint, IdempotencyKey, StoredResponse};
-use crate::idempotency_table::Begin;
+use crate::idempotency::record::{fingerprint, IdempotencyKey, StoredResponse};
+use crate::idempotency::table::Begin;
+use crate::keys::scope::Scope;
+use crate::keys::verify::Principal;
 use crate::query::QueryParams;
-use crate::scope::Scope;
+use crate::request::{RequestLog, RequestMeta};
 use crate::time;
 
 pub const DEFAULT_LIST_LIMIT: usize = 50;

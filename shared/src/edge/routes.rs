@@ -5,7 +5,7 @@
 use lambda_http::http::Method;
 
 use crate::error::ApiError;
-use crate::scope::Scope;
+use crate::keys::scope::Scope;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::customer_input::{CustomerInput, Field};
+use crate::customers::input::{CustomerInput, Field};
 use crate::error::ApiError;
 use crate::time::Timestamp;
 

@@ -14,7 +14,7 @@ use lambda_http::{service_fn, Adapter, LambdaEvent};
 use serde_json::{json, Map, Value};
 
 use crate::app::App;
-use crate::http::{handle, Endpoint};
+use crate::edge::http::{handle, Endpoint};
 
 /// The parts of an HTTP request that API Gateway passes on.
 #[derive(Debug, Clone)]

@@ -1,20 +1,18 @@
 //! The edge every function shares: request id, authentication, dispatch to the route's
 //! handler, errors turned into the envelope, and one log line per request.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use lambda_http::http::HeaderValue;
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 
 use crate::app::App;
-use crate::auth::{authenticate, Principal};
-use crate::customers_api;
+use crate::customers;
+use crate::edge::routes::{unrouted, Route};
 use crate::error::{ApiError, REQUEST_ID_HEADER};
-use crate::routes::{unrouted, Route};
-use crate::time::{self, Timestamp};
+use crate::keys::verify::authenticate;
+use crate::request::{RequestLog, RequestMeta};
 
 /// What a function serves: one route, or API Gateway's `$default` catch-all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,48 +27,6 @@ impl Endpoint {
             Endpoint::Route(route) => route.key(),
             Endpoint::Fallback => "$default".to_owned(),
         }
-    }
-}
-
-/// Facts about the request that every step may need.
-#[derive(Debug, Clone)]
-pub struct RequestMeta {
-    pub request_id: String,
-    pub source_ip: Option<IpAddr>,
-    pub now: Timestamp,
-}
-
-impl RequestMeta {
-    /// Request id and source IP come from API Gateway's request context, never from headers
-    /// a client could set.
-    pub fn of(req: &Request) -> Self {
-        let (request_id, source_ip) = match req.request_context_ref() {
-            Some(RequestContext::ApiGatewayV2(ctx)) => (
-                ctx.request_id.clone().filter(|id| !id.is_empty()),
-                ctx.http.source_ip.as_deref().and_then(|ip| ip.parse().ok()),
-            ),
-            _ => (None, None),
-        };
-        Self {
-            request_id: request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-            source_ip,
-            now: time::now(),
-        }
-    }
-}
-
-/// What the request log line says beyond the request itself: ids only, never secrets or PII.
-#[derive(Debug, Default, Clone)]
-pub struct RequestLog {
-    pub org: Option<String>,
-    pub key_id: Option<String>,
-    pub customer_ids: Vec<String>,
-}
-
-impl RequestLog {
-    fn principal(&mut self, principal: &Principal) {
-        self.org = Some(principal.org_id.to_string());
-        self.key_id = Some(principal.key_id.clone());
     }
 }
 
@@ -139,10 +95,10 @@ async fn dispatch(
     .await?;
     log.principal(&principal);
     match route {
-        Route::ListCustomers => customers_api::list(app, req, &principal, meta, log).await,
-        Route::CreateCustomer => customers_api::create(app, req, &principal, meta, log).await,
-        Route::GetCustomer => customers_api::get(app, req, &principal, meta, log).await,
-        Route::UpdateCustomer => customers_api::update(app, req, &principal, meta, log).await,
-        Route::GetCustomerAml => customers_api::get_aml(app, req, &principal, meta, log).await,
+        Route::ListCustomers => customers::api::list(app, req, &principal, meta, log).await,
+        Route::CreateCustomer => customers::api::create(app, req, &principal, meta, log).await,
+        Route::GetCustomer => customers::api::get(app, req, &principal, meta, log).await,
+        Route::UpdateCustomer => customers::api::update(app, req, &principal, meta, log).await,
+        Route::GetCustomerAml => customers::api::get_aml(app, req, &principal, meta, log).await,
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
 
-use crate::customer::CustomerType;
+use crate::customers::model::CustomerType;
 use crate::error::ApiError;
 
 pub const MAX_FULL_NAME_CHARS: usize = 200;

@@ -6,11 +6,11 @@ use std::net::IpAddr;
 
 use lambda_http::http::{header, HeaderMap};
 
-use crate::api_key::ApiKeyToken;
 use crate::error::ApiError;
-use crate::keys_table::ApiKeysTable;
+use crate::keys::scope::Scope;
+use crate::keys::table::ApiKeysTable;
+use crate::keys::token::ApiKeyToken;
 use crate::org::OrgId;
-use crate::scope::Scope;
 use crate::time::Timestamp;
 
 /// Who is calling: the key that passed verification.

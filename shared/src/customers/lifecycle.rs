@@ -1,7 +1,7 @@
 //! The compliance lifecycle: which KYC and AML moves are legal. Only the back office moves a
 //! customer (icadmin today); the integration API only reads the result.
 
-use crate::customer::{AmlCategory, AmlResult, AmlStatus, Customer, KycStatus};
+use crate::customers::model::{AmlCategory, AmlResult, AmlStatus, Customer, KycStatus};
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,7 +115,7 @@ pub fn move_aml(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::customer::{AddedVia, CustomerType};
+    use crate::customers::model::{AddedVia, CustomerType};
     use chrono::Duration;
 
     fn customer() -> Customer {

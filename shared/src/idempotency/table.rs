@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 
-use crate::idempotency::{
+use crate::idempotency::record::{
     IdempotencyKey, StoredResponse, IDEMPOTENCY_TTL_SECS, IN_PROGRESS_LOCK_SECS,
 };
 use crate::org::OrgId;

@@ -1,0 +1,1 @@
+//! Strict JSON request bodies: a JSON object that names a field twice is refused.

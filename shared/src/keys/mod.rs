@@ -1,0 +1,8 @@
+//! API keys: the token format and checksum, scopes, IP allowlists, the verification order,
+//! and the keys table.
+
+pub mod ip_allowlist;
+pub mod scope;
+pub mod table;
+pub mod token;
+pub mod verify;
