@@ -6,7 +6,8 @@ pub mod dynamodb_local;
 pub mod template;
 
 pub use dynamodb_local::{
-    client, counting_client, test_client, CallCounter, DynamoDbLocal, FaultInjector,
+    client, counting_client, test_client, CallCounter, DynamoDbLocal, Fault, FaultInjector,
+    Injection,
 };
 pub use template::Template;
 
