@@ -73,8 +73,51 @@ fn invalid(param: &str, message: impl Into<String>) -> ApiError {
     ApiError::invalid_param(param, message)
 }
 
-fn has_control(text: &str) -> bool {
-    text.chars().any(char::is_control)
+/// Characters no client-written text field may hold: a name or id has to look like what it
+/// is, so nothing invisible may change how it displays or compares.
+///
+/// - Control characters (Unicode Cc: U+0000-U+001F, U+007F-U+009F): tabs, newlines, NUL...
+/// - Bidi embeddings and overrides (U+202A-U+202E) and isolates (U+2066-U+2069): they
+///   reorder how the text and whatever follows it is displayed ("Trojan Source" spoofing).
+/// - Bidi marks LRM/RLM (U+200E, U+200F) and the Arabic letter mark (U+061C): invisible,
+///   and they only steer display direction. A person's name or an id never needs them;
+///   allowing them lets two identical-looking values differ, so they are refused too.
+/// - U+200B zero width space and U+FEFF (BOM / zero width no-break space): invisible, no
+///   meaning in a name, and a classic way to make look-alike values.
+///
+/// Deliberately NOT refused: ZWJ U+200D and ZWNJ U+200C. They change how letters join in
+/// Persian, Arabic and Indic scripts (Persian names such as Mohammad\u{200C}Mehdi are
+/// written with a ZWNJ) and build emoji sequences (family and profession emoji), so real
+/// names contain them. Variation selectors and emoji
+/// tag characters stay legal for the same reason.
+pub fn is_forbidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200B}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
+}
+
+/// Whether `text` holds a character [`is_forbidden_char`] refuses.
+pub fn has_forbidden_chars(text: &str) -> bool {
+    text.chars().any(is_forbidden_char)
+}
+
+/// The refusal for a field holding a forbidden character; `what` names it in the message.
+fn forbidden_chars(param: &str, what: &str) -> ApiError {
+    invalid(
+        param,
+        format!(
+            "{what} must not contain control characters or invisible formatting characters \
+             (bidi overrides, isolates or marks, U+200B, U+FEFF)."
+        ),
+    )
 }
 
 fn string<'a>(param: &str, value: &'a Value) -> Result<&'a str, ApiError> {
@@ -92,17 +135,21 @@ pub fn parse_full_name(value: &Value) -> Result<String, ApiError> {
             format!("full_name must be 1-{MAX_FULL_NAME_CHARS} characters after trimming."),
         ));
     }
-    if has_control(name) {
-        return Err(invalid(
-            "full_name",
-            "full_name must not contain control characters.",
-        ));
+    if has_forbidden_chars(name) {
+        return Err(forbidden_chars("full_name", "full_name"));
     }
     Ok(name.to_owned())
 }
 
+/// `external_id` in a body: a string following [`parse_external_id_text`]'s rules.
 pub fn parse_external_id(value: &Value) -> Result<String, ApiError> {
-    let id = string("external_id", value)?;
+    parse_external_id_text(string("external_id", value)?)
+}
+
+/// An `external_id`, from a body or the `external_id` query parameter: 1-128 printable
+/// characters, no leading or trailing whitespace. Kept exactly as sent: an id is matched
+/// against the client's own records, so a stray space is refused rather than trimmed.
+pub fn parse_external_id_text(id: &str) -> Result<String, ApiError> {
     let chars = id.chars().count();
     if chars == 0 || chars > MAX_EXTERNAL_ID_CHARS {
         return Err(invalid(
@@ -110,10 +157,13 @@ pub fn parse_external_id(value: &Value) -> Result<String, ApiError> {
             format!("external_id must be 1-{MAX_EXTERNAL_ID_CHARS} characters."),
         ));
     }
-    if has_control(id) || id.trim().is_empty() {
+    if has_forbidden_chars(id) {
+        return Err(forbidden_chars("external_id", "external_id"));
+    }
+    if id.starts_with(char::is_whitespace) || id.ends_with(char::is_whitespace) {
         return Err(invalid(
             "external_id",
-            "external_id must be printable characters (no control characters, not only spaces).",
+            "external_id must not start or end with whitespace; send the id without leading or trailing spaces.",
         ));
     }
     Ok(id.to_owned())
@@ -129,6 +179,9 @@ pub fn parse_email(value: &Value) -> Result<String, ApiError> {
             "email must be a well-formed address such as jane@example.com.",
         )
     };
+    if has_forbidden_chars(email) {
+        return Err(forbidden_chars("email", "email"));
+    }
     if email.chars().count() > MAX_EMAIL_CHARS {
         return Err(invalid(
             "email",
@@ -147,7 +200,7 @@ pub fn parse_email(value: &Value) -> Result<String, ApiError> {
         || local.chars().count() > 64
         || domain.contains('@')
         || !domain_ok
-        || email.chars().any(|c| c.is_whitespace() || c.is_control())
+        || email.chars().any(char::is_whitespace)
     {
         return Err(bad());
     }
@@ -157,6 +210,9 @@ pub fn parse_email(value: &Value) -> Result<String, ApiError> {
 /// Digits with the usual separators and an optional leading `+`, 3-32 characters.
 pub fn parse_phone(value: &Value) -> Result<String, ApiError> {
     let phone = string("phone", value)?.trim();
+    if has_forbidden_chars(phone) {
+        return Err(forbidden_chars("phone", "phone"));
+    }
     let allowed =
         |(i, c): (usize, char)| c.is_ascii_digit() || " -().".contains(c) || (i == 0 && c == '+');
     let digits = phone.chars().filter(char::is_ascii_digit).count();
@@ -169,13 +225,15 @@ pub fn parse_phone(value: &Value) -> Result<String, ApiError> {
     Ok(phone.to_owned())
 }
 
-/// ISO 8601 calendar date (`YYYY-MM-DD`), not in the future, not before 1900.
+/// ISO 8601 calendar date (`YYYY-MM-DD`), not in the future, not before 1900. A value that
+/// is not a real date (`2023-02-30`, `2023-13-01`, `1990-1-5`) and a real date out of range
+/// get different messages.
 pub fn parse_date_of_birth(value: &Value, today: NaiveDate) -> Result<String, ApiError> {
     let text = string("date_of_birth", value)?;
-    let bad = || {
+    let not_a_date = || {
         invalid(
             "date_of_birth",
-            "date_of_birth must be a past date in YYYY-MM-DD form.",
+            "date_of_birth is not a valid calendar date in YYYY-MM-DD form.",
         )
     };
     let shape_ok = text.len() == 10
@@ -187,15 +245,23 @@ pub fn parse_date_of_birth(value: &Value, today: NaiveDate) -> Result<String, Ap
             }
         });
     if !shape_ok {
-        return Err(bad());
+        return Err(not_a_date());
     }
-    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| bad())?;
-    let earliest = NaiveDate::from_ymd_opt(1900, 1, 1).ok_or_else(bad)?;
-    if date > today || date < earliest {
-        return Err(bad());
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| not_a_date())?;
+    if date > today || date < EARLIEST_DATE_OF_BIRTH {
+        return Err(invalid(
+            "date_of_birth",
+            format!("date_of_birth must be a past date on or after {EARLIEST_DATE_OF_BIRTH}."),
+        ));
     }
     Ok(date.format("%Y-%m-%d").to_string())
 }
+
+/// The earliest accepted `date_of_birth`.
+pub const EARLIEST_DATE_OF_BIRTH: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
+    Some(date) => date,
+    None => panic!("1900-01-01 is a date"),
+};
 
 /// ISO 3166-1 alpha-2, officially assigned codes; lower case is accepted and upper-cased.
 pub fn parse_country(value: &Value) -> Result<String, ApiError> {
@@ -227,8 +293,14 @@ pub fn parse_metadata(value: &Value) -> Result<BTreeMap<String, String>, ApiErro
     for (key, value) in map {
         let param = format!("metadata.{key}");
         let key_chars = key.chars().count();
-        if key_chars == 0 || key_chars > MAX_METADATA_KEY_CHARS || has_control(key) {
-            return Err(invalid("metadata", format!("metadata keys must be 1-{MAX_METADATA_KEY_CHARS} characters without control characters.")));
+        if key_chars == 0 || key_chars > MAX_METADATA_KEY_CHARS {
+            return Err(invalid(
+                "metadata",
+                format!("metadata keys must be 1-{MAX_METADATA_KEY_CHARS} characters."),
+            ));
+        }
+        if has_forbidden_chars(key) {
+            return Err(forbidden_chars("metadata", "metadata keys"));
         }
         let text = value
             .as_str()
@@ -239,11 +311,8 @@ pub fn parse_metadata(value: &Value) -> Result<BTreeMap<String, String>, ApiErro
                 format!("metadata values must be at most {MAX_METADATA_VALUE_CHARS} characters."),
             ));
         }
-        if has_control(text) {
-            return Err(invalid(
-                &param,
-                "metadata values must not contain control characters.",
-            ));
+        if has_forbidden_chars(text) {
+            return Err(forbidden_chars(&param, "metadata values"));
         }
         out.insert(key.clone(), text.to_owned());
     }
@@ -491,5 +560,279 @@ mod tests {
             "metadata.k"
         );
         assert_eq!(param_of(json!({"metadata": {"k": "a\u{7}"}})), "metadata.k");
+    }
+    fn message_of(body: Value) -> String {
+        parse(body).unwrap_err().to_string()
+    }
+
+    /// Every character the text fields refuse, with a name for assertion messages.
+    const FORBIDDEN: &[(char, &str)] = &[
+        ('\u{0}', "NUL"),
+        ('\u{7}', "BEL"),
+        ('\u{1B}', "ESC"),
+        ('\u{7F}', "DEL"),
+        ('\u{85}', "NEL"),
+        ('\u{9F}', "APC"),
+        ('\u{202A}', "LRE"),
+        ('\u{202B}', "RLE"),
+        ('\u{202C}', "PDF"),
+        ('\u{202D}', "LRO"),
+        ('\u{202E}', "RLO"),
+        ('\u{2066}', "LRI"),
+        ('\u{2067}', "RLI"),
+        ('\u{2068}', "FSI"),
+        ('\u{2069}', "PDI"),
+        ('\u{200B}', "ZWSP"),
+        ('\u{FEFF}', "BOM"),
+        ('\u{200E}', "LRM"),
+        ('\u{200F}', "RLM"),
+        ('\u{061C}', "ALM"),
+    ];
+
+    #[test]
+    fn forbidden_char_set_is_exact() {
+        for (c, name) in FORBIDDEN {
+            assert!(is_forbidden_char(*c), "{name}");
+        }
+        for c in [
+            '\u{200C}',  // ZWNJ
+            '\u{200D}',  // ZWJ
+            '\u{FE0F}',  // variation selector-16 (emoji presentation)
+            '\u{E0067}', // tag letter g (subdivision flags)
+            '\u{00A0}',  // no-break space
+            '\u{00AD}',  // soft hyphen
+            '\u{2029}',  // paragraph separator
+            '\u{2060}',  // word joiner
+            '\u{2065}',  // unassigned, between the isolates and the invisible operators
+            '\u{206A}',  // deprecated format character after PDI
+            '\u{200A}',  // hair space
+            '\u{2010}',  // hyphen
+            '\u{202F}',  // narrow no-break space (after RLO)
+            '\u{FEFE}',
+            '\u{061B}', // Arabic semicolon
+            '\u{061D}',
+            ' ',
+            'a',
+            'é',
+            '李',
+        ] {
+            assert!(!is_forbidden_char(c), "{:?}", c);
+        }
+    }
+
+    #[test]
+    fn zwj_and_zwnj_are_legal_in_names() {
+        for name in [
+            "Zoë\u{200D}",
+            "Zo\u{200D}ë Doe",
+            // Persian: "Mohammad-Mehdi" with a zero width non-joiner between the parts.
+            "محمد\u{200C}مهدی رضایی",
+            // Hindi name with a ZWJ (explicit half form) and a ZWNJ.
+            "क्\u{200D}ष\u{200C}मा",
+            // Emoji sequences: family, woman technologist, rainbow flag, England flag.
+            "Jane \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}",
+            "\u{1F469}\u{200D}\u{1F4BB} Dev",
+            "\u{1F3F3}\u{FE0F}\u{200D}\u{1F308}",
+            "\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F} Fan",
+        ] {
+            assert_eq!(
+                parse(json!({"fullName": name})).unwrap().full_name,
+                Field::Value(name.to_owned()),
+                "{name}"
+            );
+        }
+        // Also legal in the other free-text fields.
+        let input = parse(json!({
+            "externalId": "crm\u{200C}7741",
+            "metadata": {"n\u{200D}ote": "v\u{200C}alue"}
+        }))
+        .unwrap();
+        assert_eq!(input.external_id, Field::Value("crm\u{200C}7741".into()));
+    }
+
+    #[test]
+    fn forbidden_chars_are_refused_in_every_text_field() {
+        for (c, name) in FORBIDDEN {
+            let cases = [
+                (json!({"fullName": format!("Jane{c}Doe")}), "full_name"),
+                (json!({"externalId": format!("crm{c}7741")}), "external_id"),
+                (json!({"email": format!("jane{c}@example.com")}), "email"),
+                (json!({"email": format!("jane@exam{c}ple.com")}), "email"),
+                (json!({"phone": format!("+44 20{c} 7946 0958")}), "phone"),
+                (
+                    json!({"metadata": {"tier": format!("gold{c}")}}),
+                    "metadata.tier",
+                ),
+                (
+                    json!({"metadata": {format!("ti{c}er"): "gold"}}),
+                    "metadata",
+                ),
+            ];
+            for (body, param) in cases {
+                let err = parse(body).unwrap_err();
+                assert_eq!(err.code(), "invalid_request", "{name} in {param}");
+                assert_eq!(err.param(), Some(param), "{name} in {param}");
+                assert!(
+                    err.to_string().contains("invisible formatting characters"),
+                    "{name} in {param}: {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn forbidden_char_messages_name_the_field() {
+        assert_eq!(
+            message_of(json!({"fullName": "Jane\u{202E}Doe"})),
+            "full_name must not contain control characters or invisible formatting characters \
+             (bidi overrides, isolates or marks, U+200B, U+FEFF)."
+        );
+        assert!(message_of(json!({"externalId": "a\u{200B}b"})).starts_with("external_id must not"));
+        assert!(message_of(json!({"email": "\u{FEFF}j@x.com"})).starts_with("email must not"));
+        assert!(
+            message_of(json!({"phone": "\u{2066}+44 20 7946 0958"})).starts_with("phone must not")
+        );
+        assert!(
+            message_of(json!({"metadata": {"k\u{7}": "v"}})).starts_with("metadata keys must not")
+        );
+        assert!(message_of(json!({"metadata": {"k": "\u{200F}v"}}))
+            .starts_with("metadata values must not"));
+    }
+
+    #[test]
+    fn external_id_edges_must_not_be_whitespace() {
+        for bad in [
+            " crm-7741",
+            "crm-7741 ",
+            "\tcrm-7741",
+            "crm-7741\t",
+            "\u{A0}crm-7741",
+            "crm-7741\u{A0}",
+            "\u{3000}crm-7741",
+            "crm-7741\u{2003}",
+            " ",
+            "\u{A0}",
+        ] {
+            let err = parse(json!({"externalId": bad})).unwrap_err();
+            assert_eq!(err.param(), Some("external_id"), "{bad:?}");
+            if !bad.contains('\t') {
+                assert!(
+                    err.to_string()
+                        .contains("must not start or end with whitespace"),
+                    "{bad:?}: {err}"
+                );
+            }
+        }
+        // Inner spaces are part of the id and kept.
+        assert_eq!(
+            parse(json!({"externalId": "crm 7741\u{A0}x"}))
+                .unwrap()
+                .external_id,
+            Field::Value("crm 7741\u{A0}x".into())
+        );
+    }
+
+    #[test]
+    fn external_id_text_follows_the_same_rules() {
+        assert_eq!(parse_external_id_text("crm-7741").unwrap(), "crm-7741");
+        assert_eq!(
+            parse_external_id_text(&"x".repeat(128)).unwrap(),
+            "x".repeat(128)
+        );
+        assert_eq!(
+            parse_external_id_text("é".repeat(128).as_str()).unwrap(),
+            "é".repeat(128)
+        );
+        for bad in [
+            String::new(),
+            "x".repeat(129),
+            " crm".into(),
+            "crm ".into(),
+            "crm\u{A0}".into(),
+            "a\u{202E}b".into(),
+            "a\nb".into(),
+            "a\u{FEFF}".into(),
+        ] {
+            let err = parse_external_id_text(&bad).unwrap_err();
+            assert_eq!(err.code(), "invalid_request", "{bad:?}");
+            assert_eq!(err.param(), Some("external_id"), "{bad:?}");
+        }
+        // The body version agrees with the text version.
+        assert_eq!(
+            parse_external_id(&json!(" crm")).unwrap_err(),
+            parse_external_id_text(" crm").unwrap_err()
+        );
+        assert_eq!(parse_external_id(&json!("crm")).unwrap(), "crm");
+        assert_eq!(
+            parse_external_id(&json!(7)).unwrap_err().param(),
+            Some("external_id")
+        );
+    }
+
+    #[test]
+    fn date_of_birth_messages_tell_shape_from_range() {
+        let not_a_date = "date_of_birth is not a valid calendar date in YYYY-MM-DD form.";
+        let out_of_range = "date_of_birth must be a past date on or after 1900-01-01.";
+        for bad in [
+            "2023-02-30",
+            "2001-02-29",
+            "2023-13-01",
+            "2023-00-10",
+            "2023-04-31",
+            "1990-01-00",
+            "1990-1-5",
+            "19900105",
+            "1990/01/05",
+            "1990-01-05T00:00:00Z",
+            " 1990-01-05",
+            "",
+            "year",
+            "١٩٩٠-٠١-٠٥",
+        ] {
+            let err = parse(json!({"dateOfBirth": bad})).unwrap_err();
+            assert_eq!(err.param(), Some("date_of_birth"), "{bad}");
+            assert_eq!(err.to_string(), not_a_date, "{bad}");
+        }
+        for bad in [
+            "2030-01-01",
+            "2026-11-23",
+            "1899-12-31",
+            "1850-01-01",
+            "0001-01-01",
+            "9999-12-31",
+        ] {
+            let err = parse(json!({"dateOfBirth": bad})).unwrap_err();
+            assert_eq!(err.param(), Some("date_of_birth"), "{bad}");
+            assert_eq!(err.to_string(), out_of_range, "{bad}");
+        }
+        for good in ["1900-01-01", "2026-11-22", "2000-02-29", "1990-12-31"] {
+            assert_eq!(
+                parse(json!({"dateOfBirth": good})).unwrap().date_of_birth,
+                Field::Value(good.into()),
+                "{good}"
+            );
+        }
+    }
+
+    #[test]
+    fn repeated_keys_are_refused_before_spellings_are_compared() {
+        // The same spelling twice is caught by the strict JSON parser...
+        let err =
+            crate::json::parse_strict(br#"{"full_name": "a", "full_name": "b"}"#).unwrap_err();
+        assert_eq!(err.param(), Some("full_name"));
+        // ...both spellings by CustomerInput::parse.
+        let body = crate::json::parse_strict(br#"{"fullName": "a", "full_name": "b"}"#).unwrap();
+        let err = CustomerInput::parse(body.as_object().unwrap(), today()).unwrap_err();
+        assert_eq!(err.param(), Some("full_name"));
+        assert!(err.to_string().contains("send one spelling"));
+    }
+
+    #[test]
+    fn metadata_key_messages() {
+        assert_eq!(
+            message_of(json!({"metadata": {"k".repeat(41): "v"}})),
+            "metadata keys must be 1-40 characters."
+        );
+        assert_eq!(param_of(json!({"metadata": {"": "v"}})), "metadata");
     }
 }
