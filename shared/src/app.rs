@@ -6,7 +6,9 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::Client;
 
+use crate::customers::cursor::{CursorKey, CURSOR_SECRET_ENV};
 use crate::customers::table::CustomersTable;
+use crate::error::ApiError;
 use crate::idempotency::table::IdempotencyTable;
 use crate::keys::table::ApiKeysTable;
 
@@ -46,22 +48,41 @@ pub struct App {
     pub keys: ApiKeysTable,
     pub customers: CustomersTable,
     pub idempotency: IdempotencyTable,
+    /// The secret listing cursors are authenticated with; only the listing needs it.
+    pub cursor_key: Option<CursorKey>,
 }
 
 impl App {
+    /// The tables, and a random cursor secret (a local stack's or a test's: its cursors
+    /// live as long as the process).
     pub fn new(client: Client, tables: &TableNames) -> Self {
         Self {
             keys: ApiKeysTable::new(client.clone(), &tables.api_keys),
             customers: CustomersTable::new(client.clone(), &tables.customers),
             idempotency: IdempotencyTable::new(client, &tables.idempotency),
+            cursor_key: CursorKey::random().ok(),
         }
     }
 
-    /// Tables from the environment, AWS settings from the standard chain (which honours
-    /// `AWS_ENDPOINT_URL_DYNAMODB`, how the local stack points everything at DynamoDB Local).
+    /// Tables and the cursor secret from the environment, AWS settings from the standard
+    /// chain (which honours `AWS_ENDPOINT_URL_DYNAMODB`, how the local stack points
+    /// everything at DynamoDB Local).
     pub async fn from_env() -> Result<Self, String> {
         let tables = TableNames::from_env()?;
-        Ok(Self::new(dynamodb_client().await, &tables))
+        let cursor_key = CursorKey::from_env()?;
+        Ok(Self {
+            cursor_key,
+            ..Self::new(dynamodb_client().await, &tables)
+        })
+    }
+
+    /// The cursor secret, or a 500 for a deployment that forgot it (the listing function
+    /// refuses to start without it, so this is a second line).
+    pub fn cursor_key(&self) -> Result<&CursorKey, ApiError> {
+        self.cursor_key.as_ref().ok_or_else(|| {
+            tracing::error!("{CURSOR_SECRET_ENV} is not set");
+            ApiError::Internal
+        })
     }
 }
 

@@ -40,8 +40,9 @@ pub enum ApiError {
     IdempotencyKeyInUse,
     #[error("Request bodies are limited to {limit_bytes} bytes.")]
     PayloadTooLarge { limit_bytes: usize },
-    #[error("Request bodies must be application/json.")]
-    UnsupportedMediaType,
+    /// The message says what is wrong with the declared type.
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
     #[error("This Idempotency-Key was already used with a different request.")]
     IdempotencyKeyReused,
     #[error("Too many requests; retry after {retry_after_secs} seconds.")]
@@ -76,7 +77,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } | ApiError::IdempotencyKeyInUse => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -95,7 +96,7 @@ impl ApiError {
             ApiError::Conflict { .. } => "conflict",
             ApiError::IdempotencyKeyInUse => "idempotency_key_in_use",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal => "internal_error",
@@ -247,7 +248,7 @@ mod tests {
                 "payload_too_large",
             ),
             (
-                ApiError::UnsupportedMediaType,
+                ApiError::UnsupportedMediaType("Request bodies must be application/json."),
                 415,
                 "unsupported_media_type",
             ),

@@ -25,7 +25,15 @@ pub use error::ApiError;
 /// gateway and the tests use.
 pub async fn run_function(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
     edge::telemetry::init();
-    let app = std::sync::Arc::new(App::from_env().await?);
+    let app = App::from_env().await?;
+    if endpoint.needs_cursor_key() && app.cursor_key.is_none() {
+        return Err(format!(
+            "{} is not set: the listing's cursors cannot be authenticated",
+            customers::cursor::CURSOR_SECRET_ENV
+        )
+        .into());
+    }
+    let app = std::sync::Arc::new(app);
     lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
         move |event: lambda_http::lambda_runtime::LambdaEvent<serde_json::Value>| {
             let app = app.clone();

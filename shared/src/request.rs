@@ -3,23 +3,39 @@
 
 use std::net::IpAddr;
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
+use tokio::time::Instant;
 
-use crate::keys::verify::Principal;
+use crate::error::ApiError;
+use crate::org::OrgId;
 use crate::time::{self, Timestamp};
+
+/// The function's timeout (template.yaml `Globals.Function.Timeout`; a test holds them equal).
+/// Used when an invocation carries no deadline (a test's default context).
+pub const FUNCTION_TIMEOUT_SECS: u64 = 10;
+/// Kept free at the end of an invocation to turn the outcome into a response.
+pub const RESPONSE_MARGIN_MILLIS: u64 = 300;
+/// Kept free after a write's own work to release or complete its idempotency record.
+pub const CLEANUP_MARGIN_MILLIS: u64 = 1_200;
 
 /// Facts about the request that every step may need.
 #[derive(Debug, Clone)]
 pub struct RequestMeta {
     pub request_id: String,
     pub source_ip: Option<IpAddr>,
+    /// The clock reading at the start of the request: for checks (key expiry), never for
+    /// stamping a write, which takes its own reading just before it is sent.
     pub now: Timestamp,
+    /// When the Lambda invocation ends, from the runtime's context.
+    pub deadline: Instant,
 }
 
 impl RequestMeta {
     /// Request id and source IP come from API Gateway's request context, never from headers
-    /// a client could set.
+    /// a client could set; the deadline from the Lambda context.
     pub fn of(req: &Request) -> Self {
         let (request_id, source_ip) = match req.request_context_ref() {
             Some(RequestContext::ApiGatewayV2(ctx)) => (
@@ -28,10 +44,51 @@ impl RequestMeta {
             ),
             _ => (None, None),
         };
+        let deadline_ms = req.lambda_context_ref().map_or(0, |ctx| ctx.deadline);
         Self {
             request_id: request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             source_ip,
             now: time::now(),
+            deadline: deadline_from_epoch_millis(deadline_ms),
+        }
+    }
+
+    /// Until when the request may work; past it the answer is a 503.
+    pub fn answer_by(&self) -> Instant {
+        self.deadline - Duration::from_millis(RESPONSE_MARGIN_MILLIS)
+    }
+
+    /// Until when a write may run, leaving time to release its idempotency record.
+    pub fn write_by(&self) -> Instant {
+        self.answer_by() - Duration::from_millis(CLEANUP_MARGIN_MILLIS)
+    }
+}
+
+/// The Lambda deadline (milliseconds since the epoch) as an instant of this process's clock.
+/// No deadline (0) means a whole function timeout from now.
+pub fn deadline_from_epoch_millis(deadline_ms: u64) -> Instant {
+    let now = Instant::now();
+    if deadline_ms == 0 {
+        return now + Duration::from_secs(FUNCTION_TIMEOUT_SECS);
+    }
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    now + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}
+
+/// Runs `work` until `by`; running out of time is a 503, never a hang past the deadline.
+pub async fn before<T>(
+    by: Instant,
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout_at(by, work).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!("request ran out of time before the function's deadline");
+            Err(ApiError::ServiceUnavailable {
+                retry_after_secs: crate::error::SERVICE_UNAVAILABLE_RETRY_AFTER_SECS,
+            })
         }
     }
 }
@@ -45,8 +102,9 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    pub fn principal(&mut self, principal: &Principal) {
-        self.org = Some(principal.org_id.to_string());
-        self.key_id = Some(principal.key_id.clone());
+    /// The key was found: every later outcome, refusals included, is logged under it.
+    pub fn identified(&mut self, org: &OrgId, key_id: &str) {
+        self.org = Some(org.to_string());
+        self.key_id = Some(key_id.to_owned());
     }
 }

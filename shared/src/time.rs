@@ -11,6 +11,11 @@ pub fn now() -> Timestamp {
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
+/// Drops what is finer than a millisecond, the precision we store.
+pub fn truncate_to_millis(ts: Timestamp) -> Timestamp {
+    DateTime::from_timestamp_millis(ts.timestamp_millis()).unwrap_or(ts)
+}
+
 pub fn format(ts: &Timestamp) -> String {
     ts.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

@@ -4,14 +4,16 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use infra::clock::{self, DateRecorder};
 use serde_json::Value;
 use shared::app::{dynamodb_client, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV};
 use shared::customers::lifecycle::{self, IllegalMove};
-use shared::customers::model::{AmlCategory, AmlStatus, Customer, KycStatus};
+use shared::customers::model::{AmlCategory, AmlStatus, Customer, CustomerView, KycStatus};
 use shared::customers::table::CustomersTable;
 use shared::keys::table::{ApiKeysTable, NewApiKey};
 use shared::org::OrgId;
-use shared::{time, ApiError};
+use shared::time::{self, Timestamp};
+use shared::ApiError;
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -76,9 +78,6 @@ enum KeysCommand {
         /// A CIDR (or a single address) the key may be used from; repeat for several.
         #[arg(long = "allow-ip")]
         allow_ips: Vec<String>,
-        /// Recorded as created_by; defaults to icadmin:$USER.
-        #[arg(long)]
-        created_by: Option<String>,
     },
     /// Every key of the org, revoked and expired ones too; never a hash or a plaintext.
     List {
@@ -109,9 +108,18 @@ async fn keys_table() -> Result<ApiKeysTable, String> {
     Ok(ApiKeysTable::new(dynamodb_client().await, name))
 }
 
-async fn customers_table() -> Result<CustomersTable, String> {
+/// The customers table, through a client that records each response's `Date`.
+async fn customers_table(recorder: &DateRecorder) -> Result<CustomersTable, String> {
     let name = table_from_env(CUSTOMERS_TABLE_ENV)?;
-    Ok(CustomersTable::new(dynamodb_client().await, name))
+    let client = dynamodb_client().await;
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .interceptor(recorder.clone())
+            .build(),
+    );
+    Ok(CustomersTable::new(client, name))
 }
 
 fn parse_wire<T: std::str::FromStr>(what: &str, text: &str, valid: &str) -> Result<T, String> {
@@ -119,26 +127,73 @@ fn parse_wire<T: std::str::FromStr>(what: &str, text: &str, valid: &str) -> Resu
         .map_err(|_| format!("unknown {what} {text:?}; one of {valid}"))
 }
 
-/// Applies one lifecycle move with the same read-modify-write the API uses for writes.
+/// Applies one lifecycle move with the same read-modify-write the API uses for writes,
+/// once this machine's clock is shown to be within a second of AWS's: the move stamps
+/// `updated_at` with it.
 async fn move_customer(
     org: &str,
     customer_id: &str,
-    apply: impl Fn(&mut Customer) -> Result<(), IllegalMove>,
+    apply: impl Fn(&mut Customer, Timestamp) -> Result<(), IllegalMove>,
 ) -> Result<Value, String> {
     let org = OrgId::parse(org).map_err(|e| e.to_string())?;
     let id = Uuid::parse_str(customer_id)
         .map_err(|_| format!("{customer_id:?} is not a customer id (a UUID)"))?;
-    let table = customers_table().await?;
+    let recorder = DateRecorder::default();
+    let table = customers_table(&recorder).await?;
+    clock::check_skew(&recorder, || async {
+        table
+            .get(&org, &id)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await?;
     let change = table
-        .update(&org, &id, |customer| {
-            apply(customer)
+        .update(&org, &id, |customer, stamp| {
+            apply(customer, stamp)
                 .map(|()| true)
                 .map_err(|e| ApiError::invalid(e.to_string()))
         })
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("org {org} has no customer {id}"))?;
-    Ok(change.customer().to_json(true))
+    Ok(CustomerView::FULL.render(change.customer()))
+}
+
+/// Who is running the tool, for `created_by`: the AWS principal's ARN from STS
+/// GetCallerIdentity, which no flag or environment variable can claim. Against a local
+/// stack (DynamoDB on loopback, no STS) it is `local:` and the login name.
+async fn operator_identity() -> Result<String, String> {
+    let local = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok_and(|url| {
+        ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|prefix| url.starts_with(prefix))
+    });
+    if local && std::env::var_os("AWS_ENDPOINT_URL_STS").is_none() {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "operator".into());
+        return Ok(format!("local:{user}"));
+    }
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(shared::app::dynamodb_timeouts())
+        .load()
+        .await;
+    let identity = aws_sdk_sts::Client::new(&config)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot establish who you are (STS GetCallerIdentity failed: {}); \
+                 created_by must name the AWS principal, so no key was created",
+                aws_sdk_sts::error::DisplayErrorContext(&e)
+            )
+        })?;
+    identity
+        .arn()
+        .map(str::to_owned)
+        .ok_or_else(|| "STS GetCallerIdentity returned no ARN; no key was created".into())
 }
 
 async fn run(cli: Cli) -> Result<Value, String> {
@@ -151,25 +206,19 @@ async fn run(cli: Cli) -> Result<Value, String> {
                 scopes,
                 expires_at,
                 allow_ips,
-                created_by,
             } => {
-                let created_by = created_by.unwrap_or_else(|| {
-                    format!(
-                        "icadmin:{}",
-                        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-                    )
-                });
-                // Validate everything before touching AWS.
-                let request = NewApiKey::parse(
+                // Validate everything before touching AWS; the creator is who STS says.
+                let mut request = NewApiKey::parse(
                     &org,
                     &label,
                     &scopes,
                     expires_at.as_deref(),
                     &allow_ips,
-                    &created_by,
+                    "",
                     now,
                 )
                 .map_err(|e| e.to_string())?;
+                request.created_by = operator_identity().await?;
                 let issued = keys_table()
                     .await?
                     .issue(request, now)
@@ -211,7 +260,10 @@ async fn run(cli: Cli) -> Result<Value, String> {
                     &status,
                     "NOT_STARTED, IN_PROGRESS, NEEDS_REVIEW, VERIFIED, REJECTED",
                 )?;
-                move_customer(&org, &customer_id, |c| lifecycle::move_kyc(c, to, now)).await
+                move_customer(&org, &customer_id, |c, stamp| {
+                    lifecycle::move_kyc(c, to, stamp)
+                })
+                .await
             }
             CustomersCommand::Aml {
                 org,
@@ -234,8 +286,8 @@ async fn run(cli: Cli) -> Result<Value, String> {
                         )
                     })
                     .collect::<Result<Vec<AmlCategory>, _>>()?;
-                move_customer(&org, &customer_id, |c| {
-                    lifecycle::move_aml(c, to, &categories, now)
+                move_customer(&org, &customer_id, |c, stamp| {
+                    lifecycle::move_aml(c, to, &categories, stamp)
                 })
                 .await
             }

@@ -114,11 +114,17 @@ impl Stack {
 
     /// Runs icadmin with this stack's `.local/env`, as the README says.
     pub fn icadmin(&self, args: &[&str]) -> Output {
+        self.icadmin_with_env(args, &[])
+    }
+
+    /// `icadmin` with only PATH, the stack's `.local/env` and `extra` in its environment.
+    pub fn icadmin_with_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_icadmin"))
             .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra.iter().copied())
             .output()
             .expect("icadmin runs")
     }

@@ -204,3 +204,53 @@ fn icadmin_refuses_bad_requests_with_a_clear_message_and_writes_nothing() {
     let listed = stack.icadmin_json(&["keys", "list", "--org", "demo"]);
     assert_eq!(listed.as_array().unwrap().len(), 1, "nothing was written");
 }
+
+#[test]
+fn icadmin_records_who_created_a_key_and_refuses_when_it_cannot_tell() {
+    let stack = Stack::start();
+    let create = |label: &str| {
+        vec![
+            "keys".to_owned(),
+            "create".into(),
+            "--org".into(),
+            "demo".into(),
+            "--label".into(),
+            label.to_owned(),
+            "--scope".into(),
+            "customers:read".into(),
+        ]
+    };
+    let args = create("ops");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = stack.icadmin_with_env(&args, &[("USER", "alice")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["created_by"], "local:alice");
+    let no_user = stack.icadmin_json(&args);
+    assert_eq!(no_user["created_by"], "local:operator", "never \"unknown\"");
+
+    // Where STS is the authority and does not answer, no key is made with a made-up creator.
+    let dead = format!(
+        "http://127.0.0.1:{}",
+        localdb::dynamodb_local::free_port().unwrap()
+    );
+    let args = create("nobody");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = stack.icadmin_with_env(&args, &[("AWS_ENDPOINT_URL_STS", &dead)]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("who you are"), "{stderr}");
+    let listed = stack.icadmin_json(&["keys", "list", "--org", "demo"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["label"] != "nobody"),
+        "{listed}"
+    );
+}

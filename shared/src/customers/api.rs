@@ -9,16 +9,18 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::customers::cursor::{self, Listing, Position};
+use crate::customers::input;
 use crate::customers::input::CustomerInput;
-use crate::customers::model::Customer;
+use crate::customers::model::{Customer, CustomerView};
 use crate::customers::table::{position_after, Change, CustomerPage};
 use crate::error::{json_response, ApiError};
 use crate::idempotency::record::{fingerprint, IdempotencyKey, StoredResponse};
 use crate::idempotency::table::Begin;
+use crate::json;
 use crate::keys::scope::Scope;
 use crate::keys::verify::Principal;
 use crate::query::QueryParams;
-use crate::request::{RequestLog, RequestMeta};
+use crate::request::{before, RequestLog, RequestMeta};
 use crate::time;
 
 pub const DEFAULT_LIST_LIMIT: usize = 50;
@@ -54,11 +56,13 @@ impl Limit {
     }
 }
 
-/// RFC 3339. A `+` offset that arrived unencoded reads as a space after URL decoding; it is
-/// taken back as the `+` it was.
+/// RFC 3339 at any precision and offset, truncated to the millisecond we store (so every
+/// page's cursor names the same listing). A `+` offset that arrived unencoded reads as a
+/// space after URL decoding; it is taken back as the `+` it was.
 fn parse_updated_since(text: &str) -> Result<time::Timestamp, ApiError> {
     time::parse(text)
         .or_else(|| time::parse(&text.replace(' ', "+")))
+        .map(time::truncate_to_millis)
         .ok_or_else(|| {
             ApiError::invalid_param(
                 "updated_since",
@@ -80,7 +84,31 @@ fn customer_id(req: &Request) -> Result<Uuid, ApiError> {
         .ok_or_else(not_found)
 }
 
-/// The body of a write: at most 64 KiB, `application/json`, a JSON object.
+/// Whether a `Content-Type` is JSON we read: `application/json`, and if a charset is
+/// declared, UTF-8 (JSON is UTF-8 only, RFC 8259). `Err` names what is wrong.
+fn check_json_content_type(content_type: Option<&str>) -> Result<(), &'static str> {
+    let Some(content_type) = content_type else {
+        return Err("Request bodies must be application/json.");
+    };
+    let mut parts = content_type.split(';');
+    let mime = parts.next().unwrap_or_default().trim();
+    if !mime.eq_ignore_ascii_case("application/json") {
+        return Err("Request bodies must be application/json.");
+    }
+    for parameter in parts {
+        let Some((name, value)) = parameter.split_once('=') else {
+            continue;
+        };
+        let value = value.trim().trim_matches('"');
+        if name.trim().eq_ignore_ascii_case("charset") && !value.eq_ignore_ascii_case("utf-8") {
+            return Err("JSON request bodies must be UTF-8: send charset=utf-8 or no charset.");
+        }
+    }
+    Ok(())
+}
+
+/// The body of a write: at most 64 KiB, `application/json` in UTF-8, a JSON object that
+/// names each field once.
 fn json_object_body(req: &Request) -> Result<(Value, Map<String, Value>), ApiError> {
     let bytes: &[u8] = match req.body() {
         Body::Text(text) => text.as_bytes(),
@@ -96,25 +124,27 @@ fn json_object_body(req: &Request) -> Result<(Value, Map<String, Value>), ApiErr
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let is_json = content_type.is_some_and(|ct| {
-        ct.split(';')
-            .next()
-            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
-    });
-    if !is_json && (!bytes.is_empty() || content_type.is_some()) {
-        return Err(ApiError::UnsupportedMediaType);
+    if !bytes.is_empty() || content_type.is_some() {
+        check_json_content_type(content_type).map_err(ApiError::UnsupportedMediaType)?;
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::invalid("A JSON object body is required."));
     }
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::invalid(format!("The body is not valid JSON: {e}.")))?;
+    let value = json::parse_strict(bytes)?;
     match &value {
         Value::Object(map) => {
             let map = map.clone();
             Ok((value, map))
         }
         _ => Err(ApiError::invalid("The body must be a JSON object.")),
+    }
+}
+
+/// What this caller may see of a customer (see `CustomerView`).
+fn view_of(principal: &Principal) -> CustomerView {
+    CustomerView {
+        read: principal.has(Scope::CustomersRead),
+        aml: principal.has(Scope::AmlRead),
     }
 }
 
@@ -126,19 +156,22 @@ fn customer_response(
 ) -> Response<Body> {
     json_response(
         status,
-        &customer.to_json(principal.has(Scope::AmlRead)),
+        &view_of(principal).render(customer),
         &meta.request_id,
     )
 }
 
 /// Runs a write under its Idempotency-Key, if it has one: the first request executes and its
-/// response is stored; a repeat is answered from the store; a 5xx forgets the key.
+/// response is stored; a repeat is answered from the store, shaped to what the repeating
+/// caller may see; a 5xx forgets the key. The write itself must finish by `meta.write_by()`,
+/// which leaves time to release the key before the function's deadline.
 async fn idempotent<F, Fut>(
     app: &App,
     req: &Request,
     principal: &Principal,
     meta: &RequestMeta,
     body: &Value,
+    log: &mut RequestLog,
     execute: F,
 ) -> Result<Response<Body>, ApiError>
 where
@@ -146,26 +179,35 @@ where
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
 {
     let Some(key) = IdempotencyKey::from_headers(req.headers())? else {
-        return execute().await;
+        return before(meta.write_by(), execute()).await;
     };
     let org = &principal.org_id;
     let fp = fingerprint(req.method().as_str(), req.uri().path(), body);
-    match app.idempotency.begin(org, &key, &fp, meta.now).await? {
-        Begin::Started => {}
-        Begin::Replay(stored) => return Ok(stored.replay()),
+    let token = match app.idempotency.begin(org, &key, &fp, meta.now).await? {
+        Begin::Started(token) => token,
+        Begin::Replay(stored) => {
+            let view = view_of(principal);
+            let response = stored.replay_restricted(|value| {
+                if let Some(id) = value.get("id").and_then(Value::as_str) {
+                    log.customer_ids.push(id.to_owned());
+                }
+                view.restrict(value)
+            });
+            return Ok(response);
+        }
         Begin::InProgress => return Err(ApiError::IdempotencyKeyInUse),
         Begin::Reused => return Err(ApiError::IdempotencyKeyReused),
-    }
-    let response = execute()
+    };
+    let response = before(meta.write_by(), execute())
         .await
         .unwrap_or_else(|err| err.into_response(&meta.request_id));
     if response.status().is_server_error() {
-        if let Err(err) = app.idempotency.abandon(org, &key, &fp).await {
+        if let Err(err) = app.idempotency.abandon(org, &key, &token).await {
             tracing::error!(error = %err, "could not release an idempotency key after a failure");
         }
     } else if let Err(err) = app
         .idempotency
-        .complete(org, &key, &fp, &StoredResponse::capture(&response))
+        .complete(org, &key, &token, &StoredResponse::capture(&response))
         .await
     {
         // The write happened: answering 5xx would invite a retry of a done request. The
@@ -192,13 +234,11 @@ pub async fn create(
             "full_name is required.",
         ));
     }
-    idempotent(app, req, principal, meta, &body, || async {
-        let change = app
-            .customers
-            .upsert(&principal.org_id, &input, meta.now)
-            .await?;
+    let mut written = None;
+    let response = idempotent(app, req, principal, meta, &body, log, || async {
+        let change = app.customers.upsert(&principal.org_id, &input).await?;
         let customer = change.customer();
-        log.customer_ids.push(customer.id.to_string());
+        written = Some(customer.id);
         let status = if matches!(change, Change::Created(_)) {
             StatusCode::CREATED
         } else {
@@ -210,7 +250,9 @@ pub async fn create(
         }
         Ok(response)
     })
-    .await
+    .await;
+    log.customer_ids.extend(written.map(|id| id.to_string()));
+    response
 }
 
 /// `PATCH /v1/customers/{id}`
@@ -226,21 +268,29 @@ pub async fn update(
     let (body, object) = json_object_body(req)?;
     let input = CustomerInput::parse(&object, meta.now.date_naive())?;
     log.customer_ids.push(id.to_string());
-    idempotent(app, req, principal, meta, &body, || async {
-        let change = app
-            .customers
-            .update(&principal.org_id, &id, |customer| {
-                Ok(customer.apply(&input, meta.now))
-            })
-            .await?
-            .ok_or_else(not_found)?;
-        Ok(customer_response(
-            StatusCode::OK,
-            change.customer(),
-            principal,
-            meta,
-        ))
-    })
+    idempotent(
+        app,
+        req,
+        principal,
+        meta,
+        &body,
+        &mut RequestLog::default(),
+        || async {
+            let change = app
+                .customers
+                .update(&principal.org_id, &id, |customer, stamp| {
+                    Ok(customer.apply(&input, stamp))
+                })
+                .await?
+                .ok_or_else(not_found)?;
+            Ok(customer_response(
+                StatusCode::OK,
+                change.customer(),
+                principal,
+                meta,
+            ))
+        },
+    )
     .await
 }
 
@@ -313,7 +363,11 @@ pub async fn list(
         Some(text) => Listing::UpdatedSince(parse_updated_since(text)?),
         None => Listing::ByCreation,
     };
-    let page = if let Some(external_id) = query.get("external_id") {
+    let external_id = query
+        .get("external_id")
+        .map(input::parse_external_id_text)
+        .transpose()?;
+    let page = if let Some(external_id) = external_id.as_deref() {
         // At most one customer: no page follows, so no cursor is ever issued for this listing.
         if query.get("cursor").is_some() {
             return Err(ApiError::invalid_param(
@@ -344,7 +398,7 @@ pub async fn list(
     } else {
         let position = query
             .get("cursor")
-            .map(|c| cursor::decode(c, org, &listing))
+            .map(|c| cursor::decode(app.cursor_key()?, c, org, &listing))
             .transpose()?;
         match (&listing, position) {
             (Listing::ByCreation, None) => {
@@ -380,6 +434,7 @@ pub async fn list(
         Some(last) if page.has_more => {
             let by_update = matches!(listing, Listing::UpdatedSince(_));
             Value::from(cursor::encode(
+                app.cursor_key()?,
                 org,
                 &listing,
                 &position_after(last, by_update),
@@ -387,8 +442,8 @@ pub async fn list(
         }
         _ => Value::Null,
     };
-    let with_aml = principal.has(Scope::AmlRead);
-    let data: Vec<Value> = page.customers.iter().map(|c| c.to_json(with_aml)).collect();
+    let view = view_of(principal);
+    let data: Vec<Value> = page.customers.iter().map(|c| view.render(c)).collect();
     let body = json!({
         "object": "list",
         "data": data,

@@ -82,23 +82,70 @@ pub struct Customer {
     pub updated_at: Timestamp,
 }
 
-impl Customer {
-    /// The API object. The `aml` block is there only for callers holding `aml:read`.
-    pub fn to_json(&self, include_aml: bool) -> Value {
+/// What a caller may see of a customer. With `customers:read`, the whole object, and its
+/// `aml` block only with `aml:read` too. A write answered to a key without `customers:read`
+/// carries only what identifies the record: writing never becomes a way to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CustomerView {
+    pub read: bool,
+    pub aml: bool,
+}
+
+/// The fields a write-only caller is answered with.
+pub const WRITE_ONLY_FIELDS: &[&str] = &["object", "id", "external_id", "created_at", "updated_at"];
+
+impl CustomerView {
+    /// Everything: the operator tool's view.
+    pub const FULL: CustomerView = CustomerView {
+        read: true,
+        aml: true,
+    };
+
+    /// The API object of `customer` as this view shows it.
+    pub fn render(self, customer: &Customer) -> Value {
         let mut object = serde_json::Map::new();
         object.insert("object".into(), Value::from("customer"));
-        if let Ok(Value::Object(fields)) = serde_json::to_value(self) {
+        if let Ok(Value::Object(fields)) = serde_json::to_value(customer) {
             object.extend(fields);
         }
-        if include_aml {
-            if let Some(Value::Object(aml)) = object.get_mut("aml") {
-                aml.remove("screened_at");
-            }
-        } else {
+        if let Some(Value::Object(aml)) = object.get_mut("aml") {
+            aml.remove("screened_at");
+        }
+        let mut value = Value::Object(object);
+        self.restrict(&mut value);
+        value
+    }
+
+    /// Removes from a rendered customer object (a stored idempotent response, say) what
+    /// this view may not see. Returns whether anything was removed; anything that is not a
+    /// customer object is left alone.
+    pub fn restrict(self, value: &mut Value) -> bool {
+        let Some(object) = value.as_object_mut() else {
+            return false;
+        };
+        if object.get("object").and_then(Value::as_str) != Some("customer") {
+            return false;
+        }
+        let before = object.len();
+        if !self.read {
+            object.retain(|name, _| WRITE_ONLY_FIELDS.contains(&name.as_str()));
+        } else if !self.aml {
             object.remove("aml");
         }
-        Value::Object(object)
+        object.len() != before
     }
+}
+
+/// A UUID v7 whose time part is `created_at`: one clock reading for both, so newest-first
+/// by id and by `created_at` are the same order.
+pub fn id_created_at(created_at: Timestamp) -> Uuid {
+    let millis = u64::try_from(created_at.timestamp_millis()).unwrap_or(0);
+    let ts = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        millis / 1000,
+        u32::try_from(millis % 1000).unwrap_or(0) * 1_000_000,
+    );
+    Uuid::new_v7(ts)
 }
 
 /// The wire names (`NOT_STARTED`, `POTENTIAL_MATCH`, `ADVERSE_MEDIA`…) for messages and CLI
@@ -139,7 +186,7 @@ impl Customer {
             ));
         };
         let mut customer = Customer {
-            id: Uuid::now_v7(),
+            id: id_created_at(now),
             external_id: None,
             customer_type: CustomerType::Individual,
             full_name: full_name.clone(),
@@ -217,5 +264,88 @@ impl Customer {
             "screened_at": self.aml.screened_at.as_ref().map(crate::time::format),
             "updated_at": crate::time::format(&self.updated_at),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::customers::input::{CustomerInput, Field};
+
+    fn customer(at: &str) -> Customer {
+        let input = CustomerInput {
+            full_name: Field::Value("Jane Doe".into()),
+            external_id: Field::Value("crm-1".into()),
+            email: Field::Value("jane@example.com".into()),
+            ..CustomerInput::default()
+        };
+        Customer::create(
+            &input,
+            AddedVia::Integration,
+            crate::time::parse(at).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_id_carries_created_at() {
+        let c = customer("2026-06-23T09:12:44.120Z");
+        let (secs, nanos) = c.id.get_timestamp().unwrap().to_unix();
+        assert_eq!(c.id.get_version_num(), 7);
+        assert_eq!(
+            i64::try_from(secs).unwrap() * 1000 + i64::from(nanos / 1_000_000),
+            c.created_at.timestamp_millis()
+        );
+        let later = customer("2026-06-23T09:12:44.121Z");
+        assert!(later.id > c.id, "a later created_at sorts later by id");
+    }
+
+    #[test]
+    fn views_show_what_the_scopes_allow() {
+        let c = customer("2026-06-23T09:12:44.120Z");
+        let full = CustomerView::FULL.render(&c);
+        assert_eq!(full["aml"]["status"], "NOT_SCREENED");
+        assert!(full["aml"].get("screened_at").is_none());
+        assert_eq!(full["email"], "jane@example.com");
+
+        let no_aml = CustomerView {
+            read: true,
+            aml: false,
+        };
+        let shown = no_aml.render(&c);
+        assert!(shown.get("aml").is_none());
+        assert_eq!(shown["kyc_status"], "NOT_STARTED");
+
+        for aml in [true, false] {
+            let write_only = CustomerView { read: false, aml };
+            let shown = write_only.render(&c);
+            let names: Vec<&str> = shown
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(names, WRITE_ONLY_FIELDS);
+        }
+    }
+
+    #[test]
+    fn restricting_a_stored_object_removes_only_what_the_view_lacks() {
+        let c = customer("2026-06-23T09:12:44.120Z");
+        let mut stored = CustomerView::FULL.render(&c);
+        assert!(!CustomerView::FULL.restrict(&mut stored));
+        let mut copy = stored.clone();
+        assert!(CustomerView {
+            read: true,
+            aml: false
+        }
+        .restrict(&mut copy));
+        assert!(copy.get("aml").is_none());
+        let mut error = serde_json::json!({"error": {"code": "conflict"}});
+        assert!(!CustomerView {
+            read: false,
+            aml: false
+        }
+        .restrict(&mut error));
     }
 }

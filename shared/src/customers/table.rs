@@ -26,7 +26,22 @@ const MARKER_SK_PREFIX: &str = "external_id#";
 /// Read-modify-write rounds before a contended write gives up with a 503.
 const MAX_WRITE_ATTEMPTS: u32 = 12;
 
+/// Cancellation reasons that mean DynamoDB was throttling, not that the data disagreed.
+const THROTTLED_REASONS: &[&str] = &["ThrottlingError", "ProvisionedThroughputExceeded"];
+
 type Item = HashMap<String, AttributeValue>;
+
+/// The stamp for a write of a customer last stamped `previous`: the clock now, read just
+/// before the write is sent, and strictly later than `previous`, so `updated_at` never goes
+/// backwards for a poller even if clocks disagree by a little.
+pub fn stamp_after(previous: Timestamp) -> Timestamp {
+    let now = time::now();
+    if now > previous {
+        now
+    } else {
+        previous + chrono::Duration::milliseconds(1)
+    }
+}
 
 /// One page of a listing; `has_more` comes from reading one item past the page.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,6 +227,16 @@ impl CustomersTable {
         {
             let reasons = cancel.cancellation_reasons();
             let code_at = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+            // Throttled on the table or an index: the client may retry later (503), which
+            // no amount of re-reading here would fix.
+            if let Some(code) = (0..reasons.len())
+                .map(code_at)
+                .find(|code| THROTTLED_REASONS.contains(code))
+            {
+                return Err(WriteError::Storage(StorageError::Unavailable(format!(
+                    "TransactWriteItems customer: cancelled, {code}"
+                ))));
+            }
             if marker_put_index.is_some_and(|i| code_at(i) == "ConditionalCheckFailed") {
                 return Err(WriteError::ExternalIdTaken);
             }
@@ -311,14 +336,10 @@ impl CustomersTable {
     }
 
     /// `POST /v1/customers`: create, or update the customer holding the body's external id.
-    /// Never check-then-write: the marker's conditional put decides who creates.
-    pub async fn upsert(
-        &self,
-        org: &OrgId,
-        input: &CustomerInput,
-        now: Timestamp,
-    ) -> Result<Change, ApiError> {
-        let create = || Customer::create(input, AddedVia::Integration, now);
+    /// Never check-then-write: the marker's conditional put decides who creates. Every write
+    /// attempt takes its own clock reading, so a retried write is never stamped in the past.
+    pub async fn upsert(&self, org: &OrgId, input: &CustomerInput) -> Result<Change, ApiError> {
+        let create = || Customer::create(input, AddedVia::Integration, time::now());
         let external_id = match &input.external_id {
             Field::Value(id) => id.clone(),
             _ => {
@@ -356,7 +377,7 @@ impl CustomersTable {
                         continue;
                     }
                     let mut customer = stored.customer.clone();
-                    if !customer.apply(input, now) {
+                    if !customer.apply(input, stamp_after(stored.customer.updated_at)) {
                         return Ok(Change::Unchanged(customer));
                     }
                     match self.replace(org, &stored, &customer).await {
@@ -371,8 +392,9 @@ impl CustomersTable {
         Err(contended_too_long())
     }
 
-    /// Read-modify-write of one customer. `change` edits it and says whether anything
-    /// changed; `Ok(None)` when the org has no such customer.
+    /// Read-modify-write of one customer. `change` edits it, given the stamp this attempt
+    /// writes (see `stamp_after`), and says whether anything changed; `Ok(None)` when the
+    /// org has no such customer.
     pub async fn update<F>(
         &self,
         org: &OrgId,
@@ -380,14 +402,14 @@ impl CustomersTable {
         mut change: F,
     ) -> Result<Option<Change>, ApiError>
     where
-        F: FnMut(&mut Customer) -> Result<bool, ApiError>,
+        F: FnMut(&mut Customer, Timestamp) -> Result<bool, ApiError>,
     {
         for attempt in 0..MAX_WRITE_ATTEMPTS {
             let Some(stored) = self.get(org, id).await? else {
                 return Ok(None);
             };
             let mut customer = stored.customer.clone();
-            if !change(&mut customer)? {
+            if !change(&mut customer, stamp_after(stored.customer.updated_at))? {
                 return Ok(Some(Change::Unchanged(customer)));
             }
             match self.replace(org, &stored, &customer).await {
@@ -413,25 +435,22 @@ impl CustomersTable {
         limit: usize,
         after: Option<&Uuid>,
     ) -> Result<CustomerPage, StorageError> {
-        let mut query = self
+        let query = self
             .client
             .query()
             .table_name(&self.name)
             .key_condition_expression("pk = :org AND begins_with(sk, :prefix)")
             .expression_attribute_values(":org", s(org.as_str()))
             .expression_attribute_values(":prefix", s(CUSTOMER_SK_PREFIX))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
-        if let Some(id) = after {
-            query = query
-                .exclusive_start_key("pk", s(org.as_str()))
-                .exclusive_start_key("sk", s(customer_sk(id)));
-        }
-        let output = query
-            .send()
-            .await
-            .map_err(|e| classify("Query customers", &e))?;
-        page(output.items.unwrap_or_default(), limit)
+            .scan_index_forward(false);
+        let start = after.map(|id| {
+            HashMap::from([
+                ("pk".to_owned(), s(org.as_str())),
+                ("sk".to_owned(), s(customer_sk(id))),
+            ])
+        });
+        let items = read_pages(query, start, limit + 1, "Query customers").await?;
+        page(items, limit)
     }
 
     /// `updated_at >= since`, oldest change first: a Query on the `ByUpdatedAt` index.
@@ -442,7 +461,7 @@ impl CustomersTable {
         limit: usize,
         after: Option<(&Timestamp, &Uuid)>,
     ) -> Result<CustomerPage, StorageError> {
-        let mut query = self
+        let query = self
             .client
             .query()
             .table_name(&self.name)
@@ -450,19 +469,43 @@ impl CustomersTable {
             .key_condition_expression("pk = :org AND updated_key >= :since")
             .expression_attribute_values(":org", s(org.as_str()))
             .expression_attribute_values(":since", s(time::format(since)))
-            .scan_index_forward(true)
-            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
-        if let Some((updated_at, id)) = after {
-            query = query
-                .exclusive_start_key("pk", s(org.as_str()))
-                .exclusive_start_key("sk", s(customer_sk(id)))
-                .exclusive_start_key("updated_key", s(updated_key(updated_at, id)));
-        }
+            .scan_index_forward(true);
+        let start = after.map(|(updated_at, id)| {
+            HashMap::from([
+                ("pk".to_owned(), s(org.as_str())),
+                ("sk".to_owned(), s(customer_sk(id))),
+                ("updated_key".to_owned(), s(updated_key(updated_at, id))),
+            ])
+        });
+        let items = read_pages(query, start, limit + 1, "Query customers by update").await?;
+        page(items, limit)
+    }
+}
+
+/// Up to `wanted` items of a Query, from `start` on. One Query returns at most 1 MB, so a
+/// page of large items takes several: keep going from `LastEvaluatedKey` until `wanted`
+/// items are read or the partition ends. That is what makes `has_more` exact.
+async fn read_pages(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    mut start: Option<Item>,
+    wanted: usize,
+    operation: &str,
+) -> Result<Vec<Item>, StorageError> {
+    let mut items = Vec::with_capacity(wanted);
+    loop {
+        let missing = wanted - items.len();
         let output = query
+            .clone()
+            .limit(i32::try_from(missing).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start.take())
             .send()
             .await
-            .map_err(|e| classify("Query customers by update", &e))?;
-        page(output.items.unwrap_or_default(), limit)
+            .map_err(|e| classify(operation, &e))?;
+        items.extend(output.items.unwrap_or_default());
+        match output.last_evaluated_key {
+            Some(key) if items.len() < wanted && !key.is_empty() => start = Some(key),
+            _ => return Ok(items),
+        }
     }
 }
 

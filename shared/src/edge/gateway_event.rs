@@ -123,14 +123,17 @@ pub async fn invoke(
     mut event: Value,
     context: Context,
 ) -> Value {
-    repair(&mut event);
     let request_id = event["requestContext"]["requestId"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
+    repair(&mut event);
+    if let Err(reason) = check_url(&event) {
+        return malformed_event_response(&request_id, reason);
+    }
     let request: LambdaRequest = match serde_json::from_value(event) {
         Ok(request) => request,
-        Err(_) => return malformed_event_response(&request_id),
+        Err(_) => return malformed_event_response(&request_id, MALFORMED),
     };
     let service = service_fn(move |req| {
         let app = app.clone();
@@ -143,24 +146,52 @@ pub async fn invoke(
     }));
     let response = match call {
         Ok(future) => future.await,
-        Err(_) => return malformed_event_response(&request_id),
+        Err(_) => return malformed_event_response(&request_id, MALFORMED),
     };
     match response.map(serde_json::to_value) {
         Ok(Ok(value)) => value,
-        _ => malformed_event_response(&request_id),
+        _ => malformed_event_response(&request_id, MALFORMED),
+    }
+}
+
+const MALFORMED: &str = "The request could not be read (malformed path, query string or headers).";
+
+/// lambda_http builds the request's URL as `{x-forwarded-proto or https}://{host or the
+/// domain name}{path}` and unwraps the parse: a Host header no URL can hold (`a:b`,
+/// `[::1`, a port past 65535…) would panic inside it. Parse it the same way first and
+/// refuse such a request with a 400.
+fn check_url(event: &Value) -> Result<(), &'static str> {
+    let headers = &event["headers"];
+    let host = headers["host"]
+        .as_str()
+        .or_else(|| event["requestContext"]["domainName"].as_str());
+    let Some(host) = host else {
+        return Ok(());
+    };
+    let scheme = headers["x-forwarded-proto"].as_str().unwrap_or("https");
+    let path = event["rawPath"].as_str().unwrap_or_default();
+    let stage = event["requestContext"]["stage"]
+        .as_str()
+        .unwrap_or("$default");
+    let path = if stage == "$default" || path.starts_with(&format!("/{stage}/")) {
+        path.to_owned()
+    } else {
+        format!("/{stage}{path}")
+    };
+    match url::Url::parse(&format!("{scheme}://{host}{path}")) {
+        Ok(_) => Ok(()),
+        Err(_) => Err("The Host header is not a valid host name (with an optional port)."),
     }
 }
 
 /// The 400 for an event that is not a request we can read, as a v2 response event.
-fn malformed_event_response(request_id: &str) -> Value {
+fn malformed_event_response(request_id: &str, reason: &str) -> Value {
     let request_id = if request_id.is_empty() {
         uuid::Uuid::new_v4().to_string()
     } else {
         request_id.to_owned()
     };
-    let err = crate::ApiError::invalid(
-        "The request could not be read (malformed path, query string or headers).",
-    );
+    let err = crate::ApiError::invalid(reason);
     let response = err.into_response(&request_id);
     let body = match response.body() {
         lambda_http::Body::Text(text) => text.clone(),
@@ -205,7 +236,8 @@ fn escape_uri_part(text: &str, also_allowed: &[u8]) -> String {
 }
 
 /// API Gateway passes on what clients send; lambda_http expects a valid URI. Escape the path
-/// and query, and drop Host / X-Forwarded-Proto values no URL could hold.
+/// and query, and drop X-Forwarded-Proto values that are not a scheme we serve. A Host that
+/// no URL can hold is left for `check_url` to refuse.
 fn repair(event: &mut Value) {
     for (field, also) in [("rawPath", &b""[..]), ("rawQueryString", &b"?"[..])] {
         if let Some(text) = event.get(field).and_then(Value::as_str) {
@@ -214,18 +246,6 @@ fn repair(event: &mut Value) {
         }
     }
     if let Some(headers) = event.get_mut("headers").and_then(Value::as_object_mut) {
-        let host_ok = |h: &str| {
-            !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        };
-        if headers
-            .get("host")
-            .and_then(Value::as_str)
-            .is_some_and(|h| !host_ok(h))
-        {
-            headers.remove("host");
-        }
         if headers
             .get("x-forwarded-proto")
             .and_then(Value::as_str)

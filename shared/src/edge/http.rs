@@ -1,6 +1,7 @@
 //! The edge every function shares: request id, authentication, dispatch to the route's
 //! handler, errors turned into the envelope, and one log line per request.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,9 +11,9 @@ use lambda_http::{Body, Request, Response};
 use crate::app::App;
 use crate::customers;
 use crate::edge::routes::{unrouted, Route};
-use crate::error::{ApiError, REQUEST_ID_HEADER};
+use crate::error::{ApiError, REQUEST_ID_HEADER, SERVICE_UNAVAILABLE_RETRY_AFTER_SECS};
 use crate::keys::verify::authenticate;
-use crate::request::{RequestLog, RequestMeta};
+use crate::request::{before, RequestLog, RequestMeta};
 
 /// What a function serves: one route, or API Gateway's `$default` catch-all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,6 +23,11 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Whether this endpoint issues or reads listing cursors (and so needs the secret).
+    pub fn needs_cursor_key(self) -> bool {
+        self == Endpoint::Route(Route::ListCustomers)
+    }
+
     pub fn name(self) -> String {
         match self {
             Endpoint::Route(route) => route.key(),
@@ -32,23 +38,45 @@ impl Endpoint {
 
 /// Serves one request. Never fails: every outcome, a panic included, is a response.
 pub async fn handle(app: Arc<App>, endpoint: Endpoint, req: Request) -> Response<Body> {
+    answer(endpoint.name(), req, move |req, meta| async move {
+        let mut log = RequestLog::default();
+        let result = dispatch(&app, endpoint, &req, &meta, &mut log).await;
+        (result, log)
+    })
+    .await
+}
+
+/// The frame around every request: its meta, the deadline, panic isolation, the envelope,
+/// `Request-Id`, and the one log line. `work` is the route's part.
+pub async fn answer<F, Fut>(route: String, req: Request, work: F) -> Response<Body>
+where
+    F: FnOnce(Request, RequestMeta) -> Fut,
+    Fut: Future<Output = (Result<Response<Body>, ApiError>, RequestLog)> + Send + 'static,
+{
     let started = Instant::now();
     let meta = RequestMeta::of(&req);
     let method = req.method().to_string();
-    // A panic in the handler ends its task, not the function: it is answered as a 500.
-    let task = tokio::spawn({
-        let meta = meta.clone();
-        async move {
-            let mut log = RequestLog::default();
-            let result = dispatch(&app, endpoint, &req, &meta, &mut log).await;
-            (result, log)
-        }
-    });
-    let (result, log) = match task.await {
-        Ok(done) => done,
-        Err(_) => {
+    let answer_by = meta.answer_by();
+    // A panic in the handler ends its task, not the function: it is answered as a 500. The
+    // release profile unwinds (Cargo.toml) so that this holds in the build that ships.
+    let mut task = tokio::spawn(work(req, meta.clone()));
+    let (result, log) = match tokio::time::timeout_at(answer_by, &mut task).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(_)) => {
             tracing::error!(request_id = %meta.request_id, "handler panicked");
             (Err(ApiError::Internal), RequestLog::default())
+        }
+        Err(_) => {
+            // Out of time: stop the work at its next await rather than let it run on into
+            // the next invocation of a frozen-and-thawed Lambda process.
+            task.abort();
+            tracing::warn!(request_id = %meta.request_id, "request ran out of time");
+            (
+                Err(ApiError::ServiceUnavailable {
+                    retry_after_secs: SERVICE_UNAVAILABLE_RETRY_AFTER_SECS,
+                }),
+                RequestLog::default(),
+            )
         }
     };
     let mut response = result.unwrap_or_else(|err| {
@@ -62,7 +90,7 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, req: Request) -> Response
     }
     tracing::info!(
         request_id = %meta.request_id,
-        route = %endpoint.name(),
+        route = %route,
         method = %method,
         status = response.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -91,14 +119,19 @@ async fn dispatch(
         meta.source_ip,
         route.scope(),
         meta.now,
+        log,
     )
     .await?;
-    log.principal(&principal);
-    match route {
-        Route::ListCustomers => customers::api::list(app, req, &principal, meta, log).await,
-        Route::CreateCustomer => customers::api::create(app, req, &principal, meta, log).await,
-        Route::GetCustomer => customers::api::get(app, req, &principal, meta, log).await,
-        Route::UpdateCustomer => customers::api::update(app, req, &principal, meta, log).await,
-        Route::GetCustomerAml => customers::api::get_aml(app, req, &principal, meta, log).await,
-    }
+    // Work that outlives the deadline is cut short with a 503 (writes set a tighter bound
+    // of their own, so they can release an idempotency record in the time left).
+    let work = async {
+        match route {
+            Route::ListCustomers => customers::api::list(app, req, &principal, meta, log).await,
+            Route::CreateCustomer => customers::api::create(app, req, &principal, meta, log).await,
+            Route::GetCustomer => customers::api::get(app, req, &principal, meta, log).await,
+            Route::UpdateCustomer => customers::api::update(app, req, &principal, meta, log).await,
+            Route::GetCustomerAml => customers::api::get_aml(app, req, &principal, meta, log).await,
+        }
+    };
+    before(meta.answer_by(), work).await
 }

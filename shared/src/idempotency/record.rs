@@ -14,9 +14,10 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 /// How long a completed request is remembered.
 pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 60 * 60;
-/// How long an in-progress record holds the key: the function timeout (template.yaml's
-/// `Timeout`), after which the request that took it is surely dead.
-pub const IN_PROGRESS_LOCK_SECS: i64 = 10;
+/// How long an in-progress record holds the key: past the function timeout (template.yaml's
+/// `Timeout`) plus a margin for clock differences between instances, so the request that
+/// took it can no longer be running when another takes it over.
+pub const IN_PROGRESS_LOCK_SECS: i64 = crate::request::FUNCTION_TIMEOUT_SECS as i64 + 5;
 /// Response headers worth replaying; Request-Id is always the new request's own.
 const REPLAYED_HEADERS: &[&str] = &["content-type", "location", "cache-control"];
 
@@ -131,8 +132,26 @@ impl StoredResponse {
         }
     }
 
+    /// The stored response as it was, byte for byte, with `Idempotent-Replayed: true`.
     pub fn replay(&self) -> Response<Body> {
-        let mut response = Response::new(Body::Text(self.body.clone()));
+        self.replay_restricted(|_| false)
+    }
+
+    /// The stored response, with `restrict` given the chance to remove from its JSON body
+    /// what this caller may not see (it returns whether it removed anything). The body stays
+    /// byte for byte as stored unless something was removed.
+    pub fn replay_restricted(&self, restrict: impl FnOnce(&mut Value) -> bool) -> Response<Body> {
+        let body = match serde_json::from_str::<Value>(&self.body) {
+            Ok(mut value) => {
+                if restrict(&mut value) {
+                    value.to_string()
+                } else {
+                    self.body.clone()
+                }
+            }
+            Err(_) => self.body.clone(),
+        };
+        let mut response = Response::new(Body::Text(body));
         *response.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
         for (name, value) in &self.headers {
             if let (Ok(name), Ok(value)) = (
@@ -231,5 +250,17 @@ mod tests {
         assert_eq!(replay.headers()["idempotent-replayed"], "true");
         assert_eq!(replay.headers()["content-type"], "application/json");
         assert_eq!(replay.body(), &Body::Text("{\"id\": 1}".into()));
+        let untouched = stored.replay_restricted(|_| false);
+        assert_eq!(untouched.body(), &Body::Text("{\"id\": 1}".into()));
+        let trimmed =
+            stored.replay_restricted(|v| v.as_object_mut().unwrap().remove("id").is_some());
+        assert_eq!(trimmed.body(), &Body::Text("{}".into()));
+        assert_eq!(trimmed.status(), StatusCode::CREATED);
+        assert_eq!(trimmed.headers()["idempotent-replayed"], "true");
+    }
+
+    #[test]
+    fn the_lock_outlives_the_function() {
+        assert!(IN_PROGRESS_LOCK_SECS > crate::request::FUNCTION_TIMEOUT_SECS as i64);
     }
 }

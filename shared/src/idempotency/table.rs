@@ -20,14 +20,25 @@ const COMPLETED: &str = "COMPLETED";
 /// What `begin` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
-    /// The key is ours: execute, then `complete` or `abandon`.
-    Started,
+    /// The key is ours, under this lock token: execute, then `complete` or `abandon`.
+    Started(LockToken),
     /// The same request completed before: answer with this.
     Replay(StoredResponse),
     /// The same request is still running elsewhere.
     InProgress,
     /// The key was used for a different request.
     Reused,
+}
+
+/// Written by the request that takes a key; completing or abandoning the record is
+/// conditional on it, so a late owner never overwrites the record of one that took over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockToken(String);
+
+impl LockToken {
+    fn new() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -92,6 +103,7 @@ impl IdempotencyTable {
         now: Timestamp,
     ) -> Result<Begin, StorageError> {
         let now_ms = now.timestamp_millis();
+        let token = LockToken::new();
         let result = self
             .client
             .put_item()
@@ -99,6 +111,7 @@ impl IdempotencyTable {
             .item("pk", pk(org, key))
             .item("status", s(IN_PROGRESS))
             .item("fingerprint", s(fingerprint))
+            .item("lock_token", s(&token.0))
             .item("created_at", s(&time::format(&now)))
             .item("locked_until_ms", n(now_ms + IN_PROGRESS_LOCK_SECS * 1000))
             .item(
@@ -117,7 +130,7 @@ impl IdempotencyTable {
             .send()
             .await;
         let err = match result {
-            Ok(_) => return Ok(Begin::Started),
+            Ok(_) => return Ok(Begin::Started(token)),
             Err(err) if service_code(&err) == Some("ConditionalCheckFailedException") => err,
             Err(err) => return Err(classify("PutItem idempotency", &err)),
         };
@@ -151,7 +164,7 @@ impl IdempotencyTable {
         &self,
         org: &OrgId,
         key: &IdempotencyKey,
-        fingerprint: &str,
+        token: &LockToken,
         response: &StoredResponse,
     ) -> Result<(), StorageError> {
         let response =
@@ -162,13 +175,14 @@ impl IdempotencyTable {
             .table_name(&self.name)
             .key("pk", pk(org, key))
             .update_expression(
-                "SET #status = :completed, stored_response = :response REMOVE locked_until_ms",
+                "SET #status = :completed, stored_response = :response \
+                 REMOVE locked_until_ms, lock_token",
             )
-            .condition_expression("#status = :in_progress AND fingerprint = :fp")
+            .condition_expression("#status = :in_progress AND lock_token = :token")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":completed", s(COMPLETED))
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-            .expression_attribute_values(":fp", s(fingerprint))
+            .expression_attribute_values(":token", s(&token.0))
             .expression_attribute_values(":response", s(&response))
             .send()
             .await;
@@ -187,17 +201,17 @@ impl IdempotencyTable {
         &self,
         org: &OrgId,
         key: &IdempotencyKey,
-        fingerprint: &str,
+        token: &LockToken,
     ) -> Result<(), StorageError> {
         let result = self
             .client
             .delete_item()
             .table_name(&self.name)
             .key("pk", pk(org, key))
-            .condition_expression("#status = :in_progress AND fingerprint = :fp")
+            .condition_expression("#status = :in_progress AND lock_token = :token")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-            .expression_attribute_values(":fp", s(fingerprint))
+            .expression_attribute_values(":token", s(&token.0))
             .send()
             .await;
         match result {

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidCidr {
@@ -11,51 +11,104 @@ pub enum InvalidCidr {
     Syntax(String),
     #[error("{given:?} has host bits set; did you mean {network}?")]
     HostBits { given: String, network: String },
+    #[error("{0:?} allows every address; leave the allowlist empty to allow all")]
+    AllAddresses(String),
 }
 
-/// An empty allowlist lets every address through.
+/// An empty allowlist lets every address through. Entries stored before today's rules, or
+/// edited by hand, that no longer parse are kept as `unreadable`: they refuse every request
+/// (fail closed) rather than being skipped or failing the request with a 500.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IpAllowlist(Vec<IpNet>);
+pub struct IpAllowlist {
+    nets: Vec<IpNet>,
+    unreadable: Vec<String>,
+}
+
+/// `::ffff:a.b.c.d/n` (n >= 96) is the IPv4 network it maps; sources are matched the same way.
+fn unmapped(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, IpNet::V4),
+            None => net,
+        },
+        _ => net,
+    }
+}
+
+fn parse_entry(text: &str) -> Result<IpNet, InvalidCidr> {
+    let net = match IpNet::from_str(text) {
+        Ok(net) if net.addr() != net.network() => {
+            return Err(InvalidCidr::HostBits {
+                given: text.to_owned(),
+                network: unmapped(net.trunc()).to_string(),
+            })
+        }
+        Ok(net) => net,
+        Err(_) => match IpAddr::from_str(text) {
+            Ok(addr) => IpNet::from(addr),
+            Err(_) => return Err(InvalidCidr::Syntax(text.to_owned())),
+        },
+    };
+    let net = unmapped(net);
+    if net.prefix_len() == 0 {
+        return Err(InvalidCidr::AllAddresses(text.to_owned()));
+    }
+    Ok(net)
+}
 
 impl IpAllowlist {
-    /// Accepts CIDRs and bare addresses (a single host). A CIDR with host bits set is refused:
-    /// `10.0.0.1/8` is more likely a typo than a wish to allow all of 10/8.
+    /// The rules for a new allowlist. Accepts CIDRs and bare addresses (a single host). A
+    /// CIDR with host bits set is refused (`10.0.0.1/8` is more likely a typo than a wish
+    /// to allow all of 10/8), and so is a `/0`, which would allow everyone.
     pub fn parse<S: AsRef<str>>(entries: impl IntoIterator<Item = S>) -> Result<Self, InvalidCidr> {
-        let mut nets = Vec::new();
+        let mut list = Self::default();
         for entry in entries {
-            let text = entry.as_ref().trim();
-            let net = match IpNet::from_str(text) {
-                Ok(net) if net.addr() != net.network() => {
-                    return Err(InvalidCidr::HostBits {
-                        given: text.to_owned(),
-                        network: net.trunc().to_string(),
-                    })
-                }
-                Ok(net) => net,
-                Err(_) => match IpAddr::from_str(text) {
-                    Ok(addr) => IpNet::from(addr),
-                    Err(_) => return Err(InvalidCidr::Syntax(text.to_owned())),
-                },
-            };
-            if !nets.contains(&net) {
-                nets.push(net);
+            let net = parse_entry(entry.as_ref().trim())?;
+            if !list.nets.contains(&net) {
+                list.nets.push(net);
             }
         }
-        Ok(Self(nets))
+        Ok(list)
+    }
+
+    /// An allowlist as stored. Never fails: an entry that does not parse by today's rules is
+    /// kept as unreadable, and the allowlist then permits nobody.
+    pub fn from_stored<S: AsRef<str>>(entries: impl IntoIterator<Item = S>) -> Self {
+        let mut list = Self::default();
+        for entry in entries {
+            match parse_entry(entry.as_ref().trim()) {
+                Ok(net) if !list.nets.contains(&net) => list.nets.push(net),
+                Ok(_) => {}
+                Err(_) => list.unreadable.push(entry.as_ref().to_owned()),
+            }
+        }
+        list
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.nets.is_empty() && self.unreadable.is_empty()
+    }
+
+    /// Whether a stored entry could not be read (every request is then refused).
+    pub fn has_unreadable(&self) -> bool {
+        !self.unreadable.is_empty()
     }
 
     /// IPv4-mapped IPv6 sources (`::ffff:203.0.113.7`) are matched as the IPv4 address they are.
     pub fn permits(&self, source: IpAddr) -> bool {
+        if self.has_unreadable() {
+            return false;
+        }
         let source = source.to_canonical();
-        self.0.is_empty() || self.0.iter().any(|net| net.contains(&source))
+        self.nets.is_empty() || self.nets.iter().any(|net| net.contains(&source))
     }
 
     pub fn to_strings(&self) -> Vec<String> {
-        self.0.iter().map(IpNet::to_string).collect()
+        self.nets
+            .iter()
+            .map(IpNet::to_string)
+            .chain(self.unreadable.iter().cloned())
+            .collect()
     }
 }
 
@@ -136,10 +189,51 @@ mod tests {
                 "{bad:?}"
             );
         }
+        for everyone in ["0.0.0.0/0", "::/0", "::ffff:0.0.0.0/96"] {
+            assert!(
+                matches!(
+                    IpAllowlist::parse([everyone]),
+                    Err(InvalidCidr::AllAddresses(_))
+                ),
+                "{everyone:?}"
+            );
+        }
+        assert!(matches!(
+            IpAllowlist::parse(["2001:db8::1/32"]),
+            Err(InvalidCidr::HostBits { .. })
+        ));
         let err = IpAllowlist::parse(["10.0.0.1/8"]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "\"10.0.0.1/8\" has host bits set; did you mean 10.0.0.0/8?"
         );
+    }
+
+    #[test]
+    fn mapped_entries_are_the_ipv4_networks_they_map() {
+        let list = IpAllowlist::parse(["::ffff:203.0.113.0/120"]).unwrap();
+        assert_eq!(list.to_strings(), ["203.0.113.0/24"]);
+        assert!(list.permits(ip("203.0.113.40")));
+        assert!(list.permits(ip("::ffff:203.0.113.40")));
+        assert!(!list.permits(ip("203.0.114.1")));
+    }
+
+    #[test]
+    fn an_unreadable_stored_entry_fails_closed() {
+        let list = IpAllowlist::from_stored(["203.0.113.0/24", "not-a-cidr", "0.0.0.0/0"]);
+        assert!(list.has_unreadable());
+        assert!(!list.is_empty());
+        assert!(
+            !list.permits(ip("203.0.113.7")),
+            "a readable match must not open it"
+        );
+        assert!(!list.permits(ip("198.51.100.1")));
+        assert_eq!(
+            list.to_strings(),
+            ["203.0.113.0/24", "not-a-cidr", "0.0.0.0/0"]
+        );
+        let fine = IpAllowlist::from_stored(["203.0.113.0/24"]);
+        assert!(!fine.has_unreadable());
+        assert!(fine.permits(ip("203.0.113.7")));
     }
 }

@@ -229,8 +229,7 @@ impl KeyItem {
             expires_at: opt_ts("expires_at", &self.expires_at)?,
             revoked_at: opt_ts("revoked_at", &self.revoked_at)?,
             last_used_at: opt_ts("last_used_at", &self.last_used_at)?,
-            ip_allowlist: IpAllowlist::parse(&self.ip_allowlist)
-                .map_err(|e| corrupt("api key", e))?,
+            ip_allowlist: IpAllowlist::from_stored(&self.ip_allowlist),
             id: self.key_id,
             org_id: self.org_id,
             label: self.label,

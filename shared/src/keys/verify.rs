@@ -11,6 +11,7 @@ use crate::keys::scope::Scope;
 use crate::keys::table::ApiKeysTable;
 use crate::keys::token::ApiKeyToken;
 use crate::org::OrgId;
+use crate::request::RequestLog;
 use crate::time::Timestamp;
 
 /// Who is calling: the key that passed verification.
@@ -41,13 +42,16 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<ApiKeyToken, ApiError> {
     ApiKeyToken::parse(token.trim()).map_err(|_| ApiError::Unauthorized)
 }
 
-/// Runs the whole verification order for a route needing `required`.
+/// Runs the whole verification order for a route needing `required`. Once the key is
+/// identified, `log` names it and its org, so a refusal (revoked, expired, IP, scope) is
+/// as traceable as a success.
 pub async fn authenticate(
     keys: &ApiKeysTable,
     headers: &HeaderMap,
     source_ip: Option<IpAddr>,
     required: Scope,
     now: Timestamp,
+    log: &mut RequestLog,
 ) -> Result<Principal, ApiError> {
     let token = bearer_token(headers)?;
     let hash = token.hash();
@@ -55,8 +59,15 @@ pub async fn authenticate(
         .find_by_hash(&hash)
         .await?
         .ok_or(ApiError::Unauthorized)?;
-    if !record.key_hash.matches(&hash) || record.status(now) != "active" {
+    if !record.key_hash.matches(&hash) {
         return Err(ApiError::Unauthorized);
+    }
+    log.identified(&record.org_id, &record.id);
+    if record.status(now) != "active" {
+        return Err(ApiError::Unauthorized);
+    }
+    if record.ip_allowlist.has_unreadable() {
+        tracing::error!(key_id = %record.id, "stored IP allowlist has an unreadable entry; refusing");
     }
     if !record.ip_allowlist.is_empty()
         && !source_ip.is_some_and(|ip| record.ip_allowlist.permits(ip))

@@ -277,14 +277,42 @@ async fn events_lambda_http_cannot_read_get_a_400_not_an_invocation_error() {
     )
     .await;
     assert_eq!(GatewayResponse::from_event(&spaced).unwrap().status, 400);
-    // A Host header no URL can hold is dropped rather than crashing the conversion.
-    let mut bad_host = base("", "/v1/customers");
-    bad_host["headers"]["host"] = "bad host\\".into();
-    let ok = GatewayResponse::from_event(
-        &invoke(env.app.clone(), endpoint, bad_host, Context::default()).await,
-    )
-    .unwrap();
-    assert_eq!(ok.status, 200);
+    // A Host header no URL can hold (lambda_http would unwrap its parse and panic) is a 400
+    // before the conversion.
+    for host in [
+        "bad host\\",
+        "a:b:c",
+        "[::1",
+        "example.com:99999",
+        "exa mple.com",
+        ":",
+    ] {
+        let mut bad_host = base("", "/v1/customers");
+        bad_host["headers"]["host"] = host.into();
+        let response = GatewayResponse::from_event(
+            &invoke(env.app.clone(), endpoint, bad_host, Context::default()).await,
+        )
+        .unwrap();
+        let body = assert_error(&response, 400, "invalid_request");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("Host"),
+            "{host}: {body}"
+        );
+    }
+    for host in [
+        "api.example.com",
+        "api.example.com:443",
+        "[2001:db8::1]:8443",
+        "127.0.0.1",
+    ] {
+        let mut good_host = base("", "/v1/customers");
+        good_host["headers"]["host"] = host.into();
+        let response = GatewayResponse::from_event(
+            &invoke(env.app.clone(), endpoint, good_host, Context::default()).await,
+        )
+        .unwrap();
+        assert_eq!(response.status, 200, "{host}");
+    }
     // Not an API Gateway event at all: a 400 envelope, still a response.
     let junk = invoke(
         env.app.clone(),

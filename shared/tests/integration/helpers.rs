@@ -73,7 +73,8 @@ impl TestEnv {
         let endpoint = dynamodb().endpoint();
         let calls = CallCounter::default();
         let faults = FaultInjector::default();
-        let client = test_client(&endpoint, &calls, &faults);
+        // The functions' own timeouts, as App::from_env sets them in Lambda.
+        let client = shared::app::with_api_timeouts(&test_client(&endpoint, &calls, &faults));
         let template = Template::load_default().expect("template.yaml");
         let prefix = format!("t{}_", uuid::Uuid::new_v4().simple());
         let names = template
@@ -118,6 +119,18 @@ impl TestEnv {
 
     /// Sends `req` through lambda_http's event path to the endpoint API Gateway would pick.
     pub async fn send(&self, req: Req) -> GatewayResponse {
+        self.send_with_context(req, Context::default()).await
+    }
+
+    /// As `send`, with the Lambda deadline `millis` from now.
+    pub async fn send_with_deadline(&self, req: Req, millis: u64) -> GatewayResponse {
+        let mut context = Context::default();
+        let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap();
+        context.deadline = now_ms + millis;
+        self.send_with_context(req, context).await
+    }
+
+    pub async fn send_with_context(&self, req: Req, context: Context) -> GatewayResponse {
         let (endpoint, route_key, params) = resolve(&req.method, &req.path);
         let event = v2_event(&GatewayRequest {
             method: req.method.clone(),
@@ -130,7 +143,7 @@ impl TestEnv {
             path_parameters: params,
             request_id: format!("test-{}", uuid::Uuid::new_v4()),
         });
-        let response = invoke(self.app.clone(), endpoint, event, Context::default()).await;
+        let response = invoke(self.app.clone(), endpoint, event, context).await;
         GatewayResponse::from_event(&response).expect("a v2 response event")
     }
 }
@@ -276,4 +289,33 @@ pub fn idempotency_key(text: &str) -> shared::idempotency::record::IdempotencyKe
     shared::idempotency::record::IdempotencyKey::from_headers(&headers)
         .expect("valid key")
         .expect("present")
+}
+
+/// The request log line of the request `response` answered.
+pub fn log_line(response: &GatewayResponse) -> serde_json::Value {
+    let request_id = response.header("request-id").expect("Request-Id header");
+    let text = logs().text();
+    let found: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["message"] == "request" && l["request_id"] == request_id)
+        .collect();
+    assert_eq!(found.len(), 1, "one log line for {request_id}");
+    found.into_iter().next().unwrap()
+}
+
+/// Sends every request at once (each on its own task) and returns the answers in order.
+pub async fn concurrently(env: &Arc<TestEnv>, requests: Vec<Req>) -> Vec<GatewayResponse> {
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|req| {
+            let env = env.clone();
+            tokio::spawn(async move { env.send(req).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.expect("request task"));
+    }
+    out
 }

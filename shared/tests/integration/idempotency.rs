@@ -3,6 +3,7 @@
 use chrono::Duration;
 use serde_json::json;
 use shared::idempotency::record::fingerprint;
+use shared::idempotency::record::IN_PROGRESS_LOCK_SECS;
 use shared::idempotency::table::Begin;
 use shared::org::OrgId;
 use shared::time;
@@ -96,28 +97,28 @@ async fn a_key_in_flight_is_409_until_its_lock_lapses() {
     let fp = fingerprint("POST", "/v1/customers", &body);
     let ikey = idempotency_key("k-3");
     // Another invocation holds the key right now.
-    assert_eq!(
+    assert!(matches!(
         env.app
             .idempotency
             .begin(&org, &ikey, &fp, time::now())
             .await
             .unwrap(),
-        Begin::Started
-    );
+        Begin::Started(_)
+    ));
     let busy = env.send(post(&body.to_string(), "k-3").key(&key)).await;
     assert_error(&busy, 409, "idempotency_key_in_use");
 
     // A holder that died: its lock (the function timeout) has lapsed, so the key is taken over.
     let stale = time::now() - Duration::seconds(60);
     let ikey4 = idempotency_key("k-4");
-    assert_eq!(
+    assert!(matches!(
         env.app
             .idempotency
             .begin(&org, &ikey4, &fp, stale)
             .await
             .unwrap(),
-        Begin::Started
-    );
+        Begin::Started(_)
+    ));
     let taken_over = env.send(post(&body.to_string(), "k-4").key(&key)).await;
     assert_eq!(taken_over.status, 201);
 }
@@ -130,14 +131,15 @@ async fn records_expire_after_24_hours_even_before_ttl_deletes_them() {
     let other_fp = fingerprint("POST", "/v1/customers", &json!({"fullName": "John"}));
     let ikey = idempotency_key("k-5");
     let long_ago = time::now() - Duration::hours(25);
-    assert_eq!(
-        env.app
-            .idempotency
-            .begin(&org, &ikey, &fp, long_ago)
-            .await
-            .unwrap(),
-        Begin::Started
-    );
+    let Begin::Started(token) = env
+        .app
+        .idempotency
+        .begin(&org, &ikey, &fp, long_ago)
+        .await
+        .unwrap()
+    else {
+        panic!("the key is free")
+    };
     let response = shared::idempotency::record::StoredResponse {
         status: 201,
         headers: vec![],
@@ -145,7 +147,7 @@ async fn records_expire_after_24_hours_even_before_ttl_deletes_them() {
     };
     env.app
         .idempotency
-        .complete(&org, &ikey, &fp, &response)
+        .complete(&org, &ikey, &token, &response)
         .await
         .unwrap();
     // Within the day the record stands; after it, the key is free, even for another body.
@@ -166,14 +168,14 @@ async fn records_expire_after_24_hours_even_before_ttl_deletes_them() {
             .unwrap(),
         Begin::Replay(response)
     );
-    assert_eq!(
+    assert!(matches!(
         env.app
             .idempotency
             .begin(&org, &ikey, &other_fp, time::now())
             .await
             .unwrap(),
-        Begin::Started
-    );
+        Begin::Started(_)
+    ));
 }
 
 #[tokio::test]
@@ -256,4 +258,88 @@ async fn malformed_idempotency_keys_are_400() {
         let body = assert_error(&response, 400, "invalid_request");
         assert_eq!(body["error"]["param"], "Idempotency-Key");
     }
+}
+
+#[tokio::test]
+async fn the_lock_outlives_the_function_and_a_late_owner_never_overwrites() {
+    let env = TestEnv::new().await;
+    let org = OrgId::parse("acme").unwrap();
+    let fp = fingerprint("POST", "/v1/customers", &json!({"fullName": "Jane"}));
+    let ikey = idempotency_key("k-lock");
+    let t0 = time::now() - Duration::seconds(120);
+    let Begin::Started(first) = env
+        .app
+        .idempotency
+        .begin(&org, &ikey, &fp, t0)
+        .await
+        .unwrap()
+    else {
+        panic!("the key is free")
+    };
+    // At the function's timeout the first request may still be writing: the key stays held.
+    let at_timeout = t0 + Duration::seconds(shared::request::FUNCTION_TIMEOUT_SECS as i64);
+    assert_eq!(
+        env.app
+            .idempotency
+            .begin(&org, &ikey, &fp, at_timeout)
+            .await
+            .unwrap(),
+        Begin::InProgress
+    );
+    // Once the lock has lapsed, a retry takes it over with a token of its own.
+    let later = t0 + Duration::seconds(IN_PROGRESS_LOCK_SECS + 1);
+    let Begin::Started(second) = env
+        .app
+        .idempotency
+        .begin(&org, &ikey, &fp, later)
+        .await
+        .unwrap()
+    else {
+        panic!("a lapsed lock is taken over")
+    };
+    assert_ne!(first, second);
+    // The first owner finishes late: neither its completion nor its release touches the
+    // record the second owner holds.
+    let stale = shared::idempotency::record::StoredResponse {
+        status: 201,
+        headers: vec![],
+        body: r#"{"from":"first"}"#.into(),
+    };
+    env.app
+        .idempotency
+        .complete(&org, &ikey, &first, &stale)
+        .await
+        .unwrap();
+    env.app
+        .idempotency
+        .abandon(&org, &ikey, &first)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.app
+            .idempotency
+            .begin(&org, &ikey, &fp, later)
+            .await
+            .unwrap(),
+        Begin::InProgress,
+        "still the second owner's, in progress"
+    );
+    let fresh = shared::idempotency::record::StoredResponse {
+        status: 201,
+        headers: vec![],
+        body: r#"{"from":"second"}"#.into(),
+    };
+    env.app
+        .idempotency
+        .complete(&org, &ikey, &second, &fresh)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.app
+            .idempotency
+            .begin(&org, &ikey, &fp, later)
+            .await
+            .unwrap(),
+        Begin::Replay(fresh)
+    );
 }

@@ -6,6 +6,8 @@ mod bad_input;
 mod customers;
 mod edge;
 mod events;
+mod faults;
 mod idempotency;
 mod key_storage;
+mod promises;
 mod verification;
