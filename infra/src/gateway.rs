@@ -35,6 +35,8 @@ struct DeclaredRoute {
 pub struct RouteTable {
     routes: Vec<DeclaredRoute>,
     has_default: bool,
+    /// The functions' timeout, from the template.
+    timeout_secs: u64,
 }
 
 impl RouteTable {
@@ -65,6 +67,9 @@ impl RouteTable {
         Ok(Self {
             routes,
             has_default,
+            timeout_secs: template
+                .function_timeout_secs()
+                .unwrap_or(shared::request::FUNCTION_TIMEOUT_SECS),
         })
     }
 
@@ -182,7 +187,11 @@ async fn answer(
         path_parameters,
         request_id: uuid::Uuid::new_v4().to_string(),
     });
-    let response = invoke(app, endpoint, event, Context::default()).await;
+    // As Lambda does: the invocation's deadline is the function timeout from now.
+    let mut context = Context::default();
+    let deadline = chrono::Utc::now() + chrono::Duration::seconds(table.timeout_secs as i64);
+    context.deadline = u64::try_from(deadline.timestamp_millis()).unwrap_or(0);
+    let response = invoke(app, endpoint, event, context).await;
     let response = match GatewayResponse::from_event(&response) {
         Ok(response) => response,
         Err(err) => {

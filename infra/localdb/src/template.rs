@@ -124,6 +124,15 @@ impl Template {
         out
     }
 
+    /// The functions' timeout (`Globals.Function.Timeout`), in seconds.
+    pub fn function_timeout_secs(&self) -> Option<u64> {
+        self.root
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get("Timeout"))
+            .and_then(Value::as_u64)
+    }
+
     /// Every HttpApi event of every function.
     pub fn routes(&self) -> Vec<DeclaredRoute> {
         let mut routes = Vec::new();

@@ -148,10 +148,8 @@ async fn run() -> Result<(), String> {
     println!("Try:");
     println!("  curl {base}/v1/customers -H \"Authorization: Bearer {key}\"");
     println!();
-    println!("Operator tool against this stack:");
-    println!(
-        "  set -a; . .local/env.{port}; set +a; ./target/debug/icadmin keys list --org {DEMO_ORG}"
-    );
+    println!("Operator tool against this stack (.local/env is the newest stack's; .local/env.{port} is this one's):");
+    println!("  set -a; . .local/env; set +a; ./target/debug/icadmin keys list --org {DEMO_ORG}");
     println!();
     println!("Listening on {base} (Ctrl-C stops the API and DynamoDB Local)");
 

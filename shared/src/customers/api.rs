@@ -201,9 +201,13 @@ where
     let response = before(meta.write_by(), execute())
         .await
         .unwrap_or_else(|err| err.into_response(&meta.request_id));
-    if response.status().is_server_error() {
+    // A 5xx must run again on retry; a 400 is validation (found while running, e.g. a
+    // POST whose unknown external_id comes without full_name), which stores nothing, so
+    // the client can fix the body and retry under the same key.
+    let status = response.status();
+    if status.is_server_error() || status == StatusCode::BAD_REQUEST {
         if let Err(err) = app.idempotency.abandon(org, &key, &token).await {
-            tracing::error!(error = %err, "could not release an idempotency key after a failure");
+            tracing::error!(error = %err, "could not release an idempotency key");
         }
     } else if let Err(err) = app
         .idempotency

@@ -105,6 +105,16 @@ async fn storage_down_is_a_503_with_retry_after() {
     );
 }
 
+#[test]
+fn the_library_knows_the_functions_timeout() {
+    // The idempotency lock and the request deadline are reckoned from it.
+    let template = localdb::Template::load_default().unwrap();
+    assert_eq!(
+        template.function_timeout_secs(),
+        Some(shared::request::FUNCTION_TIMEOUT_SECS)
+    );
+}
+
 #[tokio::test]
 async fn every_declared_route_in_template_is_in_the_library_and_back() {
     let template = localdb::Template::load_default().unwrap();

@@ -343,3 +343,33 @@ async fn the_lock_outlives_the_function_and_a_late_owner_never_overwrites() {
         Begin::Replay(fresh)
     );
 }
+
+#[tokio::test]
+async fn a_400_found_while_running_stores_nothing() {
+    let env = TestEnv::new().await;
+    let key = env.full_key("acme").await;
+    // Whether full_name is required depends on whether the external id exists: only the
+    // run can tell, and it is still a validation error, so the key stays free.
+    let first = env
+        .send(post(r#"{"externalId": "crm-unknown"}"#, "k-400").key(&key))
+        .await;
+    let body = assert_error(&first, 400, "invalid_request");
+    assert_eq!(body["error"]["param"], "full_name");
+    assert_eq!(env.item_count(&env.tables.idempotency).await, 0);
+    let fixed = env
+        .send(
+            post(
+                r#"{"externalId": "crm-unknown", "fullName": "Jane"}"#,
+                "k-400",
+            )
+            .key(&key),
+        )
+        .await;
+    assert_eq!(
+        fixed.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&fixed.body)
+    );
+    assert!(fixed.header("idempotent-replayed").is_none());
+}
