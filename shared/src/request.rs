@@ -58,6 +58,12 @@ impl RequestMeta {
         self.deadline - Duration::from_millis(RESPONSE_MARGIN_MILLIS)
     }
 
+    /// The frame's last resort, a little after `answer_by`: the route's own bound fires
+    /// first and keeps what the request log line should say.
+    pub fn backstop(&self) -> Instant {
+        self.deadline - Duration::from_millis(RESPONSE_MARGIN_MILLIS / 2)
+    }
+
     /// Until when a write may run, leaving time to release its idempotency record.
     pub fn write_by(&self) -> Instant {
         self.answer_by() - Duration::from_millis(CLEANUP_MARGIN_MILLIS)

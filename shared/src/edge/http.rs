@@ -56,11 +56,11 @@ where
     let started = Instant::now();
     let meta = RequestMeta::of(&req);
     let method = req.method().to_string();
-    let answer_by = meta.answer_by();
+    let backstop = meta.backstop();
     // A panic in the handler ends its task, not the function: it is answered as a 500. The
     // release profile unwinds (Cargo.toml) so that this holds in the build that ships.
     let mut task = tokio::spawn(work(req, meta.clone()));
-    let (result, log) = match tokio::time::timeout_at(answer_by, &mut task).await {
+    let (result, log) = match tokio::time::timeout_at(backstop, &mut task).await {
         Ok(Ok(done)) => done,
         Ok(Err(_)) => {
             tracing::error!(request_id = %meta.request_id, "handler panicked");

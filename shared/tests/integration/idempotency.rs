@@ -10,6 +10,15 @@ use shared::time;
 
 use crate::helpers::{assert_error, idempotency_key, Req, TestEnv};
 
+/// A completed 201 with `body`, as the store keeps it.
+fn stored_201(body: &str) -> shared::idempotency::record::StoredResponse {
+    shared::idempotency::record::StoredResponse {
+        status: 201,
+        headers: vec![],
+        body: body.into(),
+    }
+}
+
 fn post(body: &str, idempotency_key: &str) -> Req {
     Req::json("POST", "/v1/customers", body).header("idempotency-key", idempotency_key)
 }
@@ -140,11 +149,7 @@ async fn records_expire_after_24_hours_even_before_ttl_deletes_them() {
     else {
         panic!("the key is free")
     };
-    let response = shared::idempotency::record::StoredResponse {
-        status: 201,
-        headers: vec![],
-        body: "{}".into(),
-    };
+    let response = stored_201("{}");
     env.app
         .idempotency
         .complete(&org, &ikey, &token, &response)
@@ -300,11 +305,7 @@ async fn the_lock_outlives_the_function_and_a_late_owner_never_overwrites() {
     assert_ne!(first, second);
     // The first owner finishes late: neither its completion nor its release touches the
     // record the second owner holds.
-    let stale = shared::idempotency::record::StoredResponse {
-        status: 201,
-        headers: vec![],
-        body: r#"{"from":"first"}"#.into(),
-    };
+    let stale = stored_201(r#"{"from":"first"}"#);
     env.app
         .idempotency
         .complete(&org, &ikey, &first, &stale)
@@ -324,11 +325,7 @@ async fn the_lock_outlives_the_function_and_a_late_owner_never_overwrites() {
         Begin::InProgress,
         "still the second owner's, in progress"
     );
-    let fresh = shared::idempotency::record::StoredResponse {
-        status: 201,
-        headers: vec![],
-        body: r#"{"from":"second"}"#.into(),
-    };
+    let fresh = stored_201(r#"{"from":"second"}"#);
     env.app
         .idempotency
         .complete(&org, &ikey, &second, &fresh)

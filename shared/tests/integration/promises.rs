@@ -369,6 +369,11 @@ async fn a_request_answers_before_the_lambda_deadline() {
     env.faults.heal();
     assert_error(&response, 503, "service_unavailable");
     assert!(response.header("retry-after").is_some());
+    assert_eq!(
+        log_line(&response)["key_id"],
+        key.record.id.as_str(),
+        "the log line still names the key"
+    );
     assert!(
         elapsed < std::time::Duration::from_millis(1_500),
         "answered at {elapsed:?}, after the deadline"
