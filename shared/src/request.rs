@@ -55,20 +55,29 @@ impl RequestMeta {
 
     /// Until when the request may work; past it the answer is a 503.
     pub fn answer_by(&self) -> Instant {
-        self.deadline - Duration::from_millis(RESPONSE_MARGIN_MILLIS)
+        earlier(self.deadline, RESPONSE_MARGIN_MILLIS)
     }
 
     /// The frame's last resort, a little after `answer_by`: the route's own bound fires
     /// first and keeps what the request log line should say.
     pub fn backstop(&self) -> Instant {
-        self.deadline - Duration::from_millis(RESPONSE_MARGIN_MILLIS / 2)
+        earlier(self.deadline, RESPONSE_MARGIN_MILLIS / 2)
     }
 
     /// Until when a write may run, leaving time to release its idempotency record.
     pub fn write_by(&self) -> Instant {
-        self.answer_by() - Duration::from_millis(CLEANUP_MARGIN_MILLIS)
+        earlier(self.answer_by(), CLEANUP_MARGIN_MILLIS)
     }
 }
+
+/// `at` less `millis`, or `at` itself where the platform's monotonic clock cannot
+/// represent that far back (`Instant - Duration` would panic there).
+fn earlier(at: Instant, millis: u64) -> Instant {
+    at.checked_sub(Duration::from_millis(millis)).unwrap_or(at)
+}
+
+/// Lambda allows at most 15 minutes: a deadline further out is not one we believe.
+const MAX_INVOCATION_MILLIS: u64 = 15 * 60 * 1000;
 
 /// The Lambda deadline (milliseconds since the epoch) as an instant of this process's clock.
 /// No deadline (0) means a whole function timeout from now.
@@ -80,7 +89,10 @@ pub fn deadline_from_epoch_millis(deadline_ms: u64) -> Instant {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    now + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+    let left = deadline_ms
+        .saturating_sub(now_ms)
+        .min(MAX_INVOCATION_MILLIS);
+    now + Duration::from_millis(left)
 }
 
 /// Runs `work` until `by`; running out of time is a 503, never a hang past the deadline.
@@ -112,5 +124,44 @@ impl RequestLog {
     pub fn identified(&mut self, org: &OrgId, key_id: &str) {
         self.org = Some(org.to_string());
         self.key_id = Some(key_id.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now_ms() -> u64 {
+        u64::try_from(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn deadlines_are_read_from_the_context_and_kept_sane() {
+        let before = Instant::now();
+        let soon = deadline_from_epoch_millis(now_ms() + 2_000);
+        assert!(soon >= before + Duration::from_millis(1_900));
+        assert!(soon <= Instant::now() + Duration::from_millis(2_000));
+        // Past deadlines mean no time left; absurd ones are capped; none means the timeout.
+        assert!(deadline_from_epoch_millis(now_ms() - 60_000) <= Instant::now());
+        assert!(
+            deadline_from_epoch_millis(u64::MAX)
+                <= Instant::now() + Duration::from_millis(MAX_INVOCATION_MILLIS)
+        );
+        let default = deadline_from_epoch_millis(0);
+        assert!(default >= before + Duration::from_secs(FUNCTION_TIMEOUT_SECS));
+    }
+
+    #[test]
+    fn margins_are_taken_without_ever_panicking() {
+        let at = Instant::now();
+        assert_eq!(earlier(at, 100), at - Duration::from_millis(100));
+        // However far back a margin reaches, the arithmetic does not panic.
+        let _ = earlier(at, u64::MAX);
     }
 }
