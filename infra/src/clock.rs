@@ -41,13 +41,24 @@ pub enum Verdict {
     Unsure,
 }
 
+fn floor_millis(d: chrono::TimeDelta) -> i64 {
+    d.num_nanoseconds()
+        .map_or_else(|| d.num_milliseconds(), |n| n.div_euclid(1_000_000))
+}
+
+fn ceil_millis(d: chrono::TimeDelta) -> i64 {
+    d.num_nanoseconds()
+        .map_or_else(|| d.num_milliseconds(), |n| -(-n).div_euclid(1_000_000))
+}
+
 /// The skew interval the samples allow, and what it proves.
 pub fn judge(samples: &[Sample]) -> Verdict {
     let mut low = i64::MIN;
     let mut high = i64::MAX;
     for s in samples {
-        low = low.max((s.sent - s.date).num_milliseconds() - 1_000);
-        high = high.min((s.received - s.date).num_milliseconds());
+        // Rounded outwards, so the interval always holds the true skew.
+        low = low.max(floor_millis(s.sent - s.date) - 1_000);
+        high = high.min(ceil_millis(s.received - s.date));
     }
     if samples.is_empty() || low > high {
         return Verdict::Unsure;
@@ -186,8 +197,8 @@ mod tests {
                 samples.push(sample(i * 90 + 17, 30, skew));
                 let (mut low, mut high) = (i64::MIN, i64::MAX);
                 for s in &samples {
-                    low = low.max((s.sent - s.date).num_milliseconds() - 1_000);
-                    high = high.min((s.received - s.date).num_milliseconds());
+                    low = low.max(floor_millis(s.sent - s.date) - 1_000);
+                    high = high.min(ceil_millis(s.received - s.date));
                 }
                 assert!(low <= skew && skew <= high, "{skew} not in {low}..{high}");
                 match judge(&samples) {
@@ -197,6 +208,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn rounding_is_outwards() {
+        let d = chrono::TimeDelta::nanoseconds(-1_500_000);
+        assert_eq!((floor_millis(d), ceil_millis(d)), (-2, -1));
+        let d = chrono::TimeDelta::nanoseconds(1_500_000);
+        assert_eq!((floor_millis(d), ceil_millis(d)), (1, 2));
     }
 
     #[test]

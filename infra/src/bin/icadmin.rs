@@ -161,8 +161,8 @@ async fn move_customer(
 }
 
 /// Who is running the tool, for `created_by`: the AWS principal's ARN from STS
-/// GetCallerIdentity, which no flag or environment variable can claim. Against a local
-/// stack (DynamoDB on loopback, no STS) it is `local:` and the login name.
+/// GetCallerIdentity, which no flag can set. Against a local stack (DynamoDB on loopback,
+/// no STS) it is `local:` and the login name.
 async fn operator_identity() -> Result<String, String> {
     let local = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok_and(|url| {
         ["http://127.0.0.1", "http://localhost", "http://[::1]"]

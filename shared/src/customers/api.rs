@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::customers::cursor::{self, Listing, Position};
 use crate::customers::input;
 use crate::customers::input::CustomerInput;
-use crate::customers::model::{Customer, CustomerView};
+use crate::customers::model::{id_created_at, Customer, CustomerView};
 use crate::customers::table::{position_after, Change, CustomerPage};
 use crate::error::{json_response, ApiError};
 use crate::idempotency::record::{fingerprint, IdempotencyKey, StoredResponse};
@@ -148,6 +148,20 @@ fn view_of(principal: &Principal) -> CustomerView {
     }
 }
 
+/// A customer as the store keeps it: whole. What the caller may see is cut from it by
+/// `shaped`, the same way for a first answer and for a replay.
+fn full_customer_response(
+    status: StatusCode,
+    customer: &Customer,
+    meta: &RequestMeta,
+) -> Response<Body> {
+    json_response(
+        status,
+        &CustomerView::FULL.render(customer),
+        &meta.request_id,
+    )
+}
+
 fn customer_response(
     status: StatusCode,
     customer: &Customer,
@@ -161,10 +175,40 @@ fn customer_response(
     )
 }
 
+/// `response` as `view` may see it; the customer it names goes into the log line.
+fn shaped(
+    mut response: Response<Body>,
+    view: CustomerView,
+    log: &mut RequestLog,
+) -> Response<Body> {
+    let Body::Text(text) = response.body() else {
+        return response;
+    };
+    let Ok(mut value) = serde_json::from_str::<Value>(text) else {
+        return response;
+    };
+    if value["object"] == "customer" {
+        if let Some(id) = value["id"].as_str() {
+            if !log.customer_ids.iter().any(|logged| logged == id) {
+                log.customer_ids.push(id.to_owned());
+            }
+        }
+    }
+    if view.restrict(&mut value) {
+        *response.body_mut() = Body::Text(value.to_string());
+    }
+    response
+}
+
+/// Time kept after storing a completed response, to answer.
+const COMPLETE_MARGIN_MILLIS: u64 = 100;
+
 /// Runs a write under its Idempotency-Key, if it has one: the first request executes and its
-/// response is stored; a repeat is answered from the store, shaped to what the repeating
-/// caller may see; a 5xx forgets the key. The write itself must finish by `meta.write_by()`,
-/// which leaves time to release the key before the function's deadline.
+/// whole response is stored; a repeat is answered from the store. Every answer, first or
+/// repeat, is shaped to what this caller may see. A 5xx (or a 400 found while running)
+/// releases the key for the client's retry. The write gets the id a new customer takes,
+/// reserved in the record, and must finish by `meta.write_by()`, which leaves time to
+/// release or complete the record before the function's deadline.
 async fn idempotent<F, Fut>(
     app: &App,
     req: &Request,
@@ -175,30 +219,35 @@ async fn idempotent<F, Fut>(
     execute: F,
 ) -> Result<Response<Body>, ApiError>
 where
-    F: FnOnce() -> Fut,
+    F: FnOnce(Option<Uuid>) -> Fut,
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
 {
+    let view = view_of(principal);
+    if tokio::time::Instant::now() >= meta.write_by() {
+        // Not even started: a write begun now could land after we answered.
+        return Err(ApiError::ServiceUnavailable {
+            retry_after_secs: crate::error::SERVICE_UNAVAILABLE_RETRY_AFTER_SECS,
+        });
+    }
     let Some(key) = IdempotencyKey::from_headers(req.headers())? else {
-        return before(meta.write_by(), execute()).await;
+        let response = before(meta.write_by(), execute(None)).await?;
+        return Ok(shaped(response, view, log));
     };
     let org = &principal.org_id;
     let fp = fingerprint(req.method().as_str(), req.uri().path(), body);
-    let token = match app.idempotency.begin(org, &key, &fp, meta.now).await? {
-        Begin::Started(token) => token,
-        Begin::Replay(stored) => {
-            let view = view_of(principal);
-            let response = stored.replay_restricted(|value| {
-                if let Some(id) = value.get("id").and_then(Value::as_str) {
-                    log.customer_ids.push(id.to_owned());
-                }
-                view.restrict(value)
-            });
-            return Ok(response);
-        }
+    let proposed = id_created_at(time::now()).to_string();
+    let lease = match app
+        .idempotency
+        .begin(org, &key, &fp, meta.now, &proposed)
+        .await?
+    {
+        Begin::Started(lease) => lease,
+        Begin::Replay(stored) => return Ok(shaped(stored.replay(), view, log)),
         Begin::InProgress => return Err(ApiError::IdempotencyKeyInUse),
         Begin::Reused => return Err(ApiError::IdempotencyKeyReused),
     };
-    let response = before(meta.write_by(), execute())
+    let reserved = Uuid::parse_str(&lease.reserved).ok();
+    let response = before(meta.write_by(), execute(reserved))
         .await
         .unwrap_or_else(|err| err.into_response(&meta.request_id));
     // A 5xx must run again on retry; a 400 is validation (found while running, e.g. a
@@ -206,19 +255,27 @@ where
     // the client can fix the body and retry under the same key.
     let status = response.status();
     if status.is_server_error() || status == StatusCode::BAD_REQUEST {
-        if let Err(err) = app.idempotency.abandon(org, &key, &token).await {
+        if let Err(err) = app.idempotency.release(org, &key, &lease).await {
             tracing::error!(error = %err, "could not release an idempotency key");
         }
-    } else if let Err(err) = app
-        .idempotency
-        .complete(org, &key, &token, &StoredResponse::capture(&response))
-        .await
-    {
-        // The write happened: answering 5xx would invite a retry of a done request. The
-        // record stays in progress until its lock lapses, then a retry runs again.
-        tracing::error!(error = %err, "could not store an idempotent response");
+    } else {
+        // The write happened: whatever becomes of storing its response, it is answered
+        // (a 5xx would invite a retry of a done request). If storing fails or runs out of
+        // time, the record stays in progress until its lock lapses.
+        let by = meta
+            .answer_by()
+            .checked_sub(std::time::Duration::from_millis(COMPLETE_MARGIN_MILLIS))
+            .unwrap_or_else(|| meta.answer_by());
+        let stored = StoredResponse::capture(&response);
+        match tokio::time::timeout_at(by, app.idempotency.complete(org, &key, &lease, &stored))
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "could not store an idempotent response"),
+            Err(_) => tracing::error!("ran out of time storing an idempotent response"),
+        }
     }
-    Ok(response)
+    Ok(shaped(response, view, log))
 }
 
 /// `POST /v1/customers`: create, or update by `external_id`.
@@ -238,25 +295,32 @@ pub async fn create(
             "full_name is required.",
         ));
     }
-    let mut written = None;
-    let response = idempotent(app, req, principal, meta, &body, log, || async {
-        let change = app.customers.upsert(&principal.org_id, &input).await?;
-        let customer = change.customer();
-        written = Some(customer.id);
-        let status = if matches!(change, Change::Created(_)) {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        };
-        let mut response = customer_response(status, customer, principal, meta);
-        if let Ok(location) = HeaderValue::from_str(&format!("/v1/customers/{}", customer.id)) {
-            response.headers_mut().insert(header::LOCATION, location);
-        }
-        Ok(response)
-    })
-    .await;
-    log.customer_ids.extend(written.map(|id| id.to_string()));
-    response
+    idempotent(
+        app,
+        req,
+        principal,
+        meta,
+        &body,
+        log,
+        |reserved| async move {
+            let change = app
+                .customers
+                .upsert(&principal.org_id, &input, reserved)
+                .await?;
+            let customer = change.customer();
+            let status = if matches!(change, Change::Created(_)) {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            let mut response = full_customer_response(status, customer, meta);
+            if let Ok(location) = HeaderValue::from_str(&format!("/v1/customers/{}", customer.id)) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            Ok(response)
+        },
+    )
+    .await
 }
 
 /// `PATCH /v1/customers/{id}`
@@ -272,29 +336,20 @@ pub async fn update(
     let (body, object) = json_object_body(req)?;
     let input = CustomerInput::parse(&object, meta.now.date_naive())?;
     log.customer_ids.push(id.to_string());
-    idempotent(
-        app,
-        req,
-        principal,
-        meta,
-        &body,
-        &mut RequestLog::default(),
-        || async {
-            let change = app
-                .customers
-                .update(&principal.org_id, &id, |customer, stamp| {
-                    Ok(customer.apply(&input, stamp))
-                })
-                .await?
-                .ok_or_else(not_found)?;
-            Ok(customer_response(
-                StatusCode::OK,
-                change.customer(),
-                principal,
-                meta,
-            ))
-        },
-    )
+    idempotent(app, req, principal, meta, &body, log, |_| async {
+        let change = app
+            .customers
+            .update(&principal.org_id, &id, |customer, stamp| {
+                Ok(customer.apply(&input, stamp))
+            })
+            .await?
+            .ok_or_else(not_found)?;
+        Ok(full_customer_response(
+            StatusCode::OK,
+            change.customer(),
+            meta,
+        ))
+    })
     .await
 }
 

@@ -148,6 +148,13 @@ pub fn id_created_at(created_at: Timestamp) -> Uuid {
     Uuid::new_v7(ts)
 }
 
+/// The `created_at` a UUID v7 carries (`None` for another version).
+pub fn created_at_of(id: &Uuid) -> Option<Timestamp> {
+    let (secs, nanos) = id.get_timestamp()?.to_unix();
+    let millis = i64::try_from(secs).ok()? * 1000 + i64::from(nanos / 1_000_000);
+    chrono::DateTime::from_timestamp_millis(millis)
+}
+
 /// The wire names (`NOT_STARTED`, `POTENTIAL_MATCH`, `ADVERSE_MEDIA`…) for messages and CLI
 /// arguments, from the same serde attributes the API uses.
 macro_rules! wire_names {
@@ -179,6 +186,25 @@ impl Customer {
         added_via: AddedVia,
         now: Timestamp,
     ) -> Result<Self, ApiError> {
+        Self::create_as(input, added_via, id_created_at(now), now)
+    }
+
+    /// A new customer with a given id (one reserved earlier), created at the id's time.
+    pub fn create_with_id(
+        input: &CustomerInput,
+        added_via: AddedVia,
+        id: Uuid,
+    ) -> Result<Self, ApiError> {
+        let created_at = created_at_of(&id).ok_or(ApiError::Internal)?;
+        Self::create_as(input, added_via, id, created_at)
+    }
+
+    fn create_as(
+        input: &CustomerInput,
+        added_via: AddedVia,
+        id: Uuid,
+        now: Timestamp,
+    ) -> Result<Self, ApiError> {
         let Field::Value(full_name) = &input.full_name else {
             return Err(ApiError::invalid_param(
                 "full_name",
@@ -186,7 +212,7 @@ impl Customer {
             ));
         };
         let mut customer = Customer {
-            id: id_created_at(now),
+            id,
             external_id: None,
             customer_type: CustomerType::Individual,
             full_name: full_name.clone(),
@@ -296,6 +322,18 @@ mod tests {
             i64::try_from(secs).unwrap() * 1000 + i64::from(nanos / 1_000_000),
             c.created_at.timestamp_millis()
         );
+        assert_eq!(created_at_of(&c.id), Some(c.created_at));
+        assert_eq!(created_at_of(&Uuid::new_v4()), None);
+        let again = Customer::create_with_id(
+            &CustomerInput {
+                full_name: Field::Value("Jane".into()),
+                ..CustomerInput::default()
+            },
+            AddedVia::Integration,
+            c.id,
+        )
+        .unwrap();
+        assert_eq!((again.id, again.created_at), (c.id, c.created_at));
         let later = customer("2026-06-23T09:12:44.121Z");
         assert!(later.id > c.id, "a later created_at sorts later by id");
     }

@@ -212,10 +212,16 @@ impl CustomersTable {
         items: Vec<TransactWriteItem>,
         marker_put_index: Option<usize>,
     ) -> Result<(), WriteError> {
+        // One attempt per call: a retry is ours, re-reading and re-stamping (the SDK would
+        // resend the same item with a stamp growing stale).
         let result = self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .customize()
+            .config_override(aws_sdk_dynamodb::config::Builder::new().retry_config(
+                aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(1),
+            ))
             .send()
             .await;
         let err = match result {
@@ -338,21 +344,41 @@ impl CustomersTable {
     /// `POST /v1/customers`: create, or update the customer holding the body's external id.
     /// Never check-then-write: the marker's conditional put decides who creates. Every write
     /// attempt takes its own clock reading, so a retried write is never stamped in the past.
-    pub async fn upsert(&self, org: &OrgId, input: &CustomerInput) -> Result<Change, ApiError> {
-        let create = || Customer::create(input, AddedVia::Integration, time::now());
+    /// `reserved`: the id a new customer takes (an Idempotency-Key's reservation), so that
+    /// running a request again after an unknown outcome finds its customer instead of
+    /// making a second one.
+    pub async fn upsert(
+        &self,
+        org: &OrgId,
+        input: &CustomerInput,
+        reserved: Option<Uuid>,
+    ) -> Result<Change, ApiError> {
+        let create = || match reserved {
+            Some(id) => Customer::create_with_id(input, AddedVia::Integration, id),
+            None => Customer::create(input, AddedVia::Integration, time::now()),
+        };
         let external_id = match &input.external_id {
             Field::Value(id) => id.clone(),
             _ => {
+                // The same customer, id and all, on every attempt: if an attempt whose
+                // answer was lost landed, the next finds it in place.
                 let customer = create()?;
-                return match self.insert(org, &customer).await {
-                    Ok(()) => Ok(Change::Created(customer)),
-                    Err(WriteError::Storage(e)) => Err(e.into()),
-                    // A fresh id has no marker to clash with: only a transaction conflict
-                    // lands here, and that is worth a retry.
-                    Err(WriteError::ExternalIdTaken | WriteError::Contended) => {
-                        Err(contended_too_long())
+                for attempt in 0..MAX_WRITE_ATTEMPTS {
+                    match self.insert(org, &customer).await {
+                        Ok(()) => return Ok(Change::Created(customer)),
+                        Err(WriteError::ExternalIdTaken | WriteError::Contended) => {
+                            return match self.get(org, &customer.id).await? {
+                                Some(stored) => Ok(Change::Created(stored.customer)),
+                                None => Err(contended_too_long()),
+                            };
+                        }
+                        Err(WriteError::Storage(StorageError::Unavailable(_))) => {
+                            back_off(attempt).await
+                        }
+                        Err(WriteError::Storage(e)) => return Err(e.into()),
                     }
-                };
+                }
+                return Err(contended_too_long());
             }
         };
         for attempt in 0..MAX_WRITE_ATTEMPTS {
@@ -361,6 +387,7 @@ impl CustomersTable {
                     let customer = create()?;
                     match self.insert(org, &customer).await {
                         Ok(()) => return Ok(Change::Created(customer)),
+                        Err(WriteError::Storage(StorageError::Unavailable(_))) => {}
                         Err(WriteError::Storage(e)) => return Err(e.into()),
                         // Someone created it first: update theirs.
                         Err(WriteError::ExternalIdTaken | WriteError::Contended) => {}
@@ -382,6 +409,7 @@ impl CustomersTable {
                     }
                     match self.replace(org, &stored, &customer).await {
                         Ok(()) => return Ok(Change::Updated(customer)),
+                        Err(WriteError::Storage(StorageError::Unavailable(_))) => {}
                         Err(WriteError::Storage(e)) => return Err(e.into()),
                         Err(WriteError::ExternalIdTaken | WriteError::Contended) => {}
                     }
@@ -421,8 +449,9 @@ impl CustomersTable {
                         param: Some("external_id".into()),
                     })
                 }
+                Err(WriteError::Storage(StorageError::Unavailable(_)))
+                | Err(WriteError::Contended) => back_off(attempt).await,
                 Err(WriteError::Storage(e)) => return Err(e.into()),
-                Err(WriteError::Contended) => back_off(attempt).await,
             }
         }
         Err(contended_too_long())

@@ -157,10 +157,13 @@ pub async fn invoke(
 const MALFORMED: &str = "The request could not be read (malformed path, query string or headers).";
 
 /// lambda_http builds the request's URL as `{x-forwarded-proto or https}://{host or the
-/// domain name}{path}` and unwraps the parse: a Host header no URL can hold (`a:b`,
-/// `[::1`, a port past 65535…) would panic inside it. Parse it the same way first and
-/// refuse such a request with a 400.
+/// domain name}{path}`, unwraps `Url::parse` of it and then expects `http::Uri` to take the
+/// result: a Host header no URL can hold (`a:b`, `[::1`, a port past 65535, `a{b`…) would
+/// panic inside it, and one carrying `/`, `?`, `#` or `@` would quietly change the path
+/// and query the handler sees. Refuse any Host that is not a bare `host[:port]`, and any
+/// URL that would not survive both parses, with a 400 before the conversion.
 fn check_url(event: &Value) -> Result<(), &'static str> {
+    const BAD_HOST: &str = "The Host header is not a valid host name (with an optional port).";
     let headers = &event["headers"];
     let host = headers["host"]
         .as_str()
@@ -168,6 +171,12 @@ fn check_url(event: &Value) -> Result<(), &'static str> {
     let Some(host) = host else {
         return Ok(());
     };
+    let bare = host
+        .parse::<lambda_http::http::uri::Authority>()
+        .is_ok_and(|authority| authority.as_str() == host && !host.contains('@'));
+    if !bare {
+        return Err(BAD_HOST);
+    }
     let scheme = headers["x-forwarded-proto"].as_str().unwrap_or("https");
     let path = event["rawPath"].as_str().unwrap_or_default();
     let stage = event["requestContext"]["stage"]
@@ -178,10 +187,9 @@ fn check_url(event: &Value) -> Result<(), &'static str> {
     } else {
         format!("/{stage}{path}")
     };
-    match url::Url::parse(&format!("{scheme}://{host}{path}")) {
-        Ok(_) => Ok(()),
-        Err(_) => Err("The Host header is not a valid host name (with an optional port)."),
-    }
+    let url = url::Url::parse(&format!("{scheme}://{host}{path}")).map_err(|_| BAD_HOST)?;
+    lambda_http::http::Uri::try_from(url.as_str()).map_err(|_| BAD_HOST)?;
+    Ok(())
 }
 
 /// The 400 for an event that is not a request we can read, as a v2 response event.

@@ -113,24 +113,26 @@ async fn dispatch(
     let Endpoint::Route(route) = endpoint else {
         return Err(unrouted(req.method(), req.uri().path()));
     };
-    let principal = authenticate(
-        &app.keys,
-        req.headers(),
-        meta.source_ip,
-        route.scope(),
-        meta.now,
-        log,
-    )
-    .await?;
-    // Work that outlives the deadline is cut short with a 503 (writes set a tighter bound
-    // of their own, so they can release an idempotency record in the time left).
+    // Everything, authentication included, answers by the route's deadline: out of time
+    // is a 503 whose log line still names the key (writes set a tighter bound of their
+    // own, so they can release an idempotency record in the time left).
     let work = async {
+        let principal = authenticate(
+            &app.keys,
+            req.headers(),
+            meta.source_ip,
+            route.scope(),
+            meta.now,
+            log,
+        )
+        .await?;
+        let principal = &principal;
         match route {
-            Route::ListCustomers => customers::api::list(app, req, &principal, meta, log).await,
-            Route::CreateCustomer => customers::api::create(app, req, &principal, meta, log).await,
-            Route::GetCustomer => customers::api::get(app, req, &principal, meta, log).await,
-            Route::UpdateCustomer => customers::api::update(app, req, &principal, meta, log).await,
-            Route::GetCustomerAml => customers::api::get_aml(app, req, &principal, meta, log).await,
+            Route::ListCustomers => customers::api::list(app, req, principal, meta, log).await,
+            Route::CreateCustomer => customers::api::create(app, req, principal, meta, log).await,
+            Route::GetCustomer => customers::api::get(app, req, principal, meta, log).await,
+            Route::UpdateCustomer => customers::api::update(app, req, principal, meta, log).await,
+            Route::GetCustomerAml => customers::api::get_aml(app, req, principal, meta, log).await,
         }
     };
     before(meta.answer_by(), work).await

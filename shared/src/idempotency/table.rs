@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 
 use crate::idempotency::record::{
@@ -20,8 +20,8 @@ const COMPLETED: &str = "COMPLETED";
 /// What `begin` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
-    /// The key is ours, under this lock token: execute, then `complete` or `abandon`.
-    Started(LockToken),
+    /// The key is ours: execute, then `complete` or `release` under this lease.
+    Started(Lease),
     /// The same request completed before: answer with this.
     Replay(StoredResponse),
     /// The same request is still running elsewhere.
@@ -30,15 +30,16 @@ pub enum Begin {
     Reused,
 }
 
-/// Written by the request that takes a key; completing or abandoning the record is
-/// conditional on it, so a late owner never overwrites the record of one that took over.
+/// What the request that took a key holds. Completing or releasing the record is
+/// conditional on the token it wrote, so a late owner never overwrites the record of one
+/// that took over. `reserved` is the id a new resource of this request takes: the one
+/// the caller proposed, or, when this request took over an earlier run of the same request
+/// whose outcome is unknown, the one that run reserved — so running again makes the same
+/// customer instead of a second one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockToken(String);
-
-impl LockToken {
-    fn new() -> Self {
-        Self(uuid::Uuid::new_v4().to_string())
-    }
+pub struct Lease {
+    token: String,
+    pub reserved: String,
 }
 
 #[derive(Clone, Debug)]
@@ -94,16 +95,18 @@ impl IdempotencyTable {
     }
 
     /// Takes the key for this request, or says why not. The put succeeds when there is no
-    /// record, when it has expired, or when an in-progress holder outlived its lock.
+    /// record, when it has expired, or when an in-progress holder outlived or released its
+    /// lock. `reserve` is the id this request proposes for what it creates.
     pub async fn begin(
         &self,
         org: &OrgId,
         key: &IdempotencyKey,
         fingerprint: &str,
         now: Timestamp,
+        reserve: &str,
     ) -> Result<Begin, StorageError> {
         let now_ms = now.timestamp_millis();
-        let token = LockToken::new();
+        let token = uuid::Uuid::new_v4().to_string();
         let result = self
             .client
             .put_item()
@@ -111,7 +114,8 @@ impl IdempotencyTable {
             .item("pk", pk(org, key))
             .item("status", s(IN_PROGRESS))
             .item("fingerprint", s(fingerprint))
-            .item("lock_token", s(&token.0))
+            .item("lock_token", s(&token))
+            .item("reserved", s(reserve))
             .item("created_at", s(&time::format(&now)))
             .item("locked_until_ms", n(now_ms + IN_PROGRESS_LOCK_SECS * 1000))
             .item(
@@ -126,11 +130,27 @@ impl IdempotencyTable {
             .expression_attribute_values(":now_s", n(now.timestamp()))
             .expression_attribute_values(":now_ms", n(now_ms))
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         let err = match result {
-            Ok(_) => return Ok(Begin::Started(token)),
+            Ok(output) => {
+                let mut lease = Lease {
+                    token,
+                    reserved: reserve.to_owned(),
+                };
+                if let Some(earlier) = output.attributes.as_ref().and_then(|old| {
+                    let text = |name: &str| old.get(name).and_then(|v| v.as_s().ok());
+                    let same_run = text("status").map(String::as_str) == Some(IN_PROGRESS)
+                        && text("fingerprint").map(String::as_str) == Some(fingerprint);
+                    text("reserved").filter(|_| same_run).cloned()
+                }) {
+                    self.keep_reserved(org, key, &lease, &earlier).await?;
+                    lease.reserved = earlier;
+                }
+                return Ok(Begin::Started(lease));
+            }
             Err(err) if service_code(&err) == Some("ConditionalCheckFailedException") => err,
             Err(err) => return Err(classify("PutItem idempotency", &err)),
         };
@@ -158,13 +178,35 @@ impl IdempotencyTable {
         read_existing(&item, fingerprint)
     }
 
+    /// Carries the id an earlier run of the same request reserved over to our record.
+    async fn keep_reserved(
+        &self,
+        org: &OrgId,
+        key: &IdempotencyKey,
+        lease: &Lease,
+        reserved: &str,
+    ) -> Result<(), StorageError> {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", pk(org, key))
+            .update_expression("SET reserved = :reserved")
+            .condition_expression("lock_token = :token")
+            .expression_attribute_values(":reserved", s(reserved))
+            .expression_attribute_values(":token", s(&lease.token))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("UpdateItem idempotency reserved", &e))
+    }
+
     /// Stores the response of a request that ran. If our lock was taken over meanwhile, the
     /// newer holder's record stands.
     pub async fn complete(
         &self,
         org: &OrgId,
         key: &IdempotencyKey,
-        token: &LockToken,
+        lease: &Lease,
         response: &StoredResponse,
     ) -> Result<(), StorageError> {
         let response =
@@ -182,7 +224,7 @@ impl IdempotencyTable {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":completed", s(COMPLETED))
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-            .expression_attribute_values(":token", s(&token.0))
+            .expression_attribute_values(":token", s(&lease.token))
             .expression_attribute_values(":response", s(&response))
             .send()
             .await;
@@ -196,28 +238,33 @@ impl IdempotencyTable {
         }
     }
 
-    /// Forgets an in-progress record after a 5xx, so the client's retry runs again.
-    pub async fn abandon(
+    /// Lets the key go after a 5xx (or a 400 found while running), so the client's retry
+    /// runs again at once: the lock lapses now. The record keeps its reserved id, so if a
+    /// write of this run landed after all (a timeout leaves that unknown), running again
+    /// finds it rather than making another.
+    pub async fn release(
         &self,
         org: &OrgId,
         key: &IdempotencyKey,
-        token: &LockToken,
+        lease: &Lease,
     ) -> Result<(), StorageError> {
         let result = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.name)
             .key("pk", pk(org, key))
+            .update_expression("SET locked_until_ms = :lapsed")
             .condition_expression("#status = :in_progress AND lock_token = :token")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-            .expression_attribute_values(":token", s(&token.0))
+            .expression_attribute_values(":token", s(&lease.token))
+            .expression_attribute_values(":lapsed", n(0))
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
             Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
-            Err(e) => Err(classify("DeleteItem idempotency", &e)),
+            Err(e) => Err(classify("UpdateItem idempotency release", &e)),
         }
     }
 }

@@ -35,6 +35,16 @@ fn unmapped(net: IpNet) -> IpNet {
     }
 }
 
+/// An entry as stored: any CIDR or address that parses. Today's creation rules (no `/0`,
+/// no host bits) are not applied again, so a key made before them keeps working as made.
+fn parse_stored_entry(text: &str) -> Option<IpNet> {
+    IpNet::from_str(text)
+        .map(|net| net.trunc())
+        .or_else(|_| IpAddr::from_str(text).map(IpNet::from))
+        .ok()
+        .map(unmapped)
+}
+
 fn parse_entry(text: &str) -> Result<IpNet, InvalidCidr> {
     let net = match IpNet::from_str(text) {
         Ok(net) if net.addr() != net.network() => {
@@ -71,15 +81,15 @@ impl IpAllowlist {
         Ok(list)
     }
 
-    /// An allowlist as stored. Never fails: an entry that does not parse by today's rules is
-    /// kept as unreadable, and the allowlist then permits nobody.
+    /// An allowlist as stored. Never fails: an entry that does not parse at all is kept as
+    /// unreadable, and the allowlist then permits nobody.
     pub fn from_stored<S: AsRef<str>>(entries: impl IntoIterator<Item = S>) -> Self {
         let mut list = Self::default();
         for entry in entries {
-            match parse_entry(entry.as_ref().trim()) {
-                Ok(net) if !list.nets.contains(&net) => list.nets.push(net),
-                Ok(_) => {}
-                Err(_) => list.unreadable.push(entry.as_ref().to_owned()),
+            match parse_stored_entry(entry.as_ref().trim()) {
+                Some(net) if !list.nets.contains(&net) => list.nets.push(net),
+                Some(_) => {}
+                None => list.unreadable.push(entry.as_ref().to_owned()),
             }
         }
         list
@@ -220,7 +230,7 @@ mod tests {
 
     #[test]
     fn an_unreadable_stored_entry_fails_closed() {
-        let list = IpAllowlist::from_stored(["203.0.113.0/24", "not-a-cidr", "0.0.0.0/0"]);
+        let list = IpAllowlist::from_stored(["203.0.113.0/24", "not-a-cidr", "10.0.0.0/33"]);
         assert!(list.has_unreadable());
         assert!(!list.is_empty());
         assert!(
@@ -230,8 +240,12 @@ mod tests {
         assert!(!list.permits(ip("198.51.100.1")));
         assert_eq!(
             list.to_strings(),
-            ["203.0.113.0/24", "not-a-cidr", "0.0.0.0/0"]
+            ["203.0.113.0/24", "not-a-cidr", "10.0.0.0/33"]
         );
+        // A /0 stored before creation refused it is read as it was made.
+        let old = IpAllowlist::from_stored(["0.0.0.0/0"]);
+        assert!(!old.has_unreadable());
+        assert!(old.permits(ip("198.51.100.1")));
         let fine = IpAllowlist::from_stored(["203.0.113.0/24"]);
         assert!(!fine.has_unreadable());
         assert!(fine.permits(ip("203.0.113.7")));

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use lambda_http::http::{header, HeaderMap};
 
@@ -13,6 +14,9 @@ use crate::keys::token::ApiKeyToken;
 use crate::org::OrgId;
 use crate::request::RequestLog;
 use crate::time::Timestamp;
+
+/// How long the `last_used_at` write may hold up a request.
+const LAST_USED_WRITE_BUDGET_MILLIS: u64 = 300;
 
 /// Who is calling: the key that passed verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,9 +82,17 @@ pub async fn authenticate(
         return Err(ApiError::ForbiddenScope(required));
     }
     if record.last_used_is_stale(now) {
-        // Bookkeeping only: a failure here must not fail a request that passed verification.
-        if let Err(err) = keys.record_use(&hash, now).await {
-            tracing::warn!(key_id = %record.id, error = %err, "could not record key use");
+        // Bookkeeping only: a failure or a slow write must not fail or hold up a request
+        // that passed verification (the next request tries again).
+        let write = keys.record_use(&hash, now);
+        match tokio::time::timeout(Duration::from_millis(LAST_USED_WRITE_BUDGET_MILLIS), write)
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(key_id = %record.id, error = %err, "could not record key use")
+            }
+            Err(_) => tracing::warn!(key_id = %record.id, "recording key use timed out"),
         }
     }
     Ok(Principal {

@@ -296,6 +296,14 @@ async fn events_lambda_http_cannot_read_get_a_400_not_an_invocation_error() {
         "example.com:99999",
         "exa mple.com",
         ":",
+        "a{b",
+        "a\"b",
+        "a`b",
+        "a%7Bb",
+        "x#",
+        "x?limit=1",
+        "x/y",
+        "user@example.com",
     ] {
         let mut bad_host = base("", "/v1/customers");
         bad_host["headers"]["host"] = host.into();

@@ -109,7 +109,7 @@ async fn a_key_in_flight_is_409_until_its_lock_lapses() {
     assert!(matches!(
         env.app
             .idempotency
-            .begin(&org, &ikey, &fp, time::now())
+            .begin(&org, &ikey, &fp, time::now(), "reserved")
             .await
             .unwrap(),
         Begin::Started(_)
@@ -123,7 +123,7 @@ async fn a_key_in_flight_is_409_until_its_lock_lapses() {
     assert!(matches!(
         env.app
             .idempotency
-            .begin(&org, &ikey4, &fp, stale)
+            .begin(&org, &ikey4, &fp, stale, "reserved")
             .await
             .unwrap(),
         Begin::Started(_)
@@ -143,7 +143,7 @@ async fn records_expire_after_24_hours_even_before_ttl_deletes_them() {
     let Begin::Started(token) = env
         .app
         .idempotency
-        .begin(&org, &ikey, &fp, long_ago)
+        .begin(&org, &ikey, &fp, long_ago, "reserved")
         .await
         .unwrap()
     else {
@@ -160,7 +160,7 @@ async fn records_expire_after_24_hours_even_before_ttl_deletes_them() {
     assert_eq!(
         env.app
             .idempotency
-            .begin(&org, &ikey, &other_fp, within)
+            .begin(&org, &ikey, &other_fp, within, "reserved")
             .await
             .unwrap(),
         Begin::Reused
@@ -168,7 +168,7 @@ async fn records_expire_after_24_hours_even_before_ttl_deletes_them() {
     assert_eq!(
         env.app
             .idempotency
-            .begin(&org, &ikey, &fp, within)
+            .begin(&org, &ikey, &fp, within, "reserved")
             .await
             .unwrap(),
         Begin::Replay(response)
@@ -176,7 +176,7 @@ async fn records_expire_after_24_hours_even_before_ttl_deletes_them() {
     assert!(matches!(
         env.app
             .idempotency
-            .begin(&org, &ikey, &other_fp, time::now())
+            .begin(&org, &ikey, &other_fp, time::now(), "reserved")
             .await
             .unwrap(),
         Begin::Started(_)
@@ -275,7 +275,7 @@ async fn the_lock_outlives_the_function_and_a_late_owner_never_overwrites() {
     let Begin::Started(first) = env
         .app
         .idempotency
-        .begin(&org, &ikey, &fp, t0)
+        .begin(&org, &ikey, &fp, t0, "reserved")
         .await
         .unwrap()
     else {
@@ -286,7 +286,7 @@ async fn the_lock_outlives_the_function_and_a_late_owner_never_overwrites() {
     assert_eq!(
         env.app
             .idempotency
-            .begin(&org, &ikey, &fp, at_timeout)
+            .begin(&org, &ikey, &fp, at_timeout, "reserved")
             .await
             .unwrap(),
         Begin::InProgress
@@ -296,7 +296,7 @@ async fn the_lock_outlives_the_function_and_a_late_owner_never_overwrites() {
     let Begin::Started(second) = env
         .app
         .idempotency
-        .begin(&org, &ikey, &fp, later)
+        .begin(&org, &ikey, &fp, later, "reserved")
         .await
         .unwrap()
     else {
@@ -313,13 +313,13 @@ async fn the_lock_outlives_the_function_and_a_late_owner_never_overwrites() {
         .unwrap();
     env.app
         .idempotency
-        .abandon(&org, &ikey, &first)
+        .release(&org, &ikey, &first)
         .await
         .unwrap();
     assert_eq!(
         env.app
             .idempotency
-            .begin(&org, &ikey, &fp, later)
+            .begin(&org, &ikey, &fp, later, "reserved")
             .await
             .unwrap(),
         Begin::InProgress,
@@ -334,7 +334,7 @@ async fn the_lock_outlives_the_function_and_a_late_owner_never_overwrites() {
     assert_eq!(
         env.app
             .idempotency
-            .begin(&org, &ikey, &fp, later)
+            .begin(&org, &ikey, &fp, later, "reserved")
             .await
             .unwrap(),
         Begin::Replay(fresh)
@@ -352,7 +352,7 @@ async fn a_400_found_while_running_stores_nothing() {
         .await;
     let body = assert_error(&first, 400, "invalid_request");
     assert_eq!(body["error"]["param"], "full_name");
-    assert_eq!(env.item_count(&env.tables.idempotency).await, 0);
+    // Nothing stored: the key is released, so the fixed body runs under it (not a 422).
     let fixed = env
         .send(
             post(
@@ -369,4 +369,104 @@ async fn a_400_found_while_running_stores_nothing() {
         String::from_utf8_lossy(&fixed.body)
     );
     assert!(fixed.header("idempotent-replayed").is_none());
+}
+
+#[tokio::test]
+async fn a_create_that_landed_unanswered_is_found_not_made_twice() {
+    let env = TestEnv::new().await;
+    let key = env.full_key("acme").await;
+    let org = OrgId::parse("acme").unwrap();
+    let body = json!({"fullName": "Jane"});
+    let fp = fingerprint("POST", "/v1/customers", &body);
+    let ikey = idempotency_key("k-landed");
+    // A first run reserved an id, and its write landed, but it answered 503 (it ran out of
+    // time waiting for DynamoDB's reply) and released the key.
+    let reserved = shared::customers::model::id_created_at(time::now());
+    let Begin::Started(lease) = env
+        .app
+        .idempotency
+        .begin(&org, &ikey, &fp, time::now(), &reserved.to_string())
+        .await
+        .unwrap()
+    else {
+        panic!("the key is free")
+    };
+    let input = shared::customers::input::CustomerInput::parse(
+        body.as_object().unwrap(),
+        time::now().date_naive(),
+    )
+    .unwrap();
+    let landed = shared::customers::model::Customer::create_with_id(
+        &input,
+        shared::customers::model::AddedVia::Integration,
+        reserved,
+    )
+    .unwrap();
+    env.app.customers.insert(&org, &landed).await.unwrap();
+    env.app
+        .idempotency
+        .release(&org, &ikey, &lease)
+        .await
+        .unwrap();
+
+    // The client retries with the same key: it gets that customer, not a second one.
+    let retry = env
+        .send(post(&body.to_string(), "k-landed").key(&key))
+        .await;
+    assert_eq!(
+        retry.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&retry.body)
+    );
+    assert_eq!(retry.json().unwrap()["id"], reserved.to_string());
+    assert_eq!(env.item_count(&env.tables.customers).await, 1);
+    // And from then on it is a plain replay.
+    let again = env
+        .send(post(&body.to_string(), "k-landed").key(&key))
+        .await;
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, retry.body);
+}
+
+#[tokio::test]
+async fn a_released_key_taken_by_another_request_reserves_afresh() {
+    let env = TestEnv::new().await;
+    let org = OrgId::parse("acme").unwrap();
+    let ikey = idempotency_key("k-other");
+    let fp_a = fingerprint("POST", "/v1/customers", &json!({"fullName": "A"}));
+    let fp_b = fingerprint("POST", "/v1/customers", &json!({"fullName": "B"}));
+    let Begin::Started(a) = env
+        .app
+        .idempotency
+        .begin(&org, &ikey, &fp_a, time::now(), "id-a")
+        .await
+        .unwrap()
+    else {
+        panic!("free")
+    };
+    env.app.idempotency.release(&org, &ikey, &a).await.unwrap();
+    // Another body under the released key: its own reservation, not A's.
+    let Begin::Started(b) = env
+        .app
+        .idempotency
+        .begin(&org, &ikey, &fp_b, time::now(), "id-b")
+        .await
+        .unwrap()
+    else {
+        panic!("a released key is free")
+    };
+    assert_eq!(b.reserved, "id-b");
+    env.app.idempotency.release(&org, &ikey, &b).await.unwrap();
+    // The same body again: B's reservation carries over.
+    let Begin::Started(b2) = env
+        .app
+        .idempotency
+        .begin(&org, &ikey, &fp_b, time::now(), "id-b2")
+        .await
+        .unwrap()
+    else {
+        panic!("a released key is free")
+    };
+    assert_eq!(b2.reserved, "id-b");
 }
