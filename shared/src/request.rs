@@ -111,12 +111,24 @@ pub async fn before<T>(
     }
 }
 
-/// What the request log line says beyond the request itself: ids only, never secrets or PII.
+/// Where a key stands against its rate limit after this request: the `RateLimit-*`
+/// headers of every response to a request its key authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateState {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the window resets.
+    pub reset_secs: u32,
+}
+
+/// What the request log line says beyond the request itself: ids only, never secrets or
+/// PII; and the key's rate state, for the response headers.
 #[derive(Debug, Default, Clone)]
 pub struct RequestLog {
     pub org: Option<String>,
     pub key_id: Option<String>,
     pub customer_ids: Vec<String>,
+    pub rate: Option<RateState>,
 }
 
 impl RequestLog {

@@ -288,6 +288,7 @@ pub struct Injection {
     fault: Fault,
     table: Option<String>,
     calls: Option<u32>,
+    skip: u32,
 }
 
 impl Injection {
@@ -298,7 +299,15 @@ impl Injection {
             fault,
             table: None,
             calls: None,
+            skip: 0,
         }
+    }
+
+    /// Lets the next `calls` matching calls through first (to fail, say, the second of two
+    /// calls a request makes to one table).
+    pub fn after_calls(mut self, calls: u32) -> Self {
+        self.skip = calls;
+        self
     }
 
     /// Only calls whose request names `table` (`TableName` anywhere in it, e.g. in any item
@@ -378,6 +387,10 @@ impl FaultInjector {
                     .position(|a| a.operation == operation && a.table.is_none())
             })?;
         let injection = &mut armed[index];
+        if injection.skip > 0 {
+            injection.skip -= 1;
+            return None;
+        }
         let fault = injection.fault;
         if let Some(calls) = &mut injection.calls {
             *calls = calls.saturating_sub(1);

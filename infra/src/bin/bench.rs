@@ -10,7 +10,7 @@ use infra::gateway::{serve, RouteTable};
 use localdb::{DynamoDbLocal, Template};
 use shared::app::{TableNames, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV, IDEMPOTENCY_TABLE_ENV};
 use shared::keys::scope::Scope;
-use shared::keys::table::NewApiKey;
+use shared::keys::table::{NewApiKey, MAX_RATE_LIMIT_RPS};
 use shared::keys::token::ApiKeyToken;
 use shared::{time, App};
 
@@ -121,6 +121,7 @@ async fn main() -> Result<(), String> {
     let app = Arc::new(App::new(client, &tables));
     let scopes: Vec<String> = Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect();
     let request = NewApiKey::parse("bench", "bench", &scopes, None, &[], "bench", time::now())
+        .and_then(|new| new.with_rate_limit(MAX_RATE_LIMIT_RPS))
         .map_err(|e| e.to_string())?;
     let issued = app
         .keys

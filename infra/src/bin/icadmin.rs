@@ -78,6 +78,9 @@ enum KeysCommand {
         /// A CIDR (or a single address) the key may be used from; repeat for several.
         #[arg(long = "allow-ip")]
         allow_ips: Vec<String>,
+        /// Requests per second the key may make, 1-1000 (default 50).
+        #[arg(long)]
+        rate_limit: Option<u32>,
     },
     /// Every key of the org, revoked and expired ones too; never a hash or a plaintext.
     List {
@@ -206,6 +209,7 @@ async fn run(cli: Cli) -> Result<Value, String> {
                 scopes,
                 expires_at,
                 allow_ips,
+                rate_limit,
             } => {
                 // Validate everything before touching AWS; the creator is who STS says.
                 let mut request = NewApiKey::parse(
@@ -217,6 +221,10 @@ async fn run(cli: Cli) -> Result<Value, String> {
                     "",
                     now,
                 )
+                .and_then(|new| match rate_limit {
+                    Some(rps) => new.with_rate_limit(rps),
+                    None => Ok(new),
+                })
                 .map_err(|e| e.to_string())?;
                 request.created_by = operator_identity().await?;
                 let issued = keys_table()

@@ -10,7 +10,7 @@ use infra::gateway::{serve, RouteTable};
 use localdb::{workspace_root, DynamoDbLocal, Template};
 use shared::app::{TableNames, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV, IDEMPOTENCY_TABLE_ENV};
 use shared::keys::scope::Scope;
-use shared::keys::table::NewApiKey;
+use shared::keys::table::{NewApiKey, MAX_RATE_LIMIT_RPS};
 use shared::{time, App};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -122,6 +122,9 @@ async fn run() -> Result<(), String> {
         "local-stack",
         now,
     )
+    // The highest limit, so the bench and the end-to-end tests are not throttled; keys
+    // made otherwise get the default (50/s).
+    .and_then(|new| new.with_rate_limit(MAX_RATE_LIMIT_RPS))
     .map_err(|e| e.to_string())?;
     let demo = app
         .keys

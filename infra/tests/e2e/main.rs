@@ -232,6 +232,43 @@ fn icadmin_records_who_created_a_key_and_refuses_when_it_cannot_tell() {
     assert_eq!(created["created_by"], "local:alice");
     let no_user = stack.icadmin_json(&args);
     assert_eq!(no_user["created_by"], "local:operator", "never \"unknown\"");
+    assert_eq!(
+        no_user["rate_limit"]["requests_per_second"], 50,
+        "the default"
+    );
+
+    // A rate limit of its own, within 1-1000; the key says so itself at /v1/me.
+    let limited = stack.icadmin_json(&[
+        "keys",
+        "create",
+        "--org",
+        "demo",
+        "--label",
+        "slow",
+        "--scope",
+        "customers:read",
+        "--rate-limit",
+        "2",
+    ]);
+    assert_eq!(limited["rate_limit"]["requests_per_second"], 2);
+    let me = get(&stack.url("/v1/me"), limited["key"].as_str().unwrap());
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json()["rate_limit"]["requests_per_second"], 2);
+    for bad in ["0", "1001", "fast"] {
+        let out = stack.icadmin(&[
+            "keys",
+            "create",
+            "--org",
+            "demo",
+            "--label",
+            "bad",
+            "--scope",
+            "customers:read",
+            "--rate-limit",
+            bad,
+        ]);
+        assert!(!out.status.success(), "--rate-limit {bad}");
+    }
 
     // Where STS is the authority and does not answer, no key is made with a made-up creator.
     let dead = format!(

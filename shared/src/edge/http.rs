@@ -12,6 +12,7 @@ use crate::app::App;
 use crate::customers;
 use crate::edge::routes::{unrouted, Route};
 use crate::error::{ApiError, REQUEST_ID_HEADER, SERVICE_UNAVAILABLE_RETRY_AFTER_SECS};
+use crate::keys;
 use crate::keys::verify::authenticate;
 use crate::request::{before, RequestLog, RequestMeta};
 
@@ -88,6 +89,12 @@ where
     if let Ok(value) = HeaderValue::from_str(&meta.request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    if let Some(rate) = log.rate {
+        let headers = response.headers_mut();
+        headers.insert("ratelimit-limit", HeaderValue::from(rate.limit));
+        headers.insert("ratelimit-remaining", HeaderValue::from(rate.remaining));
+        headers.insert("ratelimit-reset", HeaderValue::from(rate.reset_secs));
+    }
     tracing::info!(
         request_id = %meta.request_id,
         route = %route,
@@ -133,6 +140,7 @@ async fn dispatch(
             Route::GetCustomer => customers::api::get(app, req, principal, meta, log).await,
             Route::UpdateCustomer => customers::api::update(app, req, principal, meta, log).await,
             Route::GetCustomerAml => customers::api::get_aml(app, req, principal, meta, log).await,
+            Route::Me => keys::api::me(req, principal, meta),
         }
     };
     before(meta.answer_by(), work).await

@@ -14,6 +14,7 @@ pub enum Route {
     GetCustomer,
     UpdateCustomer,
     GetCustomerAml,
+    Me,
 }
 
 impl Route {
@@ -23,11 +24,14 @@ impl Route {
         Route::GetCustomer,
         Route::UpdateCustomer,
         Route::GetCustomerAml,
+        Route::Me,
     ];
 
     pub fn method(self) -> Method {
         match self {
-            Route::ListCustomers | Route::GetCustomer | Route::GetCustomerAml => Method::GET,
+            Route::ListCustomers | Route::GetCustomer | Route::GetCustomerAml | Route::Me => {
+                Method::GET
+            }
             Route::CreateCustomer => Method::POST,
             Route::UpdateCustomer => Method::PATCH,
         }
@@ -39,14 +43,17 @@ impl Route {
             Route::ListCustomers | Route::CreateCustomer => "/v1/customers",
             Route::GetCustomer | Route::UpdateCustomer => "/v1/customers/{id}",
             Route::GetCustomerAml => "/v1/customers/{id}/aml",
+            Route::Me => "/v1/me",
         }
     }
 
-    pub fn scope(self) -> Scope {
+    /// The scope a key needs for this route; `None`: any valid key.
+    pub fn scope(self) -> Option<Scope> {
         match self {
-            Route::ListCustomers | Route::GetCustomer => Scope::CustomersRead,
-            Route::CreateCustomer | Route::UpdateCustomer => Scope::CustomersWrite,
-            Route::GetCustomerAml => Scope::AmlRead,
+            Route::ListCustomers | Route::GetCustomer => Some(Scope::CustomersRead),
+            Route::CreateCustomer | Route::UpdateCustomer => Some(Scope::CustomersWrite),
+            Route::GetCustomerAml => Some(Scope::AmlRead),
+            Route::Me => None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! API keys: the token format and checksum, scopes, IP allowlists, the verification order,
 //! and the keys table.
 
+pub mod api;
 pub mod ip_allowlist;
 pub mod scope;
 pub mod table;

@@ -20,6 +20,14 @@ pub const BY_ORG_INDEX: &str = "ByOrg";
 /// `last_used_at` is refreshed when the stored value is older than this.
 pub const LAST_USED_WRITE_INTERVAL_SECS: i64 = 60;
 pub const MAX_LABEL_CHARS: usize = 100;
+/// Requests per second a key may make unless set otherwise, and the range it may be set to.
+pub const DEFAULT_RATE_LIMIT_RPS: u32 = 50;
+pub const MAX_RATE_LIMIT_RPS: u32 = 1000;
+/// The per-second counters are attributes `rl_<epoch second>` of the key's own item.
+const RATE_WINDOW_PREFIX: &str = "rl_";
+/// Windows before the current one that each counting write removes; leftovers of longer
+/// idle gaps go with the next `last_used_at` write.
+const RATE_WINDOWS_CLEARED: i64 = 3;
 const KEY_ID_PREFIX: &str = "key_";
 const KEY_ID_RANDOM_CHARS: usize = 20;
 
@@ -39,6 +47,21 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<Timestamp>,
     pub ip_allowlist: IpAllowlist,
     pub last_used_at: Option<Timestamp>,
+    pub last_used_ip: Option<String>,
+    pub rate_limit_rps: u32,
+}
+
+/// A key found by the authenticating call, with this second's request count (this request
+/// included) and the names of older counter windows still on the item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountedKey {
+    pub record: ApiKeyRecord,
+    pub count: u64,
+    pub old_windows: Vec<String>,
+}
+
+fn window_name(second: i64) -> String {
+    format!("{RATE_WINDOW_PREFIX}{second}")
 }
 
 impl ApiKeyRecord {
@@ -69,7 +92,9 @@ impl ApiKeyRecord {
             "expires_at": ts(&self.expires_at),
             "revoked_at": ts(&self.revoked_at),
             "last_used_at": ts(&self.last_used_at),
+            "last_used_ip": self.last_used_ip,
             "ip_allowlist": self.ip_allowlist.to_strings(),
+            "rate_limit": {"requests_per_second": self.rate_limit_rps},
         })
     }
 
@@ -97,6 +122,10 @@ pub enum InvalidKeyRequest {
     ExpirySyntax(String),
     #[error("expiry {0} is not in the future")]
     ExpiryInPast(String),
+    #[error(
+        "rate limit must be a whole number of requests per second from 1 to {MAX_RATE_LIMIT_RPS}"
+    )]
+    RateLimit,
 }
 
 /// A validated request to issue a key.
@@ -108,9 +137,19 @@ pub struct NewApiKey {
     pub expires_at: Option<Timestamp>,
     pub ip_allowlist: IpAllowlist,
     pub created_by: String,
+    pub rate_limit_rps: u32,
 }
 
 impl NewApiKey {
+    /// The same request with another rate limit (1-1000 requests per second).
+    pub fn with_rate_limit(mut self, rps: u32) -> Result<Self, InvalidKeyRequest> {
+        if !(1..=MAX_RATE_LIMIT_RPS).contains(&rps) {
+            return Err(InvalidKeyRequest::RateLimit);
+        }
+        self.rate_limit_rps = rps;
+        Ok(self)
+    }
+
     pub fn parse(
         org: &str,
         label: &str,
@@ -153,6 +192,7 @@ impl NewApiKey {
             expires_at,
             ip_allowlist: IpAllowlist::parse(allow_ips)?,
             created_by: created_by.to_owned(),
+            rate_limit_rps: DEFAULT_RATE_LIMIT_RPS,
         })
     }
 }
@@ -193,6 +233,11 @@ struct KeyItem {
     last_used_at: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     ip_allowlist: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_used_ip: Option<String>,
+    /// Absent on keys made before rate limits: the default applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<u32>,
 }
 
 impl KeyItem {
@@ -212,6 +257,8 @@ impl KeyItem {
             revoked_at: ts(&r.revoked_at),
             last_used_at: ts(&r.last_used_at),
             ip_allowlist: r.ip_allowlist.to_strings(),
+            last_used_ip: r.last_used_ip.clone(),
+            rate_limit: Some(r.rate_limit_rps),
         }
     }
 
@@ -238,6 +285,8 @@ impl KeyItem {
             last4: self.last4,
             key_hash,
             created_by: self.created_by,
+            last_used_ip: self.last_used_ip,
+            rate_limit_rps: self.rate_limit.unwrap_or(DEFAULT_RATE_LIMIT_RPS),
         })
     }
 }
@@ -290,6 +339,8 @@ impl ApiKeysTable {
             revoked_at: None,
             ip_allowlist: new.ip_allowlist,
             last_used_at: None,
+            last_used_ip: None,
+            rate_limit_rps: new.rate_limit_rps,
         };
         self.put_new(&record).await?;
         Ok(IssuedKey { record, token })
@@ -398,23 +449,99 @@ impl ApiKeysTable {
         }
     }
 
-    /// Writes `last_used_at = now` unless a write in the last minute already did: the
-    /// condition makes concurrent requests write at most once per interval.
-    pub async fn record_use(&self, hash: &KeyHash, now: Timestamp) -> Result<(), StorageError> {
-        let cutoff = now - Duration::seconds(LAST_USED_WRITE_INTERVAL_SECS);
-        let result = self
+    /// The verifier's one call: finds the key by hash and counts this request in the
+    /// current second's window, atomically, for every instance at once. An `UpdateItem` that
+    /// returns the item as written, so it is as strongly consistent as a read (a revoke is
+    /// seen by the next request). `None` for an unknown hash (nothing is written then).
+    pub async fn find_and_count(
+        &self,
+        hash: &KeyHash,
+        now: Timestamp,
+    ) -> Result<Option<CountedKey>, StorageError> {
+        let second = now.timestamp();
+        let current = window_name(second);
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.name)
             .key("key_hash", hash_key(hash))
-            .update_expression("SET last_used_at = :now")
+            .condition_expression("attribute_exists(key_hash)")
+            .expression_attribute_names("#now", &current)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        let mut removed = Vec::new();
+        for back in 1..=RATE_WINDOWS_CLEARED {
+            let name = format!("#p{back}");
+            update = update.expression_attribute_names(&name, window_name(second - back));
+            removed.push(name);
+        }
+        let result = update
+            .update_expression(format!("ADD #now :one REMOVE {}", removed.join(", ")))
+            .send()
+            .await;
+        let mut item = match result {
+            Ok(output) => output.attributes.unwrap_or_default(),
+            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => {
+                return Ok(None)
+            }
+            Err(e) => return Err(classify("UpdateItem api key (authenticate)", &e)),
+        };
+        let count = item
+            .remove(&current)
+            .and_then(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
+            .ok_or_else(|| corrupt("api key", "no request count"))?;
+        let old_windows: Vec<String> = item
+            .keys()
+            .filter(|name| name.starts_with(RATE_WINDOW_PREFIX))
+            .cloned()
+            .collect();
+        item.retain(|name, _| !name.starts_with(RATE_WINDOW_PREFIX));
+        Ok(Some(CountedKey {
+            record: decode(item)?,
+            count,
+            old_windows,
+        }))
+    }
+
+    /// Writes `last_used_at = now` and the caller's IP unless a write in the last minute
+    /// already did: the condition makes concurrent requests write at most once per
+    /// interval. Counter windows of past seconds still on the item go with it.
+    pub async fn record_use(
+        &self,
+        hash: &KeyHash,
+        now: Timestamp,
+        source_ip: Option<std::net::IpAddr>,
+        old_windows: &[String],
+    ) -> Result<(), StorageError> {
+        let cutoff = now - Duration::seconds(LAST_USED_WRITE_INTERVAL_SECS);
+        let current = window_name(now.timestamp());
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("key_hash", hash_key(hash))
             .condition_expression(
                 "attribute_exists(key_hash) AND (attribute_not_exists(last_used_at) OR last_used_at <= :cutoff)",
             )
             .expression_attribute_values(":now", AttributeValue::S(time::format(&now)))
-            .expression_attribute_values(":cutoff", AttributeValue::S(time::format(&cutoff)))
-            .send()
-            .await;
+            .expression_attribute_values(":cutoff", AttributeValue::S(time::format(&cutoff)));
+        let mut set = vec!["last_used_at = :now"];
+        if let Some(ip) = source_ip {
+            update = update.expression_attribute_values(":ip", AttributeValue::S(ip.to_string()));
+            set.push("last_used_ip = :ip");
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        let stale: Vec<&String> = old_windows.iter().filter(|w| **w != current).collect();
+        if !stale.is_empty() {
+            let mut names = Vec::new();
+            for (i, window) in stale.iter().enumerate() {
+                let name = format!("#old{i}");
+                update = update.expression_attribute_names(&name, window.as_str());
+                names.push(name);
+            }
+            expression.push_str(&format!(" REMOVE {}", names.join(", ")));
+        }
+        let result = update.update_expression(expression).send().await;
         match result {
             Ok(_) => Ok(()),
             Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
@@ -463,6 +590,23 @@ mod tests {
         );
         assert_eq!(new.expires_at, time::parse("2027-01-01T00:00:00Z"));
         assert_eq!(new.ip_allowlist.to_strings(), ["10.0.0.0/8"]);
+    }
+
+    #[test]
+    fn rate_limits_default_and_stay_in_range() {
+        let new = parse(&["aml:read"], None, &[]).unwrap();
+        assert_eq!(new.rate_limit_rps, DEFAULT_RATE_LIMIT_RPS);
+        assert_eq!(new.clone().with_rate_limit(1).unwrap().rate_limit_rps, 1);
+        assert_eq!(
+            new.clone().with_rate_limit(1000).unwrap().rate_limit_rps,
+            1000
+        );
+        for bad in [0, 1001, u32::MAX] {
+            assert!(matches!(
+                new.clone().with_rate_limit(bad),
+                Err(InvalidKeyRequest::RateLimit)
+            ));
+        }
     }
 
     #[test]
@@ -515,6 +659,8 @@ mod tests {
             revoked_at: None,
             ip_allowlist: IpAllowlist::parse(["2001:db8::/32"]).unwrap(),
             last_used_at: Some(now()),
+            last_used_ip: Some("203.0.113.9".into()),
+            rate_limit_rps: 7,
         };
         let item: HashMap<String, AttributeValue> =
             serde_dynamo::to_item(KeyItem::from_record(&record)).unwrap();
@@ -548,6 +694,8 @@ mod tests {
             revoked_at: None,
             ip_allowlist: IpAllowlist::default(),
             last_used_at: None,
+            last_used_ip: None,
+            rate_limit_rps: DEFAULT_RATE_LIMIT_RPS,
         }
     }
 

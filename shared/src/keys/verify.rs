@@ -9,10 +9,10 @@ use lambda_http::http::{header, HeaderMap};
 
 use crate::error::ApiError;
 use crate::keys::scope::Scope;
-use crate::keys::table::ApiKeysTable;
+use crate::keys::table::{ApiKeyRecord, ApiKeysTable};
 use crate::keys::token::ApiKeyToken;
 use crate::org::OrgId;
-use crate::request::RequestLog;
+use crate::request::{RateState, RequestLog};
 use crate::time::Timestamp;
 
 /// How long the `last_used_at` write may hold up a request.
@@ -24,6 +24,8 @@ pub struct Principal {
     pub key_id: String,
     pub org_id: OrgId,
     pub scopes: BTreeSet<Scope>,
+    /// The key as stored (never its plaintext; its hash is only ever compared).
+    pub key: ApiKeyRecord,
 }
 
 impl Principal {
@@ -46,23 +48,25 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<ApiKeyToken, ApiError> {
     ApiKeyToken::parse(token.trim()).map_err(|_| ApiError::Unauthorized)
 }
 
-/// Runs the whole verification order for a route needing `required`. Once the key is
-/// identified, `log` names it and its org, so a refusal (revoked, expired, IP, scope) is
-/// as traceable as a success.
+/// Runs the whole verification order for a route needing `required` (`None`: any valid
+/// key). One DynamoDB call finds the key and counts the request against its rate limit.
+/// Once the key is identified, `log` names it and its org, so a refusal (revoked, expired,
+/// IP, scope, rate) is as traceable as a success.
 pub async fn authenticate(
     keys: &ApiKeysTable,
     headers: &HeaderMap,
     source_ip: Option<IpAddr>,
-    required: Scope,
+    required: Option<Scope>,
     now: Timestamp,
     log: &mut RequestLog,
 ) -> Result<Principal, ApiError> {
     let token = bearer_token(headers)?;
     let hash = token.hash();
-    let record = keys
-        .find_by_hash(&hash)
+    let counted = keys
+        .find_and_count(&hash, now)
         .await?
         .ok_or(ApiError::Unauthorized)?;
+    let record = counted.record;
     if !record.key_hash.matches(&hash) {
         return Err(ApiError::Unauthorized);
     }
@@ -78,13 +82,24 @@ pub async fn authenticate(
     {
         return Err(ApiError::IpNotAllowed);
     }
-    if !record.scopes.contains(&required) {
+    if let Some(required) = required.filter(|scope| !record.scopes.contains(scope)) {
         return Err(ApiError::ForbiddenScope(required));
+    }
+    let limit = record.rate_limit_rps;
+    log.rate = Some(RateState {
+        limit,
+        remaining: u32::try_from(u64::from(limit).saturating_sub(counted.count)).unwrap_or(0),
+        reset_secs: 1,
+    });
+    if counted.count > u64::from(limit) {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: 1,
+        });
     }
     if record.last_used_is_stale(now) {
         // Bookkeeping only: a failure or a slow write must not fail or hold up a request
         // that passed verification (the next request tries again).
-        let write = keys.record_use(&hash, now);
+        let write = keys.record_use(&hash, now, source_ip, &counted.old_windows);
         match tokio::time::timeout(Duration::from_millis(LAST_USED_WRITE_BUDGET_MILLIS), write)
             .await
         {
@@ -96,9 +111,10 @@ pub async fn authenticate(
         }
     }
     Ok(Principal {
-        key_id: record.id,
-        org_id: record.org_id,
-        scopes: record.scopes,
+        key_id: record.id.clone(),
+        org_id: record.org_id.clone(),
+        scopes: record.scopes.clone(),
+        key: record,
     })
 }
 

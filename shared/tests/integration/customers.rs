@@ -295,15 +295,15 @@ async fn reads_cost_two_dynamodb_calls() {
         assert_eq!(env.send(Req::get(&path).key(&key)).await.status, 200);
         assert_eq!(
             env.calls.take(),
-            ["GetItem", "GetItem"],
-            "{path}: the key, then the customer"
+            ["UpdateItem", "GetItem"],
+            "{path}: the key (found and counted), then the customer"
         );
     }
     assert_eq!(
         env.send(Req::get("/v1/customers").key(&key)).await.status,
         200
     );
-    assert_eq!(env.calls.take(), ["GetItem", "Query"]);
+    assert_eq!(env.calls.take(), ["UpdateItem", "Query"]);
     assert_eq!(
         env.send(
             Req::get("/v1/customers")
@@ -314,7 +314,7 @@ async fn reads_cost_two_dynamodb_calls() {
         .status,
         200
     );
-    assert_eq!(env.calls.take(), ["GetItem", "Query"]);
+    assert_eq!(env.calls.take(), ["UpdateItem", "Query"]);
     // The external_id lookup reads the marker, then the customer.
     assert_eq!(
         env.send(Req::get("/v1/customers").query("external_id=x-1").key(&key))
@@ -322,7 +322,7 @@ async fn reads_cost_two_dynamodb_calls() {
             .status,
         200
     );
-    assert_eq!(env.calls.take(), ["GetItem", "GetItem", "GetItem"]);
+    assert_eq!(env.calls.take(), ["UpdateItem", "GetItem", "GetItem"]);
     // A create with an unknown external_id: marker read, then one transaction.
     let created = env
         .send(
@@ -337,7 +337,7 @@ async fn reads_cost_two_dynamodb_calls() {
     assert_eq!(created.status, 201);
     assert_eq!(
         env.calls.take(),
-        ["GetItem", "GetItem", "TransactWriteItems"]
+        ["UpdateItem", "GetItem", "TransactWriteItems"]
     );
 }
 

@@ -23,6 +23,7 @@ const EXPECTED: &[(&str, u16, &str)] = &[
     ("get-customer.json", 200, "customer"),
     ("update-customer.json", 200, "customer"),
     ("get-customer-aml.json", 200, "aml_result"),
+    ("me.json", 200, "api_key"),
     ("unknown-route.json", 404, "not_found"),
 ];
 

@@ -102,7 +102,7 @@ async fn the_listing_survives_every_fault() {
         "external_id=crm-1",
     ];
     for query in queries {
-        let mut calls: Vec<(&str, Table)> = vec![("GetItem", Table::Keys)];
+        let mut calls: Vec<(&str, Table)> = vec![("UpdateItem", Table::Keys)];
         calls.push(if query.starts_with("external_id") {
             ("GetItem", Table::Customers)
         } else {
@@ -123,7 +123,7 @@ async fn creating_survives_every_fault() {
     let env = TestEnv::new().await;
     let key = env.full_key("acme").await;
     let calls = [
-        ("GetItem", Table::Keys),
+        ("UpdateItem", Table::Keys),
         ("PutItem", Table::Idempotency),
         ("GetItem", Table::Customers),
         ("TransactWriteItems", Table::Customers),
@@ -153,7 +153,7 @@ async fn upserting_and_patching_survive_every_fault() {
         .await;
     let path = format!("/v1/customers/{}", created["id"].as_str().unwrap());
     let calls = [
-        ("GetItem", Table::Keys),
+        ("UpdateItem", Table::Keys),
         ("PutItem", Table::Idempotency),
         ("GetItem", Table::Customers),
         ("TransactWriteItems", Table::Customers),
@@ -194,7 +194,7 @@ async fn reading_one_customer_survives_every_fault() {
         format!("/v1/customers/{id}"),
         format!("/v1/customers/{id}/aml"),
     ] {
-        for (operation, table) in [("GetItem", Table::Keys), ("GetItem", Table::Customers)] {
+        for (operation, table) in [("UpdateItem", Table::Keys), ("GetItem", Table::Customers)] {
             for &fault in faults_for(operation) {
                 let req = Req::get(&path).key(&key);
                 let ok = fault_then_retry(&env, operation, table, fault, req).await;
@@ -211,8 +211,12 @@ async fn bookkeeping_failures_do_not_fail_a_request_that_was_served() {
     // last_used_at is bookkeeping: its write may fail or stall, the request still succeeds.
     for fault in [Fault::Throttle, Fault::Stall] {
         let fresh = env.full_key("acme").await;
-        env.faults
-            .arm(Injection::new("UpdateItem", fault).on_table(&env.tables.api_keys));
+        // The first UpdateItem finds the key; the second, its last-use write, fails.
+        env.faults.arm(
+            Injection::new("UpdateItem", fault)
+                .on_table(&env.tables.api_keys)
+                .after_calls(1),
+        );
         let listed = env
             .send_with_deadline(Req::get("/v1/customers").key(&fresh), DEADLINE_MILLIS)
             .await;

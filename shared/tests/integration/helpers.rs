@@ -11,7 +11,7 @@ use shared::app::{TableNames, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV, IDEMPOTEN
 use shared::edge::gateway_event::{invoke, v2_event, Context, GatewayRequest, GatewayResponse};
 use shared::edge::routes::{match_path, Route};
 use shared::keys::scope::Scope;
-use shared::keys::table::{IssuedKey, NewApiKey};
+use shared::keys::table::{IssuedKey, NewApiKey, MAX_RATE_LIMIT_RPS};
 use shared::{time, App, Endpoint};
 
 static DYNAMODB: OnceLock<DynamoDbLocal> = OnceLock::new();
@@ -101,7 +101,9 @@ impl TestEnv {
     pub async fn issue_key(&self, org: &str, scopes: &[Scope], allow_ips: &[&str]) -> IssuedKey {
         let scopes: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
         let ips: Vec<String> = allow_ips.iter().map(|s| s.to_string()).collect();
+        // The highest limit: tests of other things are never throttled (rate tests set theirs).
         let new = NewApiKey::parse(org, "test key", &scopes, None, &ips, "tests", time::now())
+            .and_then(|new| new.with_rate_limit(MAX_RATE_LIMIT_RPS))
             .expect("valid key request");
         let issued = self
             .app
@@ -130,7 +132,16 @@ impl TestEnv {
         self.send_with_context(req, context).await
     }
 
+    /// As `send`, to another instance of the functions (its own `App`).
+    pub async fn send_to(&self, app: Arc<App>, req: Req) -> GatewayResponse {
+        self.send_with(app, req, Context::default()).await
+    }
+
     pub async fn send_with_context(&self, req: Req, context: Context) -> GatewayResponse {
+        self.send_with(self.app.clone(), req, context).await
+    }
+
+    async fn send_with(&self, app: Arc<App>, req: Req, context: Context) -> GatewayResponse {
         let (endpoint, route_key, params) = resolve(&req.method, &req.path);
         let event = v2_event(&GatewayRequest {
             method: req.method.clone(),
@@ -143,7 +154,7 @@ impl TestEnv {
             path_parameters: params,
             request_id: format!("test-{}", uuid::Uuid::new_v4()),
         });
-        let response = invoke(self.app.clone(), endpoint, event, context).await;
+        let response = invoke(app, endpoint, event, context).await;
         GatewayResponse::from_event(&response).expect("a v2 response event")
     }
 }

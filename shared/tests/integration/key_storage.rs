@@ -135,11 +135,16 @@ async fn last_used_is_written_at_most_once_a_minute() {
             .last_used_at
     };
 
-    env.app.keys.record_use(&hash, t0).await.unwrap();
+    let ip: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+    env.app
+        .keys
+        .record_use(&hash, t0, Some(ip), &[])
+        .await
+        .unwrap();
     assert_eq!(last_used().await, Some(t0));
     env.app
         .keys
-        .record_use(&hash, t0 + Duration::seconds(30))
+        .record_use(&hash, t0 + Duration::seconds(30), None, &[])
         .await
         .unwrap();
     assert_eq!(
@@ -149,7 +154,7 @@ async fn last_used_is_written_at_most_once_a_minute() {
     );
     env.app
         .keys
-        .record_use(&hash, t0 + Duration::seconds(61))
+        .record_use(&hash, t0 + Duration::seconds(61), None, &[])
         .await
         .unwrap();
     assert_eq!(last_used().await, Some(t0 + Duration::seconds(61)));
@@ -203,4 +208,79 @@ async fn new_key_requests_are_validated_before_storage() {
     let past = time::format(&(now - Duration::seconds(1)));
     let scopes = vec!["customers:read".to_owned()];
     assert!(NewApiKey::parse("acme", "x", &scopes, Some(&past), &[], "t", now).is_err());
+}
+
+#[tokio::test]
+async fn one_call_finds_a_key_and_counts_its_requests_per_second() {
+    let env = TestEnv::new().await;
+    let key = env.full_key("acme").await;
+    let hash = key.token.hash();
+    let t0 = time::parse("2026-11-23T10:00:00.100Z").unwrap();
+    for expected in 1..=3u64 {
+        let counted = env
+            .app
+            .keys
+            .find_and_count(&hash, t0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(counted.count, expected);
+        assert_eq!(counted.record.id, key.record.id);
+        assert_eq!(counted.record.key_hash, hash);
+    }
+    assert_eq!(
+        env.calls.take(),
+        ["UpdateItem", "UpdateItem", "UpdateItem"],
+        "one call each"
+    );
+    // The next second starts again at 1, and the window before it is removed with it.
+    let t1 = t0 + Duration::milliseconds(1000);
+    let counted = env
+        .app
+        .keys
+        .find_and_count(&hash, t1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(counted.count, 1);
+    assert!(counted.old_windows.is_empty(), "{:?}", counted.old_windows);
+    // After an idle gap, the last active window is left over, and the last-use write takes it.
+    let later = t1 + Duration::seconds(120);
+    let counted = env
+        .app
+        .keys
+        .find_and_count(&hash, later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(counted.count, 1);
+    assert_eq!(counted.old_windows, [format!("rl_{}", t1.timestamp())]);
+    env.app
+        .keys
+        .record_use(&hash, later, None, &counted.old_windows)
+        .await
+        .unwrap();
+    let item = env
+        .client
+        .get_item()
+        .table_name(&env.tables.api_keys)
+        .key(
+            "key_hash",
+            aws_sdk_dynamodb::types::AttributeValue::S(hex::encode(hash.as_bytes())),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let windows: Vec<&String> = item.keys().filter(|k| k.starts_with("rl_")).collect();
+    assert_eq!(windows, [&format!("rl_{}", later.timestamp())]);
+
+    // An unknown key is not found, and nothing is written for it.
+    let stranger = shared::keys::token::ApiKeyToken::generate().unwrap().hash();
+    assert_eq!(
+        env.app.keys.find_and_count(&stranger, t0).await.unwrap(),
+        None
+    );
+    assert_eq!(env.item_count(&env.tables.api_keys).await, 1);
 }

@@ -10,4 +10,5 @@ mod faults;
 mod idempotency;
 mod key_storage;
 mod promises;
+mod rate_limits;
 mod verification;

@@ -98,8 +98,8 @@ async fn unknown_revoked_and_expired_keys_get_the_same_401() {
         let mut body = assert_error(&response, 401, "unauthorized");
         assert_eq!(
             env.calls.take(),
-            ["GetItem"],
-            "one consistent read, nothing else"
+            ["UpdateItem"],
+            "one call (find and count), nothing else"
         );
         body["error"]["request_id"] = json!(null);
         bodies.push(body);
@@ -222,15 +222,15 @@ async fn an_authenticated_request_costs_one_call_for_the_key() {
     assert_eq!(env.send(Req::get(LIST).key(&key)).await.status, 200);
     assert_eq!(
         env.calls.take(),
-        ["GetItem", "UpdateItem", "Query"],
+        ["UpdateItem", "UpdateItem", "Query"],
         "first use records last_used_at"
     );
     for _ in 0..3 {
         assert_eq!(env.send(Req::get(LIST).key(&key)).await.status, 200);
         assert_eq!(
             env.calls.take(),
-            ["GetItem", "Query"],
-            "within the minute: one read for the key"
+            ["UpdateItem", "Query"],
+            "within the minute: one call for the key"
         );
     }
     let stored = env

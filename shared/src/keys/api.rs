@@ -1,0 +1,45 @@
+//! The key-facing route: `GET /v1/me`, what a key says about itself (Zapier's connection
+//! test and a CI job's smoke check call it). Never the hash, never the plaintext.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+use crate::error::{json_response, ApiError};
+use crate::keys::token::KEY_PREFIX;
+use crate::keys::verify::Principal;
+use crate::query::QueryParams;
+use crate::request::RequestMeta;
+use crate::time;
+
+/// `live` for `ic_live_` keys (test mode's `ic_test_` keys come with their own plane).
+fn mode(prefix: &str) -> &'static str {
+    if prefix.starts_with(KEY_PREFIX) {
+        "live"
+    } else {
+        "test"
+    }
+}
+
+/// `GET /v1/me`: any valid key, no scope.
+pub fn me(
+    req: &Request,
+    principal: &Principal,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    QueryParams::parse(req.uri().query(), &[])?;
+    let key = &principal.key;
+    let body = json!({
+        "object": "api_key",
+        "id": key.id,
+        "label": key.label,
+        "prefix": key.prefix,
+        "last4": key.last4,
+        "scopes": key.scopes,
+        "mode": mode(&key.prefix),
+        "org": {"id": key.org_id},
+        "expires_at": key.expires_at.as_ref().map(time::format),
+        "rate_limit": {"requests_per_second": key.rate_limit_rps},
+    });
+    Ok(json_response(StatusCode::OK, &body, &meta.request_id))
+}
