@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use infra::gateway::{serve, RouteTable};
-use localdb::{DynamoDbLocal, Template};
+use localdb::{CallCounter, DynamoDbLocal, Template};
 use shared::app::{TableNames, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV, IDEMPOTENCY_TABLE_ENV};
 use shared::keys::scope::Scope;
-use shared::keys::table::{NewApiKey, MAX_RATE_LIMIT_RPS};
+use shared::keys::table::{ApiKeysTable, NewApiKey, MAX_RATE_LIMIT_RPS};
 use shared::keys::token::ApiKeyToken;
 use shared::{time, App};
 
@@ -118,6 +118,7 @@ async fn main() -> Result<(), String> {
         customers: table(CUSTOMERS_TABLE_ENV)?,
         idempotency: table(IDEMPOTENCY_TABLE_ENV)?,
     };
+    let keys_table_name = tables.api_keys.clone();
     let app = Arc::new(App::new(client, &tables));
     let scopes: Vec<String> = Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect();
     let request = NewApiKey::parse("bench", "bench", &scopes, None, &[], "bench", time::now())
@@ -233,8 +234,68 @@ async fn main() -> Result<(), String> {
     .await;
     let _ = stop_tx.send(());
     let _ = server.await;
-    drop(dynamodb);
     results.map_err(|e| e.to_string())?;
+
+    // The auth path's DynamoDB side, in process, alternating in one run: the consistent
+    // GetItem by hash that authentication was before rate limits, and the find-and-count
+    // UpdateItem that replaced it. Then the calls one authentication makes, counted.
+    let counter = CallCounter::default();
+    let keys = ApiKeysTable::new(
+        localdb::counting_client(&dynamodb.endpoint(), &counter),
+        &keys_table_name,
+    );
+    let hash = issued.token.hash();
+    let (mut read, mut count) = (Vec::new(), Vec::new());
+    for _ in 0..SEQUENTIAL_REQUESTS {
+        let t = Instant::now();
+        keys.find_by_hash(&hash).await.map_err(|e| e.to_string())?;
+        read.push(t.elapsed());
+        let t = Instant::now();
+        keys.find_and_count(&hash, time::now())
+            .await
+            .map_err(|e| e.to_string())?;
+        count.push(t.elapsed());
+    }
+    let (read_wall, count_wall): (Duration, Duration) = (read.iter().sum(), count.iter().sum());
+    println!();
+    println!("| key lookup (in process) | requests | p50 ms | p95 ms | p99 ms | req/s | unexpected status |");
+    println!("|---|---|---|---|---|---|---|");
+    let ok = vec![0; SEQUENTIAL_REQUESTS];
+    report("GetItem by hash (no counting)", read, read_wall, 0, &ok);
+    report(
+        "UpdateItem: find + count (rate limit)",
+        count,
+        count_wall,
+        0,
+        &ok,
+    );
+    counter.take();
+    let mut headers = lambda_http::http::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        format!("Bearer {}", issued.token.expose_secret())
+            .parse()
+            .map_err(|_| "header".to_owned())?,
+    );
+    let mut log = shared::request::RequestLog::default();
+    shared::keys::verify::authenticate(
+        &keys,
+        &headers,
+        None,
+        Some(Scope::CustomersRead),
+        time::now(),
+        &mut log,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let calls = counter.take();
+    drop(dynamodb);
+    println!();
+    println!(
+        "DynamoDB calls per authenticated request, rate limit counted: {} ({})",
+        calls.len(),
+        calls.join(", ")
+    );
     println!();
     println!("key format + checksum + SHA-256, in process: {per_op:.0} ns per key ({HASH_ITERATIONS} iterations)");
     Ok(())
