@@ -14,7 +14,7 @@ CONTRACT_VENV := .venv-contract
 CONTRACT_STAMP := $(CONTRACT_VENV)/.installed
 TOOLS_PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
-FUNCTIONS := ListCustomersFunction CreateCustomerFunction GetCustomerFunction UpdateCustomerFunction GetCustomerAmlFunction MeFunction FallbackFunction
+FUNCTIONS := ListCustomersFunction CreateCustomerFunction GetCustomerFunction UpdateCustomerFunction GetCustomerAmlFunction MeFunction FallbackFunction LogWriterFunction
 
 .PHONY: help run test unit dynamodb-local check-java icadmin clean-local build lint contract ci bench
 

@@ -3,3 +3,4 @@
 
 pub mod clock;
 pub mod gateway;
+pub mod log_feed;

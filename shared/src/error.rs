@@ -53,6 +53,24 @@ pub enum ApiError {
     ServiceUnavailable { retry_after_secs: u32 },
 }
 
+/// Every `code` the envelope can carry.
+pub const ERROR_CODES: &[&str] = &[
+    "invalid_request",
+    "unauthorized",
+    "ip_not_allowed",
+    "forbidden_scope",
+    "not_found",
+    "method_not_allowed",
+    "conflict",
+    "idempotency_key_in_use",
+    "payload_too_large",
+    "unsupported_media_type",
+    "idempotency_key_reused",
+    "rate_limited",
+    "internal_error",
+    "service_unavailable",
+];
+
 impl ApiError {
     pub fn invalid(message: impl Into<String>) -> Self {
         ApiError::InvalidRequest {
@@ -277,6 +295,7 @@ mod tests {
             let (got_status, body, _) = envelope(err);
             assert_eq!(got_status.as_u16(), status);
             assert_eq!(body["error"]["code"], code);
+            assert!(ERROR_CODES.contains(&code), "{code} is listed");
             assert!(!body["error"]["message"].as_str().unwrap().is_empty());
         }
     }

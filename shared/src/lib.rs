@@ -13,6 +13,7 @@ pub mod keys;
 pub mod org;
 pub mod query;
 pub mod request;
+pub mod request_log;
 pub mod storage;
 pub mod time;
 

@@ -285,7 +285,15 @@ mod tests {
         let template = Template::load_default().unwrap();
         let mut ids = template.table_ids();
         ids.sort();
-        assert_eq!(ids, ["ApiKeysTable", "CustomersTable", "IdempotencyTable"]);
+        assert_eq!(
+            ids,
+            [
+                "ApiKeysTable",
+                "CustomersTable",
+                "IdempotencyTable",
+                "RequestLogTable"
+            ]
+        );
         let env = template.table_env_vars();
         assert_eq!(
             env.get("API_KEYS_TABLE").map(String::as_str),
@@ -294,6 +302,10 @@ mod tests {
         assert_eq!(
             env.get("CUSTOMERS_TABLE").map(String::as_str),
             Some("CustomersTable")
+        );
+        assert_eq!(
+            env.get("REQUEST_LOG_TABLE").map(String::as_str),
+            Some("RequestLogTable")
         );
         assert_eq!(
             env.get("IDEMPOTENCY_TABLE").map(String::as_str),

@@ -12,6 +12,7 @@ use shared::customers::model::{AmlCategory, AmlStatus, Customer, CustomerView, K
 use shared::customers::table::CustomersTable;
 use shared::keys::table::{ApiKeysTable, NewApiKey};
 use shared::org::OrgId;
+use shared::request_log::table::{RequestLogTable, REQUEST_LOG_TABLE_ENV};
 use shared::time::{self, Timestamp};
 use shared::ApiError;
 use uuid::Uuid;
@@ -92,6 +93,19 @@ enum KeysCommand {
         #[arg(long)]
         org: String,
         key_id: String,
+    },
+    /// The key's request log, newest first: every request in which it was identified,
+    /// served or refused (kept 90 days).
+    Requests {
+        #[arg(long)]
+        org: String,
+        key_id: String,
+        /// Only requests at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many records (1-1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
     },
 }
 
@@ -244,6 +258,30 @@ async fn run(cli: Cli) -> Result<Value, String> {
                 Ok(Value::Array(
                     keys.iter().map(|k| k.to_public_json(now)).collect(),
                 ))
+            }
+            KeysCommand::Requests {
+                org,
+                key_id,
+                since,
+                limit,
+            } => {
+                let org = OrgId::parse(&org).map_err(|e| e.to_string())?;
+                let since = since
+                    .map(|text| {
+                        time::parse(&text)
+                            .ok_or_else(|| format!("--since {text:?} is not an RFC 3339 time"))
+                    })
+                    .transpose()?;
+                if !(1..=1000).contains(&limit) {
+                    return Err("--limit must be 1-1000".into());
+                }
+                let name = table_from_env(REQUEST_LOG_TABLE_ENV)?;
+                let table = RequestLogTable::new(dynamodb_client().await, name);
+                let records = table
+                    .for_key(&org, &key_id, since, limit)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Value::Array(records.iter().map(|r| r.to_json()).collect()))
             }
             KeysCommand::Revoke { org, key_id } => {
                 let org = OrgId::parse(&org).map_err(|e| e.to_string())?;

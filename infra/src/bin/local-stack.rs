@@ -7,13 +7,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use infra::gateway::{serve, RouteTable};
+use infra::log_feed::{feed, tee};
 use localdb::{workspace_root, DynamoDbLocal, Template};
 use shared::app::{TableNames, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV, IDEMPOTENCY_TABLE_ENV};
 use shared::keys::scope::Scope;
 use shared::keys::table::{NewApiKey, MAX_RATE_LIMIT_RPS};
+use shared::request_log::table::{RequestLogTable, REQUEST_LOG_TABLE_ENV};
 use shared::{time, App};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 const DEFAULT_PORT: u16 = 3000;
 const DEFAULT_DYNAMODB_PORT: u16 = 8000;
@@ -44,6 +47,7 @@ fn env_file(
     api_port: u16,
     dynamodb_port: u16,
     tables: &TableNames,
+    request_log: &str,
 ) -> Result<(), String> {
     let text = format!(
         "# Written by `make run` for the API on 127.0.0.1:{api_port}. Use: set -a; . {}; set +a\n\
@@ -54,6 +58,7 @@ fn env_file(
          export {API_KEYS_TABLE_ENV}={}\n\
          export {CUSTOMERS_TABLE_ENV}={}\n\
          export {IDEMPOTENCY_TABLE_ENV}={}\n\
+         export {REQUEST_LOG_TABLE_ENV}={request_log}\n\
          export IC_API_URL=http://127.0.0.1:{api_port}\n",
         path.display(),
         tables.api_keys,
@@ -81,7 +86,7 @@ fn table_names(
     })
 }
 
-async fn run() -> Result<(), String> {
+async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
     let port = port_from_env("PORT", DEFAULT_PORT)?;
     let dynamodb_port = port_from_env("DYNAMODB_PORT", DEFAULT_DYNAMODB_PORT)?;
     // Claim the API port first, so a clash is reported before anything starts.
@@ -109,6 +114,17 @@ async fn run() -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let tables = table_names(&template, &created)?;
+    let request_log = template
+        .table_env_vars()
+        .get(REQUEST_LOG_TABLE_ENV)
+        .and_then(|id| created.get(id))
+        .cloned()
+        .ok_or_else(|| format!("template.yaml has no table for {REQUEST_LOG_TABLE_ENV}"))?;
+    // The request log, as the deployed subscription filters feed it.
+    tokio::spawn(feed(
+        log_lines,
+        RequestLogTable::new(client.clone(), request_log.clone()),
+    ));
     let app = Arc::new(App::new(client, &tables));
 
     let now = time::now();
@@ -134,7 +150,13 @@ async fn run() -> Result<(), String> {
 
     // .local/env is the newest stack's; .local/env.<PORT> stays with each running stack.
     for name in [format!("env.{port}"), "env".to_owned()] {
-        env_file(&local_dir.join(name), port, dynamodb_port, &tables)?;
+        env_file(
+            &local_dir.join(name),
+            port,
+            dynamodb_port,
+            &tables,
+            &request_log,
+        )?;
     }
 
     let base = format!("http://127.0.0.1:{port}");
@@ -167,8 +189,9 @@ async fn run() -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    shared::edge::telemetry::init();
-    match run().await {
+    let (tee, log_lines) = tee();
+    shared::edge::telemetry::init_with(tee);
+    match run(log_lines).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("local-stack: {err}");

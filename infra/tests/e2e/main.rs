@@ -291,3 +291,46 @@ fn icadmin_records_who_created_a_key_and_refuses_when_it_cannot_tell() {
         "{listed}"
     );
 }
+
+#[test]
+fn the_request_log_shows_a_keys_requests_within_a_minute() {
+    let stack = Stack::start();
+    let me = get(&stack.url("/v1/me"), &stack.key);
+    assert_eq!(me.status, 200);
+    let key_id = me.json()["id"].as_str().unwrap().to_owned();
+    let listed = get(&stack.url("/v1/customers"), &stack.key);
+    let request_id = listed.header("request-id").unwrap().to_owned();
+
+    // Written off the request path: poll, as an admin after a leak would look.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let records = loop {
+        let records = stack.icadmin_json(&["keys", "requests", "--org", "demo", &key_id]);
+        if records
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == request_id.as_str())
+        {
+            break records;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not logged within 60 s: {records}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    let record = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == request_id.as_str())
+        .unwrap();
+    assert_eq!(record["route"], "GET /v1/customers");
+    assert_eq!(record["status"], 200);
+    assert_eq!(record["source_ip"], "127.0.0.1");
+    assert_eq!(record["key_id"], key_id.as_str());
+    assert!(!records.to_string().contains(&stack.key), "never the key");
+    // Another org cannot read this key's log.
+    let other = stack.icadmin_json(&["keys", "requests", "--org", "other", &key_id]);
+    assert_eq!(other, json!([]));
+}

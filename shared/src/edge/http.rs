@@ -11,10 +11,14 @@ use lambda_http::{Body, Request, Response};
 use crate::app::App;
 use crate::customers;
 use crate::edge::routes::{unrouted, Route};
+use crate::edge::telemetry::REQUEST_LINE_TARGET;
+use crate::error::ERROR_CODES;
 use crate::error::{ApiError, REQUEST_ID_HEADER, SERVICE_UNAVAILABLE_RETRY_AFTER_SECS};
+use crate::idempotency::record::REPLAYED_HEADER;
 use crate::keys;
 use crate::keys::verify::authenticate;
 use crate::request::{before, RequestLog, RequestMeta};
+use crate::request_log::record::{truncate_chars, MAX_USER_AGENT_CHARS};
 
 /// What a function serves: one route, or API Gateway's `$default` catch-all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,6 +61,17 @@ where
     let started = Instant::now();
     let meta = RequestMeta::of(&req);
     let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    let user_agent = req
+        .headers()
+        .get(lambda_http::http::header::USER_AGENT)
+        .map(|ua| {
+            truncate_chars(
+                &String::from_utf8_lossy(ua.as_bytes()),
+                MAX_USER_AGENT_CHARS,
+            )
+        })
+        .unwrap_or_default();
     let backstop = meta.backstop();
     // A panic in the handler ends its task, not the function: it is answered as a 500. The
     // release profile unwinds (Cargo.toml) so that this holds in the build that ships.
@@ -80,6 +95,7 @@ where
             )
         }
     };
+    let mut error_code = result.as_ref().err().map(ApiError::code);
     let mut response = result.unwrap_or_else(|err| {
         if err.status().is_server_error() {
             tracing::error!(request_id = %meta.request_id, code = err.code(), "request failed");
@@ -95,11 +111,21 @@ where
         headers.insert("ratelimit-remaining", HeaderValue::from(rate.remaining));
         headers.insert("ratelimit-reset", HeaderValue::from(rate.reset_secs));
     }
+    if error_code.is_none() && !response.status().is_success() {
+        // A replayed error: its code is in the stored envelope.
+        error_code = stored_error_code(&response);
+    }
+    let replayed = response.headers().contains_key(REPLAYED_HEADER);
     tracing::info!(
+        target: REQUEST_LINE_TARGET,
         request_id = %meta.request_id,
         route = %route,
         method = %method,
+        path = %path,
         status = response.status().as_u16(),
+        error_code = error_code.unwrap_or(""),
+        idempotent_replayed = replayed,
+        user_agent = %user_agent,
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         org = log.org.as_deref().unwrap_or(""),
         key_id = log.key_id.as_deref().unwrap_or(""),
@@ -108,6 +134,17 @@ where
         "request"
     );
     response
+}
+
+/// The error code of a stored (replayed) error envelope.
+fn stored_error_code(response: &Response<Body>) -> Option<&'static str> {
+    let Body::Text(text) = response.body() else {
+        return None;
+    };
+    let code = serde_json::from_str::<serde_json::Value>(text).ok()?["error"]["code"]
+        .as_str()?
+        .to_owned();
+    ERROR_CODES.iter().copied().find(|known| *known == code)
 }
 
 async fn dispatch(

@@ -15,7 +15,12 @@ const OWN_TARGETS: &[&str] = &[
     "icadmin",
     "local_stack",
     "bench",
+    REQUEST_LINE_TARGET,
 ];
+
+/// The target of the one line each request writes: the audit record the request log is
+/// built from, so it is written whatever `RUST_LOG` says.
+pub const REQUEST_LINE_TARGET: &str = "request_log";
 
 /// Whether an event of `target` at `level` may be written, whatever `RUST_LOG` says. The
 /// crates under us (the Lambda runtime, lambda_http, hyper, the AWS SDK and its smithy
@@ -31,6 +36,15 @@ pub fn may_log(target: &str, level: &Level) -> bool {
     own || *level <= Level::WARN
 }
 
+/// `filter`, with the request line always on (a later directive for the same target would
+/// replace ours, so ours goes last).
+fn always_request_lines(filter: EnvFilter) -> EnvFilter {
+    match format!("{REQUEST_LINE_TARGET}=info").parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
+}
+
 /// The subscriber every function uses, writing to `writer` (tests pass a buffer).
 pub fn json_subscriber<W>(writer: W, filter: EnvFilter) -> impl Subscriber + Send + Sync
 where
@@ -42,7 +56,7 @@ where
         .with_current_span(false)
         .with_span_list(false)
         .with_target(false)
-        .with_env_filter(filter)
+        .with_env_filter(always_request_lines(filter))
         .with_writer(writer)
         .finish()
         .with(filter_fn(|meta| may_log(meta.target(), meta.level())))
@@ -50,9 +64,18 @@ where
 
 /// Installs the JSON subscriber on stderr. `RUST_LOG` overrides the `info` default.
 pub fn init() {
+    init_with(std::io::stderr);
+}
+
+/// Installs the JSON subscriber writing to `writer` (the local stack tees its lines into
+/// the request-log writer, as CloudWatch Logs does deployed).
+pub fn init_with<W>(writer: W)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // A second init (tests, the local stack) keeps the first subscriber: ignoring is right.
-    let _ = tracing::subscriber::set_global_default(json_subscriber(std::io::stderr, filter));
+    let _ = tracing::subscriber::set_global_default(json_subscriber(writer, filter));
 }
 
 #[cfg(test)]
@@ -99,6 +122,22 @@ mod tests {
             assert!(!text.contains("jane@example.com"), "{setting}: {text}");
             assert!(text.contains("a dependency's warning"), "{setting}: {text}");
             assert!(text.contains("our own trace line"), "{setting}: {text}");
+        }
+    }
+
+    #[test]
+    fn the_request_line_is_written_whatever_rust_log_says() {
+        for setting in ["warn", "error", "off", "request_log=off", "shared=off"] {
+            let buffer = Buffer::default();
+            let sink = buffer.clone();
+            let subscriber = json_subscriber(move || sink.clone(), EnvFilter::new(setting));
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::info!(target: "request_log", key_id = "key_1", "request");
+                tracing::info!(target: "shared::other", "chatter");
+            });
+            let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+            assert!(text.contains("key_1"), "{setting}: {text}");
+            assert!(!text.contains("chatter"), "{setting}: {text}");
         }
     }
 

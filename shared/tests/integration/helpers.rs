@@ -62,6 +62,8 @@ pub struct TestEnv {
     pub app: Arc<App>,
     pub client: aws_sdk_dynamodb::Client,
     pub tables: TableNames,
+    /// The request log table (written by the log writer, not by the functions).
+    pub request_log: String,
     pub calls: CallCounter,
     pub faults: FaultInjector,
 }
@@ -88,11 +90,13 @@ impl TestEnv {
             customers: table(CUSTOMERS_TABLE_ENV),
             idempotency: table(IDEMPOTENCY_TABLE_ENV),
         };
+        let request_log = table(shared::request_log::table::REQUEST_LOG_TABLE_ENV);
         calls.take();
         Self {
             app: Arc::new(App::new(client.clone(), &tables)),
             client,
             tables,
+            request_log,
             calls,
             faults,
         }
@@ -225,6 +229,12 @@ impl Req {
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
+    }
+
+    /// Sets `name`, replacing any value it had.
+    pub fn replace_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.header(name, value)
     }
 
     pub fn key(self, key: &IssuedKey) -> Self {

@@ -11,4 +11,5 @@ mod idempotency;
 mod key_storage;
 mod promises;
 mod rate_limits;
+mod request_log;
 mod verification;

@@ -1,0 +1,133 @@
+//! The request log table: one partition per key (`<org>#<key id>`), records sorted by
+//! time (`<at>#<request id>`), each gone 90 days after its request (DynamoDB TTL).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
+
+use crate::org::OrgId;
+use crate::request_log::record::{RequestRecord, REQUEST_LOG_TTL_DAYS};
+use crate::storage::{classify, corrupt, StorageError};
+use crate::time::{self, Timestamp};
+
+pub const REQUEST_LOG_TABLE_ENV: &str = "REQUEST_LOG_TABLE";
+/// BatchWriteItem's own limit.
+const BATCH_ITEMS: usize = 25;
+const UNPROCESSED_RETRIES: u32 = 5;
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn pk(org: &str, key_id: &str) -> String {
+    format!("{org}#{key_id}")
+}
+
+#[derive(Clone, Debug)]
+pub struct RequestLogTable {
+    client: Client,
+    name: String,
+}
+
+impl RequestLogTable {
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self {
+            client,
+            name: name.into(),
+        }
+    }
+
+    fn item(record: &RequestRecord) -> Result<HashMap<String, AttributeValue>, StorageError> {
+        let mut item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(record).map_err(|e| corrupt("request record", e))?;
+        item.insert("pk".into(), s(pk(&record.org, &record.key_id)));
+        item.insert(
+            "sk".into(),
+            s(format!("{}#{}", time::format(&record.at), record.id)),
+        );
+        let expires = record.at.timestamp() + REQUEST_LOG_TTL_DAYS * 24 * 60 * 60;
+        item.insert(
+            "expires_at_epoch".into(),
+            AttributeValue::N(expires.to_string()),
+        );
+        Ok(item)
+    }
+
+    /// Stores `records` in batches, retrying what DynamoDB leaves unprocessed.
+    pub async fn put_all(&self, records: &[RequestRecord]) -> Result<(), StorageError> {
+        for chunk in records.chunks(BATCH_ITEMS) {
+            let mut requests = chunk
+                .iter()
+                .map(|r| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(Self::item(r)?))
+                        .build()
+                        .map_err(|e| StorageError::Other(format!("PutRequest: {e}")))?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StorageError>>()?;
+            for attempt in 0..=UNPROCESSED_RETRIES {
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.name, requests)
+                    .send()
+                    .await
+                    .map_err(|e| classify("BatchWriteItem request log", &e))?;
+                requests = output
+                    .unprocessed_items
+                    .and_then(|mut left| left.remove(&self.name))
+                    .unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                if attempt == UNPROCESSED_RETRIES {
+                    return Err(StorageError::Unavailable(
+                        "BatchWriteItem request log: items left unprocessed".into(),
+                    ));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// A key's requests, newest first, from `since` on (inclusive), at most `limit`.
+    pub async fn for_key(
+        &self,
+        org: &OrgId,
+        key_id: &str,
+        since: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<RequestRecord>, StorageError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .expression_attribute_values(":pk", s(pk(org.as_str(), key_id)))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        query = match since {
+            Some(since) => query
+                .key_condition_expression("pk = :pk AND sk >= :since")
+                .expression_attribute_values(":since", s(time::format(&since))),
+            None => query.key_condition_expression("pk = :pk"),
+        };
+        let output = query
+            .send()
+            .await
+            .map_err(|e| classify("Query request log", &e))?;
+        output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut item| {
+                for name in ["pk", "sk", "expires_at_epoch"] {
+                    item.remove(name);
+                }
+                serde_dynamo::from_item(item).map_err(|e| corrupt("request record", e))
+            })
+            .collect()
+    }
+}
