@@ -54,8 +54,14 @@ impl RequestLogTable {
         Ok(item)
     }
 
-    /// Stores `records` in batches, retrying what DynamoDB leaves unprocessed.
+    /// Stores `records` in batches, retrying what DynamoDB leaves unprocessed. A record
+    /// given twice is stored once (a batch naming one item twice is refused whole).
     pub async fn put_all(&self, records: &[RequestRecord]) -> Result<(), StorageError> {
+        let mut seen = std::collections::HashSet::new();
+        let records: Vec<&RequestRecord> = records
+            .iter()
+            .filter(|r| seen.insert((r.org.clone(), r.key_id.clone(), r.at, r.id.clone())))
+            .collect();
         for chunk in records.chunks(BATCH_ITEMS) {
             let mut requests = chunk
                 .iter()

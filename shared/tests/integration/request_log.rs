@@ -89,8 +89,13 @@ async fn every_identified_request_is_recorded_for_its_key_and_nothing_else() {
     let table = RequestLogTable::new(env.client.clone(), &env.request_log);
     let event = subscription_event("/aws/lambda/tests", &lines).unwrap();
     assert_eq!(handle(&table, &event).await.unwrap(), 5);
-    // At least once: the same event again changes nothing.
+    // At least once: the same event again changes nothing, and so does one that carries a
+    // line twice (a batch naming one item twice would be refused whole).
     assert_eq!(handle(&table, &event).await.unwrap(), 5);
+    let mut doubled = lines.clone();
+    doubled.push(lines[0].clone());
+    let doubled = subscription_event("/aws/lambda/tests", &doubled).unwrap();
+    assert_eq!(handle(&table, &doubled).await.unwrap(), 6);
     assert_eq!(env.item_count(&env.request_log).await, 5);
 
     let org = shared::org::OrgId::parse("acme").unwrap();
