@@ -277,17 +277,21 @@ async fn main() -> Result<(), String> {
             .parse()
             .map_err(|_| "header".to_owned())?,
     );
-    let mut log = shared::request::RequestLog::default();
-    shared::keys::verify::authenticate(
-        &keys,
-        &headers,
-        None,
-        Some(Scope::CustomersRead),
-        time::now(),
-        &mut log,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    // The first may also write last_used_at (once a minute); the second is the common path.
+    for _ in 0..2 {
+        counter.take();
+        let mut log = shared::request::RequestLog::default();
+        shared::keys::verify::authenticate(
+            &keys,
+            &headers,
+            None,
+            Some(Scope::CustomersRead),
+            time::now(),
+            &mut log,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    }
     let calls = counter.take();
     drop(dynamodb);
     println!();

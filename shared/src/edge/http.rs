@@ -61,7 +61,7 @@ where
     let started = Instant::now();
     let meta = RequestMeta::of(&req);
     let method = req.method().to_string();
-    let path = req.uri().path().to_owned();
+    let path = loggable_path(req.uri().path());
     let user_agent = req
         .headers()
         .get(lambda_http::http::header::USER_AGENT)
@@ -136,6 +136,25 @@ where
     response
 }
 
+/// The path as logged and kept in the request log: our routes' own segments and ids as
+/// they are, anything else (a client can put an email, or a key, in a path) redacted.
+pub fn loggable_path(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            let ours = segment.len() <= 24
+                && segment.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
+            if ours || uuid::Uuid::parse_str(segment).is_ok() {
+                segment
+            } else {
+                "{redacted}"
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// The error code of a stored (replayed) error envelope.
 fn stored_error_code(response: &Response<Body>) -> Option<&'static str> {
     let Body::Text(text) = response.body() else {
@@ -181,4 +200,29 @@ async fn dispatch(
         }
     };
     before(meta.answer_by(), work).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_paths_keep_our_segments_and_ids_only() {
+        let id = "0193f1d2-7a2b-7c3d-8e4f-5a6b7c8d9e0f";
+        assert_eq!(
+            loggable_path(&format!("/v1/customers/{id}/aml")),
+            format!("/v1/customers/{id}/aml")
+        );
+        assert_eq!(loggable_path("/v1/me"), "/v1/me");
+        assert_eq!(
+            loggable_path("/v1/customers/jane@example.com"),
+            "/v1/customers/{redacted}"
+        );
+        let key = format!("ic_live_{}", "a".repeat(38));
+        assert_eq!(
+            loggable_path(&format!("/v1/customers/{key}")),
+            "/v1/customers/{redacted}"
+        );
+        assert_eq!(loggable_path("/v1/Customers"), "/v1/{redacted}");
+    }
 }

@@ -25,9 +25,13 @@ pub const DEFAULT_RATE_LIMIT_RPS: u32 = 50;
 pub const MAX_RATE_LIMIT_RPS: u32 = 1000;
 /// The per-second counters are attributes `rl_<epoch second>` of the key's own item.
 const RATE_WINDOW_PREFIX: &str = "rl_";
-/// Windows before the current one that each counting write removes; leftovers of longer
-/// idle gaps go with the next `last_used_at` write.
-const RATE_WINDOWS_CLEARED: i64 = 3;
+/// The windows each counting write removes: from two seconds back (the previous second may
+/// still be counting on an instance whose clock is a little behind) to a minute back.
+/// Leftovers of longer idle gaps are pruned by a later request (`prune_windows`).
+const RATE_WINDOWS_KEPT_BACK: i64 = 1;
+const RATE_WINDOWS_CLEARED: i64 = 60;
+/// Names one prune removes at most (an update expression is limited to 4 KB).
+const MAX_WINDOWS_PRUNED: usize = 100;
 const KEY_ID_PREFIX: &str = "key_";
 const KEY_ID_RANDOM_CHARS: usize = 20;
 
@@ -51,13 +55,28 @@ pub struct ApiKeyRecord {
     pub rate_limit_rps: u32,
 }
 
-/// A key found by the authenticating call, with this second's request count (this request
-/// included) and the names of older counter windows still on the item.
+/// A live key found by the authenticating call, with this second's request count (this
+/// request included) and the names of counter windows older than a minute still on the item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CountedKey {
     pub record: ApiKeyRecord,
     pub count: u64,
     pub old_windows: Vec<String>,
+}
+
+/// What the authenticating call found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// No key has this hash; nothing was written.
+    Unknown,
+    /// Revoked or expired: identified (for the audit trail), not counted, not written.
+    Dead(ApiKeyRecord),
+    /// A live key, counted.
+    Counted(CountedKey),
+}
+
+fn window_second(name: &str) -> Option<i64> {
+    name.strip_prefix(RATE_WINDOW_PREFIX)?.parse().ok()
 }
 
 fn window_name(second: i64) -> String {
@@ -449,15 +468,16 @@ impl ApiKeysTable {
         }
     }
 
-    /// The verifier's one call: finds the key by hash and counts this request in the
-    /// current second's window, atomically, for every instance at once. An `UpdateItem` that
-    /// returns the item as written, so it is as strongly consistent as a read (a revoke is
-    /// seen by the next request). `None` for an unknown hash (nothing is written then).
+    /// The verifier's one call: finds the key by hash and, if it is live, counts this
+    /// request in the current second's window, atomically, for every instance at once. An
+    /// `UpdateItem` that returns the item as written (or, for a revoked or expired key, as
+    /// it was), so it is as strongly consistent as a read: a revoke is seen by the next
+    /// request. Dead and unknown keys are never written.
     pub async fn find_and_count(
         &self,
         hash: &KeyHash,
         now: Timestamp,
-    ) -> Result<Option<CountedKey>, StorageError> {
+    ) -> Result<Lookup, StorageError> {
         let second = now.timestamp();
         let current = window_name(second);
         let mut update = self
@@ -465,12 +485,19 @@ impl ApiKeysTable {
             .update_item()
             .table_name(&self.name)
             .key("key_hash", hash_key(hash))
-            .condition_expression("attribute_exists(key_hash)")
+            .condition_expression(
+                "attribute_exists(key_hash) AND attribute_not_exists(revoked_at) \
+                 AND (attribute_not_exists(expires_at) OR expires_at > :now)",
+            )
             .expression_attribute_names("#now", &current)
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+            .expression_attribute_values(":now", AttributeValue::S(time::format(&now)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            );
         let mut removed = Vec::new();
-        for back in 1..=RATE_WINDOWS_CLEARED {
+        for back in (1 + RATE_WINDOWS_KEPT_BACK)..=(RATE_WINDOWS_CLEARED + RATE_WINDOWS_KEPT_BACK) {
             let name = format!("#p{back}");
             update = update.expression_attribute_names(&name, window_name(second - back));
             removed.push(name);
@@ -482,7 +509,17 @@ impl ApiKeysTable {
         let mut item = match result {
             Ok(output) => output.attributes.unwrap_or_default(),
             Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => {
-                return Ok(None)
+                let old = e.as_service_error().and_then(|err| match err {
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
+                    _ => None,
+                });
+                return Ok(match old {
+                    Some(mut item) => {
+                        item.retain(|name, _| !name.starts_with(RATE_WINDOW_PREFIX));
+                        Lookup::Dead(decode(item)?)
+                    }
+                    None => Lookup::Unknown,
+                });
             }
             Err(e) => return Err(classify("UpdateItem api key (authenticate)", &e)),
         };
@@ -490,17 +527,74 @@ impl ApiKeysTable {
             .remove(&current)
             .and_then(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
             .ok_or_else(|| corrupt("api key", "no request count"))?;
-        let old_windows: Vec<String> = item
+        let oldest_kept = second - RATE_WINDOWS_CLEARED - RATE_WINDOWS_KEPT_BACK;
+        let mut old_windows: Vec<String> = item
             .keys()
-            .filter(|name| name.starts_with(RATE_WINDOW_PREFIX))
+            .filter(|name| window_second(name).is_some_and(|s| s < oldest_kept))
             .cloned()
             .collect();
+        old_windows.sort();
         item.retain(|name, _| !name.starts_with(RATE_WINDOW_PREFIX));
-        Ok(Some(CountedKey {
+        Ok(Lookup::Counted(CountedKey {
             record: decode(item)?,
             count,
             old_windows,
         }))
+    }
+
+    /// Takes back this request's count (a request refused for its IP or scope: a leaked key
+    /// used from elsewhere must not spend its owner's limit).
+    pub async fn uncount(&self, hash: &KeyHash, now: Timestamp) -> Result<(), StorageError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("key_hash", hash_key(hash))
+            .update_expression("ADD #now :minus")
+            .condition_expression("attribute_exists(#now)")
+            .expression_attribute_names("#now", window_name(now.timestamp()))
+            .expression_attribute_values(":minus", AttributeValue::N("-1".into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // The window is already gone (a second later): nothing to take back.
+            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) => Err(classify("UpdateItem api key (uncount)", &e)),
+        }
+    }
+
+    /// Removes counter windows left by idle gaps, at most `MAX_WINDOWS_PRUNED` at a time.
+    pub async fn prune_windows(
+        &self,
+        hash: &KeyHash,
+        windows: &[String],
+    ) -> Result<(), StorageError> {
+        let windows: Vec<&String> = windows.iter().take(MAX_WINDOWS_PRUNED).collect();
+        if windows.is_empty() {
+            return Ok(());
+        }
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("key_hash", hash_key(hash))
+            .condition_expression("attribute_exists(key_hash)");
+        let mut names = Vec::new();
+        for (i, window) in windows.iter().enumerate() {
+            let name = format!("#old{i}");
+            update = update.expression_attribute_names(&name, window.as_str());
+            names.push(name);
+        }
+        let result = update
+            .update_expression(format!("REMOVE {}", names.join(", ")))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) => Err(classify("UpdateItem api key (prune)", &e)),
+        }
     }
 
     /// Writes `last_used_at = now` and the caller's IP unless a write in the last minute
@@ -531,7 +625,11 @@ impl ApiKeysTable {
             set.push("last_used_ip = :ip");
         }
         let mut expression = format!("SET {}", set.join(", "));
-        let stale: Vec<&String> = old_windows.iter().filter(|w| **w != current).collect();
+        let stale: Vec<&String> = old_windows
+            .iter()
+            .filter(|w| **w != current)
+            .take(MAX_WINDOWS_PRUNED)
+            .collect();
         if !stale.is_empty() {
             let mut names = Vec::new();
             for (i, window) in stale.iter().enumerate() {

@@ -9,14 +9,49 @@ use lambda_http::http::{header, HeaderMap};
 
 use crate::error::ApiError;
 use crate::keys::scope::Scope;
-use crate::keys::table::{ApiKeyRecord, ApiKeysTable};
+use crate::keys::table::{ApiKeyRecord, ApiKeysTable, Lookup};
 use crate::keys::token::ApiKeyToken;
 use crate::org::OrgId;
 use crate::request::{RateState, RequestLog};
 use crate::time::Timestamp;
 
-/// How long the `last_used_at` write may hold up a request.
-const LAST_USED_WRITE_BUDGET_MILLIS: u64 = 300;
+/// How long a bookkeeping write (last use, counter clean-up) may hold up a request.
+const BOOKKEEPING_BUDGET_MILLIS: u64 = 300;
+
+/// A write that keeps the key's item in order: a failure or a slow write must not fail or
+/// hold up the request (the next request tries again).
+async fn bookkeeping(
+    key_id: &str,
+    write: impl std::future::Future<Output = Result<(), crate::storage::StorageError>>,
+) {
+    match tokio::time::timeout(Duration::from_millis(BOOKKEEPING_BUDGET_MILLIS), write).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            tracing::warn!(key_id = %key_id, error = %err, "key bookkeeping write failed")
+        }
+        Err(_) => tracing::warn!(key_id = %key_id, "key bookkeeping write timed out"),
+    }
+}
+
+/// The IP allowlist, then the scope.
+fn permitted(
+    record: &ApiKeyRecord,
+    source_ip: Option<IpAddr>,
+    required: Option<Scope>,
+) -> Result<(), ApiError> {
+    if record.ip_allowlist.has_unreadable() {
+        tracing::error!(key_id = %record.id, "stored IP allowlist has an unreadable entry; refusing");
+    }
+    if !record.ip_allowlist.is_empty()
+        && !source_ip.is_some_and(|ip| record.ip_allowlist.permits(ip))
+    {
+        return Err(ApiError::IpNotAllowed);
+    }
+    match required.filter(|scope| !record.scopes.contains(scope)) {
+        Some(required) => Err(ApiError::ForbiddenScope(required)),
+        None => Ok(()),
+    }
+}
 
 /// Who is calling: the key that passed verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,28 +97,34 @@ pub async fn authenticate(
 ) -> Result<Principal, ApiError> {
     let token = bearer_token(headers)?;
     let hash = token.hash();
-    let counted = keys
-        .find_and_count(&hash, now)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    let record = counted.record;
+    let counted = match keys.find_and_count(&hash, now).await? {
+        Lookup::Unknown => return Err(ApiError::Unauthorized),
+        Lookup::Dead(record) => {
+            if record.key_hash.matches(&hash) {
+                log.identified(&record.org_id, &record.id);
+            }
+            return Err(ApiError::Unauthorized);
+        }
+        Lookup::Counted(counted) => counted,
+    };
+    let record = &counted.record;
     if !record.key_hash.matches(&hash) {
         return Err(ApiError::Unauthorized);
     }
     log.identified(&record.org_id, &record.id);
+    // Checked again in code: the stored expiry may have passed since the clock reading.
     if record.status(now) != "active" {
         return Err(ApiError::Unauthorized);
     }
-    if record.ip_allowlist.has_unreadable() {
-        tracing::error!(key_id = %record.id, "stored IP allowlist has an unreadable entry; refusing");
-    }
-    if !record.ip_allowlist.is_empty()
-        && !source_ip.is_some_and(|ip| record.ip_allowlist.permits(ip))
-    {
-        return Err(ApiError::IpNotAllowed);
-    }
-    if let Some(required) = required.filter(|scope| !record.scopes.contains(scope)) {
-        return Err(ApiError::ForbiddenScope(required));
+    if let Err(refusal) = permitted(record, source_ip, required) {
+        // A refused request gives its count back, so a leaked key used from elsewhere (or
+        // for a route it may not call) cannot spend its owner's limit; and it prunes what
+        // idle gaps left, as a served request's last-use write would.
+        bookkeeping(&record.id, keys.uncount(&hash, now)).await;
+        if !counted.old_windows.is_empty() {
+            bookkeeping(&record.id, keys.prune_windows(&hash, &counted.old_windows)).await;
+        }
+        return Err(refusal);
     }
     let limit = record.rate_limit_rps;
     log.rate = Some(RateState {
@@ -92,24 +133,21 @@ pub async fn authenticate(
         reset_secs: 1,
     });
     if counted.count > u64::from(limit) {
+        if !counted.old_windows.is_empty() {
+            bookkeeping(&record.id, keys.prune_windows(&hash, &counted.old_windows)).await;
+        }
         return Err(ApiError::RateLimited {
             retry_after_secs: 1,
         });
     }
     if record.last_used_is_stale(now) {
-        // Bookkeeping only: a failure or a slow write must not fail or hold up a request
-        // that passed verification (the next request tries again).
+        // Also takes the counter windows idle gaps left.
         let write = keys.record_use(&hash, now, source_ip, &counted.old_windows);
-        match tokio::time::timeout(Duration::from_millis(LAST_USED_WRITE_BUDGET_MILLIS), write)
-            .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => {
-                tracing::warn!(key_id = %record.id, error = %err, "could not record key use")
-            }
-            Err(_) => tracing::warn!(key_id = %record.id, "recording key use timed out"),
-        }
+        bookkeeping(&record.id, write).await;
+    } else if !counted.old_windows.is_empty() {
+        bookkeeping(&record.id, keys.prune_windows(&hash, &counted.old_windows)).await;
     }
+    let record = counted.record;
     Ok(Principal {
         key_id: record.id.clone(),
         org_id: record.org_id.clone(),

@@ -14,7 +14,10 @@ use crate::time::{self, Timestamp};
 pub const REQUEST_LOG_TABLE_ENV: &str = "REQUEST_LOG_TABLE";
 /// BatchWriteItem's own limit.
 const BATCH_ITEMS: usize = 25;
-const UNPROCESSED_RETRIES: u32 = 5;
+/// Retries of what a throttled batch leaves unprocessed: about 12 s in all, well inside the
+/// writer's 60 s timeout (after which Lambda retries the whole event).
+const UNPROCESSED_RETRIES: u32 = 8;
+const MAX_BACKOFF_MILLIS: u64 = 3_000;
 
 fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
@@ -93,7 +96,8 @@ impl RequestLogTable {
                         "BatchWriteItem request log: items left unprocessed".into(),
                     ));
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                let backoff = (50u64 << attempt).min(MAX_BACKOFF_MILLIS);
+                tokio::time::sleep(std::time::Duration::from_millis(backoff)).await;
             }
         }
         Ok(())
@@ -120,13 +124,24 @@ impl RequestLogTable {
                 .expression_attribute_values(":since", s(time::format(&since))),
             None => query.key_condition_expression("pk = :pk"),
         };
-        let output = query
-            .send()
-            .await
-            .map_err(|e| classify("Query request log", &e))?;
-        output
-            .items
-            .unwrap_or_default()
+        // A Query returns at most 1 MB: keep reading until `limit` records or the end.
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let output = query
+                .clone()
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("Query request log", &e))?;
+            items.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(key) if items.len() < limit && !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        items.truncate(limit);
+        items
             .into_iter()
             .map(|mut item| {
                 for name in ["pk", "sk", "expires_at_epoch"] {

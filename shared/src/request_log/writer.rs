@@ -16,12 +16,12 @@ use crate::request_log::table::RequestLogTable;
 
 /// The subscription filter pattern that selects the lines the writer keeps (template.yaml
 /// uses the same): request lines in which a key was identified.
-pub const FILTER_PATTERN: &str = r#"{ $.message = "request" && $.key_id != "" }"#;
+pub const FILTER_PATTERN: &str = r#"{ $.message = "request" && $.key_id = "key_*" }"#;
 
 /// Whether a log line passes `FILTER_PATTERN` (what CloudWatch Logs would forward).
 pub fn passes_filter(line: &str) -> bool {
     serde_json::from_str::<Value>(line).is_ok_and(|v| {
-        v["message"] == "request" && v["key_id"].as_str().is_some_and(|k| !k.is_empty())
+        v["message"] == "request" && v["key_id"].as_str().is_some_and(|k| k.starts_with("key_"))
     })
 }
 
@@ -135,6 +135,7 @@ mod tests {
     fn the_filter_keeps_request_lines_with_a_key() {
         assert!(passes_filter(r#"{"message":"request","key_id":"key_1"}"#));
         assert!(!passes_filter(r#"{"message":"request","key_id":""}"#));
+        assert!(!passes_filter(r#"{"message":"request","key_id":"other"}"#));
         assert!(!passes_filter(
             r#"{"message":"request failed","key_id":"key_1"}"#
         ));

@@ -7,6 +7,7 @@ use shared::org::OrgId;
 use shared::time;
 
 use crate::helpers::{scopes, TestEnv};
+use shared::keys::table::{CountedKey, Lookup};
 
 #[tokio::test]
 async fn an_issued_key_is_found_by_its_hash_and_listed_for_its_org_only() {
@@ -210,56 +211,14 @@ async fn new_key_requests_are_validated_before_storage() {
     assert!(NewApiKey::parse("acme", "x", &scopes, Some(&past), &[], "t", now).is_err());
 }
 
-#[tokio::test]
-async fn one_call_finds_a_key_and_counts_its_requests_per_second() {
-    let env = TestEnv::new().await;
-    let key = env.full_key("acme").await;
-    let hash = key.token.hash();
-    let t0 = time::parse("2026-11-23T10:00:00.100Z").unwrap();
-    for expected in 1..=3u64 {
-        let counted = env
-            .app
-            .keys
-            .find_and_count(&hash, t0)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(counted.count, expected);
-        assert_eq!(counted.record.id, key.record.id);
-        assert_eq!(counted.record.key_hash, hash);
+fn counted(lookup: Lookup) -> CountedKey {
+    match lookup {
+        Lookup::Counted(counted) => counted,
+        other => panic!("a live key: {other:?}"),
     }
-    assert_eq!(
-        env.calls.take(),
-        ["UpdateItem", "UpdateItem", "UpdateItem"],
-        "one call each"
-    );
-    // The next second starts again at 1, and the window before it is removed with it.
-    let t1 = t0 + Duration::milliseconds(1000);
-    let counted = env
-        .app
-        .keys
-        .find_and_count(&hash, t1)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(counted.count, 1);
-    assert!(counted.old_windows.is_empty(), "{:?}", counted.old_windows);
-    // After an idle gap, the last active window is left over, and the last-use write takes it.
-    let later = t1 + Duration::seconds(120);
-    let counted = env
-        .app
-        .keys
-        .find_and_count(&hash, later)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(counted.count, 1);
-    assert_eq!(counted.old_windows, [format!("rl_{}", t1.timestamp())]);
-    env.app
-        .keys
-        .record_use(&hash, later, None, &counted.old_windows)
-        .await
-        .unwrap();
+}
+
+async fn windows_on(env: &TestEnv, hash: &shared::keys::token::KeyHash) -> Vec<String> {
     let item = env
         .client
         .get_item()
@@ -268,19 +227,138 @@ async fn one_call_finds_a_key_and_counts_its_requests_per_second() {
             "key_hash",
             aws_sdk_dynamodb::types::AttributeValue::S(hex::encode(hash.as_bytes())),
         )
+        .consistent_read(true)
         .send()
         .await
         .unwrap()
         .item
         .unwrap();
-    let windows: Vec<&String> = item.keys().filter(|k| k.starts_with("rl_")).collect();
-    assert_eq!(windows, [&format!("rl_{}", later.timestamp())]);
+    let mut windows: Vec<String> = item
+        .keys()
+        .filter(|k| k.starts_with("rl_"))
+        .cloned()
+        .collect();
+    windows.sort();
+    windows
+}
+
+#[tokio::test]
+async fn one_call_finds_a_key_and_counts_its_requests_per_second() {
+    let env = TestEnv::new().await;
+    let key = env.full_key("acme").await;
+    let hash = key.token.hash();
+    let t0 = time::parse("2026-11-23T10:00:00.100Z").unwrap();
+    for expected in 1..=3u64 {
+        let found = counted(env.app.keys.find_and_count(&hash, t0).await.unwrap());
+        assert_eq!(found.count, expected);
+        assert_eq!(found.record.id, key.record.id);
+        assert_eq!(found.record.key_hash, hash);
+    }
+    assert_eq!(
+        env.calls.take(),
+        ["UpdateItem", "UpdateItem", "UpdateItem"],
+        "one call each"
+    );
+    // The next second starts again at 1; the previous one is kept (an instance whose clock
+    // is a little behind may still count in it).
+    let t1 = t0 + Duration::milliseconds(1000);
+    assert_eq!(
+        counted(env.app.keys.find_and_count(&hash, t1).await.unwrap()).count,
+        1
+    );
+    assert_eq!(
+        windows_on(&env, &hash).await,
+        [
+            format!("rl_{}", t0.timestamp()),
+            format!("rl_{}", t1.timestamp())
+        ]
+    );
+    // Two seconds on, the older one goes with the counting write itself.
+    let t3 = t1 + Duration::seconds(2);
+    let found = counted(env.app.keys.find_and_count(&hash, t3).await.unwrap());
+    assert!(found.old_windows.is_empty());
+    assert_eq!(
+        windows_on(&env, &hash).await,
+        [format!("rl_{}", t3.timestamp())],
+        "{t1} removed, nothing else"
+    );
+    // After an idle gap longer than a minute, the last active window is left over: reported,
+    // and pruned by the last-use write (or `prune_windows` on a refusal).
+    let later = t3 + Duration::seconds(120);
+    let found = counted(env.app.keys.find_and_count(&hash, later).await.unwrap());
+    assert_eq!(found.count, 1);
+    assert_eq!(found.old_windows, [format!("rl_{}", t3.timestamp())]);
+    env.app
+        .keys
+        .record_use(&hash, later, None, &found.old_windows)
+        .await
+        .unwrap();
+    assert_eq!(
+        windows_on(&env, &hash).await,
+        [format!("rl_{}", later.timestamp())]
+    );
+    let much_later = later + Duration::seconds(300);
+    let found = counted(
+        env.app
+            .keys
+            .find_and_count(&hash, much_later)
+            .await
+            .unwrap(),
+    );
+    env.app
+        .keys
+        .prune_windows(&hash, &found.old_windows)
+        .await
+        .unwrap();
+    assert_eq!(
+        windows_on(&env, &hash).await,
+        [format!("rl_{}", much_later.timestamp())]
+    );
 
     // An unknown key is not found, and nothing is written for it.
     let stranger = shared::keys::token::ApiKeyToken::generate().unwrap().hash();
     assert_eq!(
         env.app.keys.find_and_count(&stranger, t0).await.unwrap(),
-        None
+        Lookup::Unknown
     );
     assert_eq!(env.item_count(&env.tables.api_keys).await, 1);
+}
+
+#[tokio::test]
+async fn revoked_and_expired_keys_are_identified_but_never_written() {
+    let env = TestEnv::new().await;
+    let revoked = env.full_key("acme").await;
+    env.app
+        .keys
+        .revoke(&revoked.record.org_id, &revoked.record.id, time::now())
+        .await
+        .unwrap();
+    let expired = env.full_key("acme").await;
+    let mut record = expired.record.clone();
+    let token = shared::keys::token::ApiKeyToken::generate().unwrap();
+    record.id = "key_expired".into();
+    record.key_hash = token.hash();
+    record.expires_at = Some(time::now() - Duration::seconds(1));
+    env.app.keys.put_new(&record).await.unwrap();
+    for (hash, id) in [
+        (revoked.token.hash(), revoked.record.id.clone()),
+        (token.hash(), "key_expired".to_owned()),
+    ] {
+        for _ in 0..3 {
+            match env
+                .app
+                .keys
+                .find_and_count(&hash, time::now())
+                .await
+                .unwrap()
+            {
+                Lookup::Dead(found) => assert_eq!(found.id, id),
+                other => panic!("{id}: {other:?}"),
+            }
+        }
+        assert!(
+            windows_on(&env, &hash).await.is_empty(),
+            "{id}: no counter written"
+        );
+    }
 }

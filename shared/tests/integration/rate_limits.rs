@@ -226,3 +226,62 @@ async fn last_use_records_the_time_and_the_address() {
         .unwrap();
     assert_eq!(stored.last_used_at, None);
 }
+
+#[tokio::test]
+async fn refused_requests_do_not_spend_the_owners_limit() {
+    let env = Arc::new(TestEnv::new().await);
+    let scopes: Vec<String> = vec!["customers:read".into()];
+    let new = NewApiKey::parse(
+        "acme",
+        "fenced",
+        &scopes,
+        None,
+        &["203.0.113.0/24".to_owned()],
+        "tests",
+        time::now(),
+    )
+    .and_then(|n| n.with_rate_limit(2))
+    .unwrap();
+    let key = env.app.keys.issue(new, time::now()).await.unwrap();
+    // A leaked copy used from elsewhere, and for a route the key may not call, then its
+    // owner, all in one second: the owner still gets its two requests (the refusals gave
+    // their counts back; without that the owner's would be the 6th and 7th: 429).
+    let mut tries = 0;
+    let (refused, owner) = loop {
+        tries += 1;
+        assert!(tries <= 5, "no run fitted in one second");
+        start_of_a_second().await;
+        let second = chrono::Utc::now().timestamp();
+        let mut refused = Vec::new();
+        for _ in 0..4 {
+            refused.push(
+                env.send(
+                    Req::get("/v1/customers")
+                        .key(&key)
+                        .source_ip("198.51.100.66"),
+                )
+                .await,
+            );
+        }
+        refused.push(
+            env.send(
+                Req::json("POST", "/v1/customers", r#"{"fullName":"X"}"#)
+                    .key(&key)
+                    .source_ip("203.0.113.5"),
+            )
+            .await,
+        );
+        let mut owner = Vec::new();
+        for ip in ["203.0.113.5", "203.0.113.6"] {
+            owner.push(
+                env.send(Req::get("/v1/customers").key(&key).source_ip(ip))
+                    .await,
+            );
+        }
+        if chrono::Utc::now().timestamp() == second {
+            break (refused, owner);
+        }
+    };
+    assert_eq!(statuses(&refused), BTreeMap::from([(403, 5)]));
+    assert_eq!(statuses(&owner), BTreeMap::from([(200, 2)]));
+}

@@ -183,3 +183,24 @@ async fn a_malformed_event_fails_the_invocation_so_lambda_retries_it() {
     }
     assert_eq!(env.item_count(&env.request_log).await, 0);
 }
+
+#[test]
+fn the_template_forwards_exactly_what_the_writer_keeps() {
+    let template =
+        std::fs::read_to_string(localdb::workspace_root().join("template.yaml")).unwrap();
+    let patterns: Vec<&str> = template
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("FilterPattern: "))
+        .collect();
+    assert_eq!(
+        patterns.len(),
+        6,
+        "one subscription filter per keyed function"
+    );
+    for pattern in patterns {
+        assert_eq!(
+            pattern.trim_matches('\''),
+            shared::request_log::writer::FILTER_PATTERN
+        );
+    }
+}
