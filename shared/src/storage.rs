@@ -62,3 +62,19 @@ where
 pub fn corrupt(what: &str, err: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!("{what}: {err}"))
 }
+
+/// The outcome of a conditional write whose failed condition means there is nothing to do
+/// (already done, or no longer wanted): `Ok` then, the classified error otherwise.
+pub fn unless_condition_failed<T, E, R>(
+    operation: &str,
+    result: Result<T, SdkError<E, R>>,
+) -> Result<(), StorageError>
+where
+    E: ProvideErrorMetadata,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
+        Err(e) => Err(classify(operation, &e)),
+    }
+}

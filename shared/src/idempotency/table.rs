@@ -11,7 +11,7 @@ use crate::idempotency::record::{
     IdempotencyKey, StoredResponse, IDEMPOTENCY_TTL_SECS, IN_PROGRESS_LOCK_SECS,
 };
 use crate::org::OrgId;
-use crate::storage::{classify, corrupt, service_code, StorageError};
+use crate::storage::{classify, corrupt, service_code, unless_condition_failed, StorageError};
 use crate::time::{self, Timestamp};
 
 const IN_PROGRESS: &str = "IN_PROGRESS";
@@ -261,10 +261,6 @@ impl IdempotencyTable {
             .expression_attribute_values(":lapsed", n(0))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
-            Err(e) => Err(classify("UpdateItem idempotency release", &e)),
-        }
+        unless_condition_failed("UpdateItem idempotency release", result)
     }
 }

@@ -13,7 +13,7 @@ use crate::keys::ip_allowlist::{InvalidCidr, IpAllowlist};
 use crate::keys::scope::{Scope, UnknownScope};
 use crate::keys::token::{random_base62, ApiKeyToken, KeyHash};
 use crate::org::{InvalidOrgId, OrgId};
-use crate::storage::{classify, corrupt, service_code, StorageError};
+use crate::storage::{classify, corrupt, service_code, unless_condition_failed, StorageError};
 use crate::time::{self, Timestamp};
 
 pub const BY_ORG_INDEX: &str = "ByOrg";
@@ -73,6 +73,23 @@ pub enum Lookup {
     Dead(ApiKeyRecord),
     /// A live key, counted.
     Counted(CountedKey),
+}
+
+/// `REMOVE` of the named counter windows, their names bound on `update`.
+fn remove_windows(
+    mut update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    windows: &[&String],
+) -> (
+    aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    String,
+) {
+    let mut names = Vec::new();
+    for (i, window) in windows.iter().enumerate() {
+        let name = format!("#old{i}");
+        update = update.expression_attribute_names(&name, window.as_str());
+        names.push(name);
+    }
+    (update, format!("REMOVE {}", names.join(", ")))
 }
 
 fn window_second(name: &str) -> Option<i64> {
@@ -556,12 +573,7 @@ impl ApiKeysTable {
             .expression_attribute_values(":minus", AttributeValue::N("-1".into()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // The window is already gone (a second later): nothing to take back.
-            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
-            Err(e) => Err(classify("UpdateItem api key (uncount)", &e)),
-        }
+        unless_condition_failed("UpdateItem api key (uncount)", result)
     }
 
     /// Removes counter windows left by idle gaps, at most `MAX_WINDOWS_PRUNED` at a time.
@@ -574,27 +586,15 @@ impl ApiKeysTable {
         if windows.is_empty() {
             return Ok(());
         }
-        let mut update = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.name)
             .key("key_hash", hash_key(hash))
             .condition_expression("attribute_exists(key_hash)");
-        let mut names = Vec::new();
-        for (i, window) in windows.iter().enumerate() {
-            let name = format!("#old{i}");
-            update = update.expression_attribute_names(&name, window.as_str());
-            names.push(name);
-        }
-        let result = update
-            .update_expression(format!("REMOVE {}", names.join(", ")))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
-            Err(e) => Err(classify("UpdateItem api key (prune)", &e)),
-        }
+        let (update, remove) = remove_windows(update, &windows);
+        let result = update.update_expression(remove).send().await;
+        unless_condition_failed("UpdateItem api key (prune)", result)
     }
 
     /// Writes `last_used_at = now` and the caller's IP unless a write in the last minute
@@ -631,20 +631,13 @@ impl ApiKeysTable {
             .take(MAX_WINDOWS_PRUNED)
             .collect();
         if !stale.is_empty() {
-            let mut names = Vec::new();
-            for (i, window) in stale.iter().enumerate() {
-                let name = format!("#old{i}");
-                update = update.expression_attribute_names(&name, window.as_str());
-                names.push(name);
-            }
-            expression.push_str(&format!(" REMOVE {}", names.join(", ")));
+            let (with_names, remove) = remove_windows(update, &stale);
+            update = with_names;
+            expression.push(' ');
+            expression.push_str(&remove);
         }
         let result = update.update_expression(expression).send().await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
-            Err(e) => Err(classify("UpdateItem last_used_at", &e)),
-        }
+        unless_condition_failed("UpdateItem last_used_at", result)
     }
 }
 
