@@ -10,6 +10,22 @@ use shared::time;
 
 use crate::helpers::{assert_error, idempotency_key, Req, TestEnv};
 
+/// Takes (or fails to take) `key` for a request, as the API's first step does.
+async fn begin(
+    env: &TestEnv,
+    org: &OrgId,
+    key: &shared::idempotency::record::IdempotencyKey,
+    fingerprint: &str,
+    at: time::Timestamp,
+    reserve: &str,
+) -> Begin {
+    env.app
+        .idempotency
+        .begin(org, key, fingerprint, at, reserve)
+        .await
+        .unwrap()
+}
+
 /// A completed 201 with `body`, as the store keeps it.
 fn stored_201(body: &str) -> shared::idempotency::record::StoredResponse {
     shared::idempotency::record::StoredResponse {
@@ -107,11 +123,7 @@ async fn a_key_in_flight_is_409_until_its_lock_lapses() {
     let ikey = idempotency_key("k-3");
     // Another invocation holds the key right now.
     assert!(matches!(
-        env.app
-            .idempotency
-            .begin(&org, &ikey, &fp, time::now(), "reserved")
-            .await
-            .unwrap(),
+        begin(&env, &org, &ikey, &fp, time::now(), "reserved").await,
         Begin::Started(_)
     ));
     let busy = env.send(post(&body.to_string(), "k-3").key(&key)).await;
@@ -121,11 +133,7 @@ async fn a_key_in_flight_is_409_until_its_lock_lapses() {
     let stale = time::now() - Duration::seconds(60);
     let ikey4 = idempotency_key("k-4");
     assert!(matches!(
-        env.app
-            .idempotency
-            .begin(&org, &ikey4, &fp, stale, "reserved")
-            .await
-            .unwrap(),
+        begin(&env, &org, &ikey4, &fp, stale, "reserved").await,
         Begin::Started(_)
     ));
     let taken_over = env.send(post(&body.to_string(), "k-4").key(&key)).await;
@@ -140,13 +148,7 @@ async fn records_expire_after_24_hours_even_before_ttl_deletes_them() {
     let other_fp = fingerprint("POST", "/v1/customers", &json!({"fullName": "John"}));
     let ikey = idempotency_key("k-5");
     let long_ago = time::now() - Duration::hours(25);
-    let Begin::Started(token) = env
-        .app
-        .idempotency
-        .begin(&org, &ikey, &fp, long_ago, "reserved")
-        .await
-        .unwrap()
-    else {
+    let Begin::Started(token) = begin(&env, &org, &ikey, &fp, long_ago, "reserved").await else {
         panic!("the key is free")
     };
     let response = stored_201("{}");
@@ -158,27 +160,15 @@ async fn records_expire_after_24_hours_even_before_ttl_deletes_them() {
     // Within the day the record stands; after it, the key is free, even for another body.
     let within = long_ago + Duration::hours(23);
     assert_eq!(
-        env.app
-            .idempotency
-            .begin(&org, &ikey, &other_fp, within, "reserved")
-            .await
-            .unwrap(),
+        begin(&env, &org, &ikey, &other_fp, within, "reserved").await,
         Begin::Reused
     );
     assert_eq!(
-        env.app
-            .idempotency
-            .begin(&org, &ikey, &fp, within, "reserved")
-            .await
-            .unwrap(),
+        begin(&env, &org, &ikey, &fp, within, "reserved").await,
         Begin::Replay(response)
     );
     assert!(matches!(
-        env.app
-            .idempotency
-            .begin(&org, &ikey, &other_fp, time::now(), "reserved")
-            .await
-            .unwrap(),
+        begin(&env, &org, &ikey, &other_fp, time::now(), "reserved").await,
         Begin::Started(_)
     ));
 }
@@ -272,34 +262,18 @@ async fn the_lock_outlives_the_function_and_a_late_owner_never_overwrites() {
     let fp = fingerprint("POST", "/v1/customers", &json!({"fullName": "Jane"}));
     let ikey = idempotency_key("k-lock");
     let t0 = time::now() - Duration::seconds(120);
-    let Begin::Started(first) = env
-        .app
-        .idempotency
-        .begin(&org, &ikey, &fp, t0, "reserved")
-        .await
-        .unwrap()
-    else {
+    let Begin::Started(first) = begin(&env, &org, &ikey, &fp, t0, "reserved").await else {
         panic!("the key is free")
     };
     // At the function's timeout the first request may still be writing: the key stays held.
     let at_timeout = t0 + Duration::seconds(shared::request::FUNCTION_TIMEOUT_SECS as i64);
     assert_eq!(
-        env.app
-            .idempotency
-            .begin(&org, &ikey, &fp, at_timeout, "reserved")
-            .await
-            .unwrap(),
+        begin(&env, &org, &ikey, &fp, at_timeout, "reserved").await,
         Begin::InProgress
     );
     // Once the lock has lapsed, a retry takes it over with a token of its own.
     let later = t0 + Duration::seconds(IN_PROGRESS_LOCK_SECS + 1);
-    let Begin::Started(second) = env
-        .app
-        .idempotency
-        .begin(&org, &ikey, &fp, later, "reserved")
-        .await
-        .unwrap()
-    else {
+    let Begin::Started(second) = begin(&env, &org, &ikey, &fp, later, "reserved").await else {
         panic!("a lapsed lock is taken over")
     };
     assert_ne!(first, second);
@@ -317,11 +291,7 @@ async fn the_lock_outlives_the_function_and_a_late_owner_never_overwrites() {
         .await
         .unwrap();
     assert_eq!(
-        env.app
-            .idempotency
-            .begin(&org, &ikey, &fp, later, "reserved")
-            .await
-            .unwrap(),
+        begin(&env, &org, &ikey, &fp, later, "reserved").await,
         Begin::InProgress,
         "still the second owner's, in progress"
     );
@@ -332,11 +302,7 @@ async fn the_lock_outlives_the_function_and_a_late_owner_never_overwrites() {
         .await
         .unwrap();
     assert_eq!(
-        env.app
-            .idempotency
-            .begin(&org, &ikey, &fp, later, "reserved")
-            .await
-            .unwrap(),
+        begin(&env, &org, &ikey, &fp, later, "reserved").await,
         Begin::Replay(fresh)
     );
 }
@@ -382,12 +348,8 @@ async fn a_create_that_landed_unanswered_is_found_not_made_twice() {
     // A first run reserved an id, and its write landed, but it answered 503 (it ran out of
     // time waiting for DynamoDB's reply) and released the key.
     let reserved = shared::customers::model::id_created_at(time::now());
-    let Begin::Started(lease) = env
-        .app
-        .idempotency
-        .begin(&org, &ikey, &fp, time::now(), &reserved.to_string())
-        .await
-        .unwrap()
+    let Begin::Started(lease) =
+        begin(&env, &org, &ikey, &fp, time::now(), &reserved.to_string()).await
     else {
         panic!("the key is free")
     };
@@ -436,36 +398,18 @@ async fn a_released_key_taken_by_another_request_reserves_afresh() {
     let ikey = idempotency_key("k-other");
     let fp_a = fingerprint("POST", "/v1/customers", &json!({"fullName": "A"}));
     let fp_b = fingerprint("POST", "/v1/customers", &json!({"fullName": "B"}));
-    let Begin::Started(a) = env
-        .app
-        .idempotency
-        .begin(&org, &ikey, &fp_a, time::now(), "id-a")
-        .await
-        .unwrap()
-    else {
+    let Begin::Started(a) = begin(&env, &org, &ikey, &fp_a, time::now(), "id-a").await else {
         panic!("free")
     };
     env.app.idempotency.release(&org, &ikey, &a).await.unwrap();
     // Another body under the released key: its own reservation, not A's.
-    let Begin::Started(b) = env
-        .app
-        .idempotency
-        .begin(&org, &ikey, &fp_b, time::now(), "id-b")
-        .await
-        .unwrap()
-    else {
+    let Begin::Started(b) = begin(&env, &org, &ikey, &fp_b, time::now(), "id-b").await else {
         panic!("a released key is free")
     };
     assert_eq!(b.reserved, "id-b");
     env.app.idempotency.release(&org, &ikey, &b).await.unwrap();
     // The same body again: B's reservation carries over.
-    let Begin::Started(b2) = env
-        .app
-        .idempotency
-        .begin(&org, &ikey, &fp_b, time::now(), "id-b2")
-        .await
-        .unwrap()
-    else {
+    let Begin::Started(b2) = begin(&env, &org, &ikey, &fp_b, time::now(), "id-b2").await else {
         panic!("a released key is free")
     };
     assert_eq!(b2.reserved, "id-b");
