@@ -12,9 +12,15 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 CONTRACT_VENV := .venv-contract
 CONTRACT_STAMP := $(CONTRACT_VENV)/.installed
+# The Cognito-API emulator (moto's server) for member sign-in, pinned, in its own virtualenv.
+COGNITO_VENV := .venv-cognito
+COGNITO_STAMP := $(COGNITO_VENV)/.installed
+export COGNITO_EMULATOR := $(CURDIR)/$(COGNITO_VENV)/bin/moto_server
 TOOLS_PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
-FUNCTIONS := ListCustomersFunction CreateCustomerFunction GetCustomerFunction UpdateCustomerFunction GetCustomerAmlFunction MeFunction FallbackFunction LogWriterFunction
+FUNCTIONS := ListCustomersFunction CreateCustomerFunction GetCustomerFunction UpdateCustomerFunction GetCustomerAmlFunction MeFunction FallbackFunction LogWriterFunction \
+  OrgMeFunction ListApiKeysFunction CreateApiKeyFunction GetApiKeyFunction UpdateApiKeyFunction RevokeApiKeyFunction RollApiKeyFunction ApiKeyRequestsFunction \
+  ListMembersFunction InviteMemberFunction UpdateMemberFunction DeactivateMemberFunction
 
 .PHONY: help run test unit dynamodb-local check-java icadmin clean-local build lint contract ci bench
 
@@ -41,11 +47,11 @@ $(DYNAMODB_LOCAL_STAMP): | check-java
 
 dynamodb-local: $(DYNAMODB_LOCAL_STAMP)
 
-run: $(DYNAMODB_LOCAL_STAMP)
+run: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP)
 	$(CARGO) build -q -p infra --bin local-stack --bin icadmin
 	exec ./target/debug/local-stack
 
-test: $(DYNAMODB_LOCAL_STAMP)
+test: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP)
 	$(CARGO) test --workspace --all-targets
 
 unit:
@@ -60,6 +66,11 @@ clean-local:
 $(VENV_STAMP): infra/tools/build-requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	@touch $@
+
+$(COGNITO_STAMP): infra/tools/cognito-requirements.txt
+	python3 -m venv $(COGNITO_VENV)
+	$(COGNITO_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
 	@touch $@
 
 $(CONTRACT_STAMP): infra/tools/contract-requirements.txt
@@ -84,12 +95,12 @@ lint: $(VENV_STAMP)
 	PATH="$(TOOLS_PATH)" sam validate --lint --template template.yaml
 	PATH="$(TOOLS_PATH)" cfn-lint template.yaml
 
-contract: $(DYNAMODB_LOCAL_STAMP) $(CONTRACT_STAMP)
+contract: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) $(CONTRACT_STAMP)
 	$(CARGO) build -q -p infra --bin local-stack
 	SCHEMATHESIS="$(CURDIR)/$(CONTRACT_VENV)/bin/schemathesis" infra/tools/contract.sh
 
 ci: lint test contract
 
 # Latency through the local gateway against DynamoDB Local (see README "Performance").
-bench: $(DYNAMODB_LOCAL_STAMP)
+bench: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP)
 	$(CARGO) run -q --profile local-bench -p infra --bin bench

@@ -20,6 +20,8 @@ use shared::edge::routes::{match_path, Route};
 use shared::{App, Endpoint};
 use tokio::net::TcpListener;
 
+use crate::authorizer::{JwtAuthorizer, Refusal};
+
 /// API Gateway's own payload limit for HTTP APIs; the API's 64 KiB rule is the handler's.
 pub const GATEWAY_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
@@ -28,6 +30,17 @@ struct DeclaredRoute {
     method: String,
     path: String,
     route: Route,
+    /// The authorizer the template puts in front of the route.
+    authorizer: Option<String>,
+}
+
+/// What the gateway resolved a request to.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub endpoint: Endpoint,
+    pub route_key: String,
+    pub path_parameters: BTreeMap<String, String>,
+    pub authorizer: Option<String>,
 }
 
 /// The routes of template.yaml, each bound to the library handler of its function.
@@ -37,6 +50,8 @@ pub struct RouteTable {
     has_default: bool,
     /// The functions' timeout, from the template.
     timeout_secs: u64,
+    /// The JWT authorizers by name, once the stack knows its pool's ids.
+    authorizers: BTreeMap<String, Arc<JwtAuthorizer>>,
 }
 
 impl RouteTable {
@@ -50,10 +65,17 @@ impl RouteTable {
                     let route = Route::from_declaration(&method, &path).ok_or_else(|| {
                         format!("template.yaml declares {method} {path} ({}) but the library has no such route", declared.function)
                     })?;
+                    if route.is_member_route() != declared.authorizer.is_some() {
+                        return Err(format!(
+                            "{}: {method} {path} must sit behind the member authorizer exactly when it is a member route",
+                            declared.function
+                        ));
+                    }
                     routes.push(DeclaredRoute {
                         method: method.to_uppercase(),
                         path,
                         route,
+                        authorizer: declared.authorizer,
                     });
                 }
                 _ => {
@@ -70,29 +92,37 @@ impl RouteTable {
             timeout_secs: template
                 .function_timeout_secs()
                 .unwrap_or(shared::request::FUNCTION_TIMEOUT_SECS),
+            authorizers: BTreeMap::new(),
         })
     }
 
+    /// Puts the authorizer `name` in front of the routes that declare it. A route whose
+    /// authorizer was never given refuses every request (it never runs unchecked).
+    pub fn with_authorizer(mut self, name: &str, authorizer: Arc<JwtAuthorizer>) -> Self {
+        self.authorizers.insert(name.to_owned(), authorizer);
+        self
+    }
+
     /// The endpoint API Gateway would invoke, its route key and path parameters.
-    pub fn resolve(
-        &self,
-        method: &str,
-        path: &str,
-    ) -> Option<(Endpoint, String, BTreeMap<String, String>)> {
+    pub fn resolve(&self, method: &str, path: &str) -> Option<Resolved> {
         for declared in &self.routes {
             if declared.method == method {
                 if let Some(params) = match_path(&declared.path, path) {
-                    let key = format!("{} {}", declared.method, declared.path);
-                    return Some((
-                        Endpoint::Route(declared.route),
-                        key,
-                        params.into_iter().collect(),
-                    ));
+                    return Some(Resolved {
+                        endpoint: Endpoint::Route(declared.route),
+                        route_key: format!("{} {}", declared.method, declared.path),
+                        path_parameters: params.into_iter().collect(),
+                        authorizer: declared.authorizer.clone(),
+                    });
                 }
             }
         }
-        self.has_default
-            .then(|| (Endpoint::Fallback, "$default".to_owned(), BTreeMap::new()))
+        self.has_default.then(|| Resolved {
+            endpoint: Endpoint::Fallback,
+            route_key: "$default".to_owned(),
+            path_parameters: BTreeMap::new(),
+            authorizer: None,
+        })
     }
 }
 
@@ -142,6 +172,24 @@ fn gateway_error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     response
 }
 
+/// API Gateway's 401 for a request its JWT authorizer refused.
+fn unauthorized(refusal: &Refusal) -> Response<Full<Bytes>> {
+    let mut response = gateway_error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    let challenge = match refusal {
+        Refusal::Missing => "Bearer".to_owned(),
+        Refusal::Invalid(reason) => format!(
+            "Bearer scope=\"\" error=\"invalid_token\" error_description=\"{}\"",
+            reason.replace('"', "'")
+        ),
+    };
+    if let Ok(value) = hyper::header::HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(hyper::header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
 async fn answer(
     req: Request<Incoming>,
     peer: SocketAddr,
@@ -161,9 +209,35 @@ async fn answer(
             )
         })
         .collect();
-    let Some((endpoint, route_key, path_parameters)) = table.resolve(&method, &raw_path) else {
+    let Some(resolved) = table.resolve(&method, &raw_path) else {
         return Ok(gateway_error(StatusCode::NOT_FOUND, "Not Found"));
     };
+    // The authorizer runs before the function, as in API Gateway; its 401 is API
+    // Gateway's own body, not the API's envelope.
+    let claims = match &resolved.authorizer {
+        None => None,
+        Some(name) => {
+            let authorization = req
+                .headers()
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+            let checked = match table.authorizers.get(name) {
+                Some(authorizer) => authorizer.check(authorization, now).await,
+                None => Err(Refusal::Invalid("no authorizer configured".into())),
+            };
+            match checked {
+                Ok(claims) => Some(claims),
+                Err(refusal) => return Ok(unauthorized(&refusal)),
+            }
+        }
+    };
+    let Resolved {
+        endpoint,
+        route_key,
+        path_parameters,
+        ..
+    } = resolved;
     let body = match Limited::new(req.into_body(), GATEWAY_MAX_BODY_BYTES)
         .collect()
         .await
@@ -176,7 +250,7 @@ async fn answer(
             ))
         }
     };
-    let event = v2_event(&GatewayRequest {
+    let mut event = v2_event(&GatewayRequest {
         method,
         raw_path,
         raw_query,
@@ -187,6 +261,10 @@ async fn answer(
         path_parameters,
         request_id: uuid::Uuid::new_v4().to_string(),
     });
+    if let Some(claims) = claims {
+        event["requestContext"]["authorizer"] =
+            serde_json::json!({"jwt": {"claims": claims, "scopes": null}});
+    }
     // As Lambda does: the invocation's deadline is the function timeout from now.
     let mut context = Context::default();
     let deadline = chrono::Utc::now() + chrono::Duration::seconds(table.timeout_secs as i64);
@@ -224,16 +302,31 @@ mod tests {
     #[test]
     fn the_repository_template_resolves_like_api_gateway() {
         let table = RouteTable::from_template(&Template::load_default().unwrap()).unwrap();
-        let (endpoint, key, params) = table.resolve("GET", "/v1/customers").unwrap();
-        assert_eq!(endpoint, Endpoint::Route(Route::ListCustomers));
-        assert_eq!(key, "GET /v1/customers");
-        assert!(params.is_empty());
-        let (endpoint, key, _) = table.resolve("DELETE", "/v1/customers").unwrap();
-        assert_eq!((endpoint, key.as_str()), (Endpoint::Fallback, "$default"));
+        let resolved = table.resolve("GET", "/v1/customers").unwrap();
+        assert_eq!(resolved.endpoint, Endpoint::Route(Route::ListCustomers));
+        assert_eq!(resolved.route_key, "GET /v1/customers");
+        assert!(resolved.path_parameters.is_empty());
+        assert_eq!(resolved.authorizer, None);
+        let resolved = table.resolve("DELETE", "/v1/customers").unwrap();
         assert_eq!(
-            table.resolve("GET", "/anything").unwrap().0,
+            (resolved.endpoint, resolved.route_key.as_str()),
+            (Endpoint::Fallback, "$default")
+        );
+        assert_eq!(
+            table.resolve("GET", "/anything").unwrap().endpoint,
             Endpoint::Fallback
         );
+        // Every member route, and only they, sit behind the member authorizer.
+        for &route in Route::ALL {
+            let path = route.path().replace("{id}", "x");
+            let resolved = table.resolve(route.method().as_str(), &path).unwrap();
+            assert_eq!(resolved.endpoint, Endpoint::Route(route));
+            assert_eq!(
+                resolved.authorizer.as_deref(),
+                route.is_member_route().then_some("MemberJwt"),
+                "{route:?}"
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,9 @@ use crate::customers::table::CustomersTable;
 use crate::error::ApiError;
 use crate::idempotency::table::IdempotencyTable;
 use crate::keys::table::ApiKeysTable;
+use crate::members::pool::MemberPool;
+use crate::members::table::{MembersTable, MEMBERS_TABLE_ENV};
+use crate::request_log::table::{RequestLogTable, REQUEST_LOG_TABLE_ENV};
 
 pub const API_KEYS_TABLE_ENV: &str = "API_KEYS_TABLE";
 pub const CUSTOMERS_TABLE_ENV: &str = "CUSTOMERS_TABLE";
@@ -25,20 +28,26 @@ pub struct TableNames {
     pub api_keys: String,
     pub customers: String,
     pub idempotency: String,
+    pub members: String,
+    pub request_log: String,
 }
 
 impl TableNames {
     pub fn from_env() -> Result<Self, String> {
-        let var = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| format!("environment variable {name} is not set"))
-        };
+        Self::resolve(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+            .map_err(|name| format!("environment variable {name} is not set"))
+    }
+
+    /// Each table's name from `lookup` of its environment variable; `Err` names the
+    /// variable that has none.
+    pub fn resolve(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let var = |name: &str| lookup(name).ok_or_else(|| name.to_owned());
         Ok(Self {
             api_keys: var(API_KEYS_TABLE_ENV)?,
             customers: var(CUSTOMERS_TABLE_ENV)?,
             idempotency: var(IDEMPOTENCY_TABLE_ENV)?,
+            members: var(MEMBERS_TABLE_ENV)?,
+            request_log: var(REQUEST_LOG_TABLE_ENV)?,
         })
     }
 }
@@ -48,6 +57,10 @@ pub struct App {
     pub keys: ApiKeysTable,
     pub customers: CustomersTable,
     pub idempotency: IdempotencyTable,
+    pub members: MembersTable,
+    pub request_log: RequestLogTable,
+    /// The org's user pool: only the functions that invite or deactivate members need it.
+    pub pool: Option<MemberPool>,
     /// The secret listing cursors are authenticated with; only the listing needs it.
     pub cursor_key: Option<CursorKey>,
 }
@@ -59,7 +72,10 @@ impl App {
         Self {
             keys: ApiKeysTable::new(client.clone(), &tables.api_keys),
             customers: CustomersTable::new(client.clone(), &tables.customers),
-            idempotency: IdempotencyTable::new(client, &tables.idempotency),
+            idempotency: IdempotencyTable::new(client.clone(), &tables.idempotency),
+            members: MembersTable::new(client.clone(), &tables.members),
+            request_log: RequestLogTable::new(client, &tables.request_log),
+            pool: None,
             cursor_key: CursorKey::random().ok(),
         }
     }
@@ -72,8 +88,27 @@ impl App {
         let cursor_key = CursorKey::from_env()?;
         Ok(Self {
             cursor_key,
+            pool: MemberPool::from_env().await,
             ..Self::new(dynamodb_client().await, &tables)
         })
+    }
+
+    /// The same, with the user pool.
+    pub fn with_pool(mut self, pool: MemberPool) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// The user pool, or a 500 for a deployment that forgot `MEMBER_POOL_ID`.
+    pub fn pool(&self) -> Result<&MemberPool, ApiError> {
+        self.pool.as_ref().ok_or_else(|| {
+            tracing::error!("{} is not set", crate::members::pool::MEMBER_POOL_ID_ENV);
+            ApiError::Internal
+        })
+    }
+
+    pub fn request_log(&self) -> Result<&RequestLogTable, ApiError> {
+        Ok(&self.request_log)
     }
 
     /// The cursor secret, or a 500 for a deployment that forgot it (the listing function

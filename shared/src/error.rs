@@ -20,10 +20,19 @@ pub enum ApiError {
     },
     #[error("Missing, malformed, unknown, revoked or expired API key.")]
     Unauthorized,
+    /// A member-API request without a usable member session.
+    #[error("Missing or invalid member session (sign in again), or the member is not active.")]
+    SessionUnauthorized,
     #[error("This API key may not be used from this IP address.")]
     IpNotAllowed,
     #[error("This API key lacks the {0} scope required by this route.")]
     ForbiddenScope(Scope),
+    /// The member's role lacks a permission; `param` names the field asking for too much.
+    #[error("{message}")]
+    ForbiddenPermission {
+        message: String,
+        param: Option<String>,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("{method} is not allowed on this route.")]
@@ -59,6 +68,7 @@ pub const ERROR_CODES: &[&str] = &[
     "unauthorized",
     "ip_not_allowed",
     "forbidden_scope",
+    "forbidden_permission",
     "not_found",
     "method_not_allowed",
     "conflict",
@@ -86,11 +96,28 @@ impl ApiError {
         }
     }
 
+    /// 403 `forbidden_permission`: the member's role lacks `permission`.
+    pub fn lacks(permission: crate::members::role::Permission) -> Self {
+        ApiError::ForbiddenPermission {
+            message: format!("Your role lacks the {permission} permission this needs."),
+            param: None,
+        }
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError::Conflict {
+            message: message.into(),
+            param: None,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::IpNotAllowed | ApiError::ForbiddenScope(_) => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized | ApiError::SessionUnauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::IpNotAllowed
+            | ApiError::ForbiddenScope(_)
+            | ApiError::ForbiddenPermission { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } | ApiError::IdempotencyKeyInUse => StatusCode::CONFLICT,
@@ -106,7 +133,8 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::InvalidRequest { .. } => "invalid_request",
-            ApiError::Unauthorized => "unauthorized",
+            ApiError::Unauthorized | ApiError::SessionUnauthorized => "unauthorized",
+            ApiError::ForbiddenPermission { .. } => "forbidden_permission",
             ApiError::IpNotAllowed => "ip_not_allowed",
             ApiError::ForbiddenScope(_) => "forbidden_scope",
             ApiError::NotFound(_) => "not_found",
@@ -124,9 +152,9 @@ impl ApiError {
 
     pub fn param(&self) -> Option<&str> {
         match self {
-            ApiError::InvalidRequest { param, .. } | ApiError::Conflict { param, .. } => {
-                param.as_deref()
-            }
+            ApiError::InvalidRequest { param, .. }
+            | ApiError::Conflict { param, .. }
+            | ApiError::ForbiddenPermission { param, .. } => param.as_deref(),
             _ => None,
         }
     }
@@ -158,7 +186,7 @@ impl ApiError {
                     headers.insert(header::ALLOW, value);
                 }
             }
-            ApiError::Unauthorized => {
+            ApiError::Unauthorized | ApiError::SessionUnauthorized => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             _ => {}
@@ -236,7 +264,13 @@ mod tests {
         let cases = [
             (ApiError::invalid("x"), 400, "invalid_request"),
             (ApiError::Unauthorized, 401, "unauthorized"),
+            (ApiError::SessionUnauthorized, 401, "unauthorized"),
             (ApiError::IpNotAllowed, 403, "ip_not_allowed"),
+            (
+                ApiError::lacks(crate::members::role::Permission::OrgMembers),
+                403,
+                "forbidden_permission",
+            ),
             (
                 ApiError::ForbiddenScope(Scope::AmlRead),
                 403,

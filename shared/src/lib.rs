@@ -10,6 +10,7 @@ pub mod error;
 pub mod idempotency;
 pub mod json;
 pub mod keys;
+pub mod members;
 pub mod org;
 pub mod query;
 pub mod request;

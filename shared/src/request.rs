@@ -127,6 +127,8 @@ pub struct RateState {
 pub struct RequestLog {
     pub org: Option<String>,
     pub key_id: Option<String>,
+    /// The signed-in member, on the member API.
+    pub member_id: Option<String>,
     pub customer_ids: Vec<String>,
     pub rate: Option<RateState>,
 }
@@ -136,6 +138,12 @@ impl RequestLog {
     pub fn identified(&mut self, org: &OrgId, key_id: &str) {
         self.org = Some(org.to_string());
         self.key_id = Some(key_id.to_owned());
+    }
+
+    /// The member session was read: the line names the member (an id, never the email).
+    pub fn member(&mut self, member: &crate::members::table::Member) {
+        self.org = Some(member.org_id.to_string());
+        self.member_id = Some(member.id.clone());
     }
 }
 

@@ -78,3 +78,65 @@ where
         Err(e) => Err(classify(operation, &e)),
     }
 }
+
+/// Why a transaction did not commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransactFailure {
+    /// These items' conditions failed (by their index in the transaction).
+    Conditions(Vec<usize>),
+    /// Another transaction touched the same items: re-read and try again.
+    Contended,
+    Storage(StorageError),
+}
+
+const THROTTLED_REASONS: &[&str] = &["ThrottlingError", "ProvisionedThroughputExceeded"];
+
+/// Runs `items` as one transaction (one SDK attempt: a retry is the caller's, after a fresh
+/// read) and says which conditions failed when it is cancelled for them.
+pub async fn transact_write(
+    client: &aws_sdk_dynamodb::Client,
+    operation: &str,
+    items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+) -> Result<(), TransactFailure> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    let result = client
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .customize()
+        .config_override(aws_sdk_dynamodb::config::Builder::new().retry_config(
+            aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(1),
+        ))
+        .send()
+        .await;
+    let err = match result {
+        Ok(_) => return Ok(()),
+        Err(err) => err,
+    };
+    if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+        err.as_service_error()
+    {
+        let codes: Vec<&str> = cancel
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code().unwrap_or("None"))
+            .collect();
+        if let Some(code) = codes.iter().find(|c| THROTTLED_REASONS.contains(c)) {
+            return Err(TransactFailure::Storage(StorageError::Unavailable(
+                format!("{operation}: cancelled, {code}"),
+            )));
+        }
+        let failed: Vec<usize> = (0..codes.len())
+            .filter(|&i| codes[i] == "ConditionalCheckFailed")
+            .collect();
+        if !failed.is_empty() {
+            return Err(TransactFailure::Conditions(failed));
+        }
+        if codes.contains(&"TransactionConflict") {
+            return Err(TransactFailure::Contended);
+        }
+    }
+    if service_code(&err) == Some("TransactionConflictException") {
+        return Err(TransactFailure::Contended);
+    }
+    Err(TransactFailure::Storage(classify(operation, &err)))
+}

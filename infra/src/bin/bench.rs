@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use infra::gateway::{serve, RouteTable};
 use localdb::{CallCounter, DynamoDbLocal, Template};
-use shared::app::{TableNames, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV, IDEMPOTENCY_TABLE_ENV};
+use shared::app::TableNames;
 use shared::keys::scope::Scope;
 use shared::keys::table::{ApiKeysTable, NewApiKey, MAX_RATE_LIMIT_RPS};
 use shared::keys::token::ApiKeyToken;
@@ -107,17 +107,8 @@ async fn main() -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let env = template.table_env_vars();
-    let table = |var: &str| {
-        env.get(var)
-            .and_then(|id| names.get(id))
-            .cloned()
-            .ok_or(format!("no {var}"))
-    };
-    let tables = TableNames {
-        api_keys: table(API_KEYS_TABLE_ENV)?,
-        customers: table(CUSTOMERS_TABLE_ENV)?,
-        idempotency: table(IDEMPOTENCY_TABLE_ENV)?,
-    };
+    let tables = TableNames::resolve(|var| env.get(var).and_then(|id| names.get(id)).cloned())
+        .map_err(|var| format!("template.yaml has no table for {var}"))?;
     let keys_table_name = tables.api_keys.clone();
     let app = Arc::new(App::new(client, &tables));
     let scopes: Vec<String> = Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect();

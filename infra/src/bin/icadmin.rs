@@ -5,22 +5,28 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use infra::clock::{self, DateRecorder};
+use infra::identity::add_member_with_password;
 use serde_json::Value;
 use shared::app::{dynamodb_client, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV};
 use shared::customers::lifecycle::{self, IllegalMove};
 use shared::customers::model::{AmlCategory, AmlStatus, Customer, CustomerView, KycStatus};
 use shared::customers::table::CustomersTable;
 use shared::keys::table::{ApiKeysTable, NewApiKey};
+use shared::members::api::{add_member, change_role, deactivate};
+use shared::members::pool::{
+    cognito_client, sign_in, MEMBER_POOL_CLIENT_ID_ENV, MEMBER_POOL_ID_ENV,
+};
+use shared::members::role::Role;
 use shared::org::OrgId;
 use shared::request_log::table::{RequestLogTable, REQUEST_LOG_TABLE_ENV};
 use shared::time::{self, Timestamp};
-use shared::ApiError;
+use shared::{ApiError, App};
 use uuid::Uuid;
 
 #[derive(Parser)]
 #[command(
     name = "icadmin",
-    about = "Operate the Instant Compliance integration API: API keys."
+    about = "Operate the Instant Compliance integration API: API keys, members, customers."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,6 +39,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Add members, sign in as one, list them, change roles, deactivate.
+    Members {
+        #[command(subcommand)]
+        command: MembersCommand,
     },
     /// Move a customer through its compliance lifecycle (the back office's moves).
     Customers {
@@ -59,6 +70,53 @@ enum CustomersCommand {
         /// PEP, SANCTIONS, ADVERSE_MEDIA or WATCHLIST; repeat for several.
         #[arg(long = "category")]
         categories: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MembersCommand {
+    /// Create the pool user and the member. With --password they can sign in with it at
+    /// once; without, the pool emails them a temporary password.
+    Add {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        /// administrator, compliance_officer, developer or analyst.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Sign in (InitiateAuth, USER_PASSWORD_AUTH) and print the access token.
+    Login {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+        /// Print only the access token (for `TOKEN=$(…)`).
+        #[arg(long)]
+        token_only: bool,
+    },
+    /// Every member of the org, deactivated ones too.
+    List {
+        #[arg(long)]
+        org: String,
+    },
+    /// Change a member's role; their keys lose the scopes the new role doesn't cover.
+    SetRole {
+        #[arg(long)]
+        org: String,
+        member_id: String,
+        role: String,
+    },
+    /// Deactivate a member: their keys are revoked, or moved with --transfer-keys-to.
+    Deactivate {
+        #[arg(long)]
+        org: String,
+        member_id: String,
+        #[arg(long)]
+        transfer_keys_to: Option<String>,
     },
 }
 
@@ -213,9 +271,117 @@ async fn operator_identity() -> Result<String, String> {
         .ok_or_else(|| "STS GetCallerIdentity returned no ARN; no key was created".into())
 }
 
+/// The API's own state for member commands: the tables and the user pool, from the
+/// environment (a stack's outputs, or `.local/env`).
+async fn member_app() -> Result<App, String> {
+    let app = App::from_env().await?;
+    if app.pool.is_none() {
+        return Err(format!(
+            "{MEMBER_POOL_ID_ENV} is not set (the MemberPoolId stack output, or `. .local/env`)"
+        ));
+    }
+    Ok(app)
+}
+
+fn api_error(err: ApiError) -> String {
+    match err.param() {
+        Some(param) => format!("{err} ({param})"),
+        None => err.to_string(),
+    }
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    text.parse::<Role>().map_err(|e| e.to_string())
+}
+
+async fn members(command: MembersCommand) -> Result<Value, String> {
+    match command {
+        MembersCommand::Add {
+            org,
+            email,
+            role,
+            password,
+        } => {
+            let org = OrgId::parse(&org).map_err(|e| e.to_string())?;
+            let role = parse_role(&role)?;
+            let email = email.trim().to_lowercase();
+            let app = member_app().await?;
+            let by = format!("operator:{}", operator_identity().await?);
+            let member = match password {
+                Some(password) => {
+                    add_member_with_password(&app, &org, &email, role, &password, &by).await?
+                }
+                None => add_member(&app, &org, &email, role, &by, None)
+                    .await
+                    .map_err(api_error)?,
+            };
+            Ok(member.to_json())
+        }
+        MembersCommand::Login {
+            email,
+            password,
+            token_only,
+        } => {
+            let client_id = std::env::var(MEMBER_POOL_CLIENT_ID_ENV)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    format!("{MEMBER_POOL_CLIENT_ID_ENV} is not set (the MemberPoolClientId stack output, or `. .local/env`)")
+                })?;
+            let tokens = sign_in(&cognito_client().await, &client_id, &email, &password)
+                .await
+                .map_err(|e| e.to_string())?;
+            if token_only {
+                return Ok(Value::String(tokens.access_token));
+            }
+            Ok(serde_json::json!({
+                "access_token": tokens.access_token,
+                "token_type": "Bearer",
+                "expires_in": tokens.expires_in,
+            }))
+        }
+        MembersCommand::List { org } => {
+            let org = OrgId::parse(&org).map_err(|e| e.to_string())?;
+            let app = App::from_env().await?;
+            let members = app.members.list(&org).await.map_err(|e| e.to_string())?;
+            Ok(Value::Array(members.iter().map(|m| m.to_json()).collect()))
+        }
+        MembersCommand::SetRole {
+            org,
+            member_id,
+            role,
+        } => {
+            let org = OrgId::parse(&org).map_err(|e| e.to_string())?;
+            let role = parse_role(&role)?;
+            let app = App::from_env().await?;
+            let member = change_role(&app, &org, &member_id, role)
+                .await
+                .map_err(api_error)?;
+            Ok(member.to_json())
+        }
+        MembersCommand::Deactivate {
+            org,
+            member_id,
+            transfer_keys_to,
+        } => {
+            let org = OrgId::parse(&org).map_err(|e| e.to_string())?;
+            let app = member_app().await?;
+            let by = format!("operator:{}", operator_identity().await?);
+            let done = deactivate(&app, &org, &member_id, transfer_keys_to.as_deref(), &by)
+                .await
+                .map_err(api_error)?;
+            let mut body = done.member.to_json();
+            body["keys_revoked"] = serde_json::json!(done.keys_revoked);
+            body["keys_transferred"] = serde_json::json!(done.keys_transferred);
+            Ok(body)
+        }
+    }
+}
+
 async fn run(cli: Cli) -> Result<Value, String> {
     let now = time::now();
     match cli.command {
+        Command::Members { command } => members(command).await,
         Command::Keys { command } => match command {
             KeysCommand::Create {
                 org,
@@ -345,6 +511,10 @@ async fn run(cli: Cli) -> Result<Value, String> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
+        Ok(Value::String(text)) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
         Ok(output) => {
             println!(
                 "{}",

@@ -7,11 +7,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use infra::gateway::{serve, RouteTable};
+use infra::identity::{add_member_with_password, member_pool, random_password, with_authorizers};
 use infra::log_feed::{feed, tee};
+use localdb::cognito_local::LOCAL_REGION;
 use localdb::{workspace_root, DynamoDbLocal, Template};
+use localdb::{CognitoLocal, PoolIds};
 use shared::app::{TableNames, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV, IDEMPOTENCY_TABLE_ENV};
 use shared::keys::scope::Scope;
 use shared::keys::table::{NewApiKey, MAX_RATE_LIMIT_RPS};
+use shared::members::pool::{MEMBER_POOL_CLIENT_ID_ENV, MEMBER_POOL_ID_ENV};
+use shared::members::role::Role;
+use shared::members::table::MEMBERS_TABLE_ENV;
+use shared::org::OrgId;
 use shared::request_log::table::{RequestLogTable, REQUEST_LOG_TABLE_ENV};
 use shared::{time, App};
 use tokio::net::TcpListener;
@@ -20,7 +27,9 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 const DEFAULT_PORT: u16 = 3000;
 const DEFAULT_DYNAMODB_PORT: u16 = 8000;
+const DEFAULT_COGNITO_PORT: u16 = 9229;
 const DEMO_ORG: &str = "demo";
+const DEMO_ADMIN: &str = "admin@demo.test";
 
 fn port_from_env(name: &str, default: u16) -> Result<u16, String> {
     match std::env::var(name) {
@@ -46,24 +55,34 @@ fn env_file(
     path: &Path,
     api_port: u16,
     dynamodb_port: u16,
+    cognito: &CognitoLocal,
+    pool: &PoolIds,
     tables: &TableNames,
-    request_log: &str,
 ) -> Result<(), String> {
     let text = format!(
-        "# Written by `make run` for the API on 127.0.0.1:{api_port}. Use: set -a; . {}; set +a\n\
+        "# Written by `make run` for the API on 127.0.0.1:{api_port}. Use: set -a; . {path}; set +a\n\
          export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:{dynamodb_port}\n\
-         export AWS_REGION=us-east-1\n\
+         export AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER={cognito}\n\
+         export AWS_REGION={LOCAL_REGION}\n\
          export AWS_ACCESS_KEY_ID=local\n\
          export AWS_SECRET_ACCESS_KEY=local\n\
-         export {API_KEYS_TABLE_ENV}={}\n\
-         export {CUSTOMERS_TABLE_ENV}={}\n\
-         export {IDEMPOTENCY_TABLE_ENV}={}\n\
+         export {API_KEYS_TABLE_ENV}={api_keys}\n\
+         export {CUSTOMERS_TABLE_ENV}={customers}\n\
+         export {IDEMPOTENCY_TABLE_ENV}={idempotency}\n\
          export {REQUEST_LOG_TABLE_ENV}={request_log}\n\
+         export {MEMBERS_TABLE_ENV}={members}\n\
+         export {MEMBER_POOL_ID_ENV}={pool_id}\n\
+         export {MEMBER_POOL_CLIENT_ID_ENV}={client_id}\n\
          export IC_API_URL=http://127.0.0.1:{api_port}\n",
-        path.display(),
-        tables.api_keys,
-        tables.customers,
-        tables.idempotency
+        path = path.display(),
+        cognito = cognito.endpoint(),
+        api_keys = tables.api_keys,
+        customers = tables.customers,
+        idempotency = tables.idempotency,
+        request_log = tables.request_log,
+        members = tables.members,
+        pool_id = pool.pool_id,
+        client_id = pool.client_id,
     );
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -73,22 +92,14 @@ fn table_names(
     created: &BTreeMap<String, String>,
 ) -> Result<TableNames, String> {
     let env = template.table_env_vars();
-    let name = |var: &str| {
-        env.get(var)
-            .and_then(|id| created.get(id))
-            .cloned()
-            .ok_or_else(|| format!("template.yaml has no table for {var}"))
-    };
-    Ok(TableNames {
-        api_keys: name(API_KEYS_TABLE_ENV)?,
-        customers: name(CUSTOMERS_TABLE_ENV)?,
-        idempotency: name(IDEMPOTENCY_TABLE_ENV)?,
-    })
+    TableNames::resolve(|var| env.get(var).and_then(|id| created.get(id)).cloned())
+        .map_err(|var| format!("template.yaml has no table for {var}"))
 }
 
 async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
     let port = port_from_env("PORT", DEFAULT_PORT)?;
     let dynamodb_port = port_from_env("DYNAMODB_PORT", DEFAULT_DYNAMODB_PORT)?;
+    let cognito_port = port_from_env("COGNITO_PORT", DEFAULT_COGNITO_PORT)?;
     // Claim the API port first, so a clash is reported before anything starts.
     let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
         format!("cannot listen on 127.0.0.1:{port}: {e} (set PORT to use another port)")
@@ -114,18 +125,33 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let tables = table_names(&template, &created)?;
-    let request_log = template
-        .table_env_vars()
-        .get(REQUEST_LOG_TABLE_ENV)
-        .and_then(|id| created.get(id))
-        .cloned()
-        .ok_or_else(|| format!("template.yaml has no table for {REQUEST_LOG_TABLE_ENV}"))?;
     // The request log, as the deployed subscription filters feed it.
     tokio::spawn(feed(
         log_lines,
-        RequestLogTable::new(client.clone(), request_log.clone()),
+        RequestLogTable::new(client.clone(), tables.request_log.clone()),
     ));
-    let app = Arc::new(App::new(client, &tables));
+
+    eprintln!("Starting the Cognito-API emulator on port {cognito_port}…");
+    let cognito = tokio::task::spawn_blocking(move || CognitoLocal::start(cognito_port))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("{e} (set COGNITO_PORT to use another port)"))?;
+    let pool = template
+        .create_user_pool(&cognito.client(), "")
+        .await
+        .map_err(|e| e.to_string())?;
+    let routes = with_authorizers(routes, &template, &cognito, &pool)?;
+    let app = Arc::new(App::new(client, &tables).with_pool(member_pool(&cognito, &pool)));
+    let admin_password = random_password()?;
+    add_member_with_password(
+        &app,
+        &OrgId::parse(DEMO_ORG).map_err(|e| e.to_string())?,
+        DEMO_ADMIN,
+        Role::Administrator,
+        &admin_password,
+        "local-stack",
+    )
+    .await?;
 
     let now = time::now();
     let scopes: Vec<String> = Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect();
@@ -154,8 +180,9 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
             &local_dir.join(name),
             port,
             dynamodb_port,
+            &cognito,
+            &pool,
             &tables,
-            &request_log,
         )?;
     }
 
@@ -170,17 +197,26 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
     println!("API key for org \"{DEMO_ORG}\" with scopes customers:write, customers:read, aml:read (shown once):");
     println!("  {key}");
     println!();
+    println!("Member {DEMO_ADMIN} (administrator of \"{DEMO_ORG}\"), password (this stack only):");
+    println!("  {admin_password}");
+    println!();
     println!("Try:");
     println!("  curl {base}/v1/customers -H \"Authorization: Bearer {key}\"");
+    println!();
+    println!("Sign in as that member and create a key (the member API):");
+    println!("  set -a; . .local/env; set +a");
+    println!("  TOKEN=$(./target/debug/icadmin members login --email {DEMO_ADMIN} --password '{admin_password}' | jq -r .access_token)");
+    println!("  curl -X POST {base}/v1/org/api-keys -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"label\":\"CRM sync\",\"scopes\":[\"customers:read\"]}}'");
     println!();
     println!("Operator tool against this stack (.local/env is the newest stack's; .local/env.{port} is this one's):");
     println!("  set -a; . .local/env; set +a; ./target/debug/icadmin keys list --org {DEMO_ORG}");
     println!();
-    println!("Listening on {base} (Ctrl-C stops the API and DynamoDB Local)");
+    println!("Listening on {base} (Ctrl-C stops the API, DynamoDB Local and the Cognito emulator)");
 
     serve(listener, Arc::new(routes), app, shutdown_signal()).await;
-    eprintln!("Stopping DynamoDB Local…");
+    eprintln!("Stopping DynamoDB Local and the Cognito emulator…");
     drop(dynamodb);
+    drop(cognito);
     // This stack's own files; .local/env may already belong to a newer stack, so it stays.
     let _ = std::fs::remove_file(local_dir.join(format!("env.{port}")));
     let _ = std::fs::remove_file(local_dir.join(format!("dynamodb-{dynamodb_port}.log")));

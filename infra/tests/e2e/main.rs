@@ -229,9 +229,12 @@ fn icadmin_records_who_created_a_key_and_refuses_when_it_cannot_tell() {
         String::from_utf8_lossy(&out.stderr)
     );
     let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(created["created_by"], "local:alice");
+    assert_eq!(created["created_by"]["id"], "local:alice");
     let no_user = stack.icadmin_json(&args);
-    assert_eq!(no_user["created_by"], "local:operator", "never \"unknown\"");
+    assert_eq!(
+        no_user["created_by"]["id"], "local:operator",
+        "never \"unknown\""
+    );
     assert_eq!(
         no_user["rate_limit"]["requests_per_second"], 50,
         "the default"

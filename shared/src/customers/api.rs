@@ -109,7 +109,7 @@ fn check_json_content_type(content_type: Option<&str>) -> Result<(), &'static st
 
 /// The body of a write: at most 64 KiB, `application/json` in UTF-8, a JSON object that
 /// names each field once.
-fn json_object_body(req: &Request) -> Result<(Value, Map<String, Value>), ApiError> {
+pub(crate) fn json_object_body(req: &Request) -> Result<(Value, Map<String, Value>), ApiError> {
     let bytes: &[u8] = match req.body() {
         Body::Text(text) => text.as_bytes(),
         Body::Binary(bytes) => bytes,

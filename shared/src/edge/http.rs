@@ -129,6 +129,7 @@ where
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         org = log.org.as_deref().unwrap_or(""),
         key_id = log.key_id.as_deref().unwrap_or(""),
+        member_id = log.member_id.as_deref().unwrap_or(""),
         source_ip = %meta.source_ip.map(|ip| ip.to_string()).unwrap_or_default(),
         customer_ids = %log.customer_ids.join(","),
         "request"
@@ -179,6 +180,9 @@ async fn dispatch(
     // Everything, authentication included, answers by the route's deadline: out of time
     // is a 503 whose log line still names the key (writes set a tighter bound of their
     // own, so they can release an idempotency record in the time left).
+    if route.is_member_route() {
+        return before(meta.answer_by(), member_route(app, route, req, meta, log)).await;
+    }
     let work = async {
         let principal = authenticate(
             &app.keys,
@@ -197,9 +201,39 @@ async fn dispatch(
             Route::UpdateCustomer => customers::api::update(app, req, principal, meta, log).await,
             Route::GetCustomerAml => customers::api::get_aml(app, req, principal, meta, log).await,
             Route::Me => keys::api::me(req, principal, meta),
+            _ => Err(ApiError::Internal),
         }
     };
     before(meta.answer_by(), work).await
+}
+
+/// The member API: the session (the authorizer's claims, then the member record), then
+/// the route, which checks its permission.
+async fn member_route(
+    app: &App,
+    route: Route,
+    req: &Request,
+    meta: &RequestMeta,
+    log: &mut RequestLog,
+) -> Result<Response<Body>, ApiError> {
+    use crate::members::api;
+    let member = crate::members::session::authenticate(&app.members, req, log).await?;
+    let member = &member;
+    match route {
+        Route::OrgMe => api::me(req, member, meta),
+        Route::ListApiKeys => api::list_keys(app, req, member, meta).await,
+        Route::CreateApiKey => api::create_key(app, req, member, meta).await,
+        Route::GetApiKey => api::get_key(app, req, member, meta).await,
+        Route::UpdateApiKey => api::update_key(app, req, member, meta).await,
+        Route::RevokeApiKey => api::revoke_key(app, req, member, meta).await,
+        Route::RollApiKey => api::roll_key(app, req, member, meta).await,
+        Route::ApiKeyRequests => api::key_requests(app, req, member, meta).await,
+        Route::ListMembers => api::list_members(app, req, member, meta).await,
+        Route::InviteMember => api::invite_member(app, req, member, meta).await,
+        Route::UpdateMember => api::update_member(app, req, member, meta).await,
+        Route::DeactivateMember => api::deactivate_member(app, req, member, meta).await,
+        _ => Err(ApiError::Internal),
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,19 @@ pub enum Route {
     UpdateCustomer,
     GetCustomerAml,
     Me,
+    // The member API (`/v1/org/…`, a member session).
+    OrgMe,
+    ListApiKeys,
+    CreateApiKey,
+    GetApiKey,
+    UpdateApiKey,
+    RevokeApiKey,
+    RollApiKey,
+    ApiKeyRequests,
+    ListMembers,
+    InviteMember,
+    UpdateMember,
+    DeactivateMember,
 }
 
 impl Route {
@@ -25,15 +38,43 @@ impl Route {
         Route::UpdateCustomer,
         Route::GetCustomerAml,
         Route::Me,
+        Route::OrgMe,
+        Route::ListApiKeys,
+        Route::CreateApiKey,
+        Route::GetApiKey,
+        Route::UpdateApiKey,
+        Route::RevokeApiKey,
+        Route::RollApiKey,
+        Route::ApiKeyRequests,
+        Route::ListMembers,
+        Route::InviteMember,
+        Route::UpdateMember,
+        Route::DeactivateMember,
     ];
+
+    /// Whether the route is the member API's (a member session, not an API key).
+    pub fn is_member_route(self) -> bool {
+        self.path().starts_with("/v1/org/")
+    }
 
     pub fn method(self) -> Method {
         match self {
-            Route::ListCustomers | Route::GetCustomer | Route::GetCustomerAml | Route::Me => {
-                Method::GET
-            }
-            Route::CreateCustomer => Method::POST,
-            Route::UpdateCustomer => Method::PATCH,
+            Route::ListCustomers
+            | Route::GetCustomer
+            | Route::GetCustomerAml
+            | Route::Me
+            | Route::OrgMe
+            | Route::ListApiKeys
+            | Route::GetApiKey
+            | Route::ApiKeyRequests
+            | Route::ListMembers => Method::GET,
+            Route::CreateCustomer
+            | Route::CreateApiKey
+            | Route::RevokeApiKey
+            | Route::RollApiKey
+            | Route::InviteMember
+            | Route::DeactivateMember => Method::POST,
+            Route::UpdateCustomer | Route::UpdateApiKey | Route::UpdateMember => Method::PATCH,
         }
     }
 
@@ -44,6 +85,15 @@ impl Route {
             Route::GetCustomer | Route::UpdateCustomer => "/v1/customers/{id}",
             Route::GetCustomerAml => "/v1/customers/{id}/aml",
             Route::Me => "/v1/me",
+            Route::OrgMe => "/v1/org/me",
+            Route::ListApiKeys | Route::CreateApiKey => "/v1/org/api-keys",
+            Route::GetApiKey | Route::UpdateApiKey => "/v1/org/api-keys/{id}",
+            Route::RevokeApiKey => "/v1/org/api-keys/{id}/revoke",
+            Route::RollApiKey => "/v1/org/api-keys/{id}/roll",
+            Route::ApiKeyRequests => "/v1/org/api-keys/{id}/requests",
+            Route::ListMembers | Route::InviteMember => "/v1/org/members",
+            Route::UpdateMember => "/v1/org/members/{id}",
+            Route::DeactivateMember => "/v1/org/members/{id}/deactivate",
         }
     }
 
@@ -54,6 +104,8 @@ impl Route {
             Route::CreateCustomer | Route::UpdateCustomer => Some(Scope::CustomersWrite),
             Route::GetCustomerAml => Some(Scope::AmlRead),
             Route::Me => None,
+            // Member routes take no key at all.
+            _ => None,
         }
     }
 

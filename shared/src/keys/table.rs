@@ -33,6 +33,17 @@ const RATE_WINDOWS_CLEARED: i64 = 60;
 /// Names one prune removes at most (an update expression is limited to 4 KB).
 const MAX_WINDOWS_PRUNED: usize = 100;
 const KEY_ID_PREFIX: &str = "key_";
+/// Who `created_by` / `revoked_by` name for the operator tool.
+pub const OPERATOR: &str = "operator";
+
+/// A member's edit of a key (`PATCH /v1/org/api-keys/{id}`); `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyEdit {
+    pub label: Option<String>,
+    pub ip_allowlist: Option<IpAllowlist>,
+    pub rate_limit_rps: Option<u32>,
+    pub expires_at: Option<Timestamp>,
+}
 const KEY_ID_RANDOM_CHARS: usize = 20;
 
 /// A stored key, as the verifier and the operator tool see it.
@@ -46,13 +57,24 @@ pub struct ApiKeyRecord {
     pub last4: String,
     pub key_hash: KeyHash,
     pub created_at: Timestamp,
+    /// The member id of its creator (`operator` or `local-stack` for keys made by icadmin
+    /// or `make run`), and their email at the time.
     pub created_by: String,
+    pub created_by_email: Option<String>,
+    /// The member who answers for the key now, when not its creator (keys transferred on a
+    /// deactivation): whose role bounds its scopes.
+    pub owned_by: Option<String>,
+    pub owned_by_email: Option<String>,
     pub expires_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    pub revoked_by: Option<String>,
     pub ip_allowlist: IpAllowlist,
     pub last_used_at: Option<Timestamp>,
     pub last_used_ip: Option<String>,
     pub rate_limit_rps: u32,
+    /// The key this one replaced (roll), and the key that replaced this one.
+    pub rolled_from: Option<String>,
+    pub rolled_to: Option<String>,
 }
 
 /// A live key found by the authenticating call, with this second's request count (this
@@ -123,15 +145,34 @@ impl ApiKeyRecord {
             "prefix": self.prefix,
             "last4": self.last4,
             "status": self.status(now),
+            "mode": self.mode(),
             "created_at": time::format(&self.created_at),
-            "created_by": self.created_by,
+            "created_by": {"id": self.created_by, "email": self.created_by_email},
+            "owned_by": {"id": self.owner(), "email": self.owned_by_email.as_ref().or(self.created_by_email.as_ref())},
             "expires_at": ts(&self.expires_at),
             "revoked_at": ts(&self.revoked_at),
+            "revoked_by": self.revoked_by,
             "last_used_at": ts(&self.last_used_at),
             "last_used_ip": self.last_used_ip,
             "ip_allowlist": self.ip_allowlist.to_strings(),
             "rate_limit": {"requests_per_second": self.rate_limit_rps},
+            "rolled_from": self.rolled_from,
+            "rolled_to": self.rolled_to,
         })
+    }
+
+    /// `live` for `ic_live_` keys, `test` for test mode's.
+    pub fn mode(&self) -> &'static str {
+        if self.prefix.starts_with(crate::keys::token::KEY_PREFIX) {
+            "live"
+        } else {
+            "test"
+        }
+    }
+
+    /// Who answers for the key: its creator unless it was transferred.
+    pub fn owner(&self) -> &str {
+        self.owned_by.as_deref().unwrap_or(&self.created_by)
     }
 
     /// Whether this request should refresh `last_used_at`.
@@ -173,7 +214,9 @@ pub struct NewApiKey {
     pub expires_at: Option<Timestamp>,
     pub ip_allowlist: IpAllowlist,
     pub created_by: String,
+    pub created_by_email: Option<String>,
     pub rate_limit_rps: u32,
+    pub rolled_from: Option<String>,
 }
 
 impl NewApiKey {
@@ -228,7 +271,9 @@ impl NewApiKey {
             expires_at,
             ip_allowlist: IpAllowlist::parse(allow_ips)?,
             created_by: created_by.to_owned(),
+            created_by_email: None,
             rate_limit_rps: DEFAULT_RATE_LIMIT_RPS,
+            rolled_from: None,
         })
     }
 }
@@ -262,9 +307,21 @@ struct KeyItem {
     created_at: String,
     created_by: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    created_by_email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owned_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owned_by_email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revoked_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoked_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rolled_from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rolled_to: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_used_at: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -289,8 +346,14 @@ impl KeyItem {
             last4: r.last4.clone(),
             created_at: time::format(&r.created_at),
             created_by: r.created_by.clone(),
+            created_by_email: r.created_by_email.clone(),
+            owned_by: r.owned_by.clone(),
+            owned_by_email: r.owned_by_email.clone(),
             expires_at: ts(&r.expires_at),
             revoked_at: ts(&r.revoked_at),
+            revoked_by: r.revoked_by.clone(),
+            rolled_from: r.rolled_from.clone(),
+            rolled_to: r.rolled_to.clone(),
             last_used_at: ts(&r.last_used_at),
             ip_allowlist: r.ip_allowlist.to_strings(),
             last_used_ip: r.last_used_ip.clone(),
@@ -321,6 +384,12 @@ impl KeyItem {
             last4: self.last4,
             key_hash,
             created_by: self.created_by,
+            created_by_email: self.created_by_email,
+            owned_by: self.owned_by,
+            owned_by_email: self.owned_by_email,
+            revoked_by: self.revoked_by,
+            rolled_from: self.rolled_from,
+            rolled_to: self.rolled_to,
             last_used_ip: self.last_used_ip,
             rate_limit_rps: self.rate_limit.unwrap_or(DEFAULT_RATE_LIMIT_RPS),
         })
@@ -331,6 +400,14 @@ fn decode(item: HashMap<String, AttributeValue>) -> Result<ApiKeyRecord, Storage
     serde_dynamo::from_item::<_, KeyItem>(item)
         .map_err(|e| corrupt("api key", e))?
         .into_record()
+}
+
+/// A whole item as stored, its per-second counters left out.
+fn decode_without_windows(
+    mut item: HashMap<String, AttributeValue>,
+) -> Result<ApiKeyRecord, StorageError> {
+    item.retain(|name, _| !name.starts_with(RATE_WINDOW_PREFIX));
+    decode(item)
 }
 
 fn hash_key(hash: &KeyHash) -> AttributeValue {
@@ -354,6 +431,14 @@ impl ApiKeysTable {
     /// Generates a key and stores its record. The condition guards against a (vanishingly
     /// unlikely) hash collision overwriting another key.
     pub async fn issue(&self, new: NewApiKey, now: Timestamp) -> Result<IssuedKey, StorageError> {
+        let issued = Self::prepare(new, now)?;
+        self.put_new(&issued.record).await?;
+        Ok(issued)
+    }
+
+    /// A new key and its record, not yet stored (a member's key is stored in a transaction
+    /// with its creator's record: `put_new_item`).
+    pub fn prepare(new: NewApiKey, now: Timestamp) -> Result<IssuedKey, StorageError> {
         let token = ApiKeyToken::generate()
             .map_err(|e| StorageError::Other(format!("OS randomness: {e}")))?;
         let id = format!(
@@ -371,15 +456,42 @@ impl ApiKeysTable {
             key_hash: token.hash(),
             created_at: now,
             created_by: new.created_by,
+            created_by_email: new.created_by_email,
+            owned_by: None,
+            owned_by_email: None,
             expires_at: new.expires_at,
             revoked_at: None,
+            revoked_by: None,
             ip_allowlist: new.ip_allowlist,
             last_used_at: None,
             last_used_ip: None,
             rate_limit_rps: new.rate_limit_rps,
+            rolled_from: new.rolled_from,
+            rolled_to: None,
         };
-        self.put_new(&record).await?;
         Ok(IssuedKey { record, token })
+    }
+
+    /// The put of a new key's record, for a transaction.
+    pub fn put_new_item(
+        &self,
+        record: &ApiKeyRecord,
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StorageError> {
+        let item = serde_dynamo::to_item(KeyItem::from_record(record))
+            .map_err(|e| corrupt("api key", e))?;
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(key_hash)")
+            .build()
+            .map_err(|e| StorageError::Other(format!("Put api key: {e}")))?;
+        Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .put(put)
+            .build())
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Stores a record as it is. `issue` is the way to make keys; tests use this to plant
@@ -434,13 +546,22 @@ impl ApiKeysTable {
         Ok(keys)
     }
 
-    /// Revokes `key_id` if it belongs to `org`; `None` when the org has no such key.
-    /// Revoking a revoked key changes nothing and returns it as it is.
+    /// Revokes `key_id` if it belongs to `org`, as the operator; see `revoke_by`.
     pub async fn revoke(
         &self,
         org: &OrgId,
         key_id: &str,
         now: Timestamp,
+    ) -> Result<Option<ApiKeyRecord>, StorageError> {
+        self.revoke_by(org, key_id, now, OPERATOR).await
+    }
+
+    /// `org`'s key `key_id`, read from the table itself (strongly consistent) once the
+    /// index has named its hash; `None` when the org has no such key.
+    pub async fn find_by_id(
+        &self,
+        org: &OrgId,
+        key_id: &str,
     ) -> Result<Option<ApiKeyRecord>, StorageError> {
         let found = self
             .client
@@ -456,33 +577,240 @@ impl ApiKeysTable {
         let Some(item) = found.items.unwrap_or_default().into_iter().next() else {
             return Ok(None);
         };
-        let record = decode(item)?;
+        let hash = item
+            .get("key_hash")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|bytes| KeyHash::from_slice(&bytes))
+            .ok_or_else(|| corrupt("api key", "bad key_hash in index"))?;
+        Ok(self
+            .find_by_hash(&hash)
+            .await?
+            .filter(|record| &record.org_id == org && record.id == key_id))
+    }
+
+    /// Revokes `key_id` if it belongs to `org`, recording who did; `None` when the org has
+    /// no such key. Revoking a revoked key changes nothing and returns it as it is.
+    pub async fn revoke_by(
+        &self,
+        org: &OrgId,
+        key_id: &str,
+        now: Timestamp,
+        by: &str,
+    ) -> Result<Option<ApiKeyRecord>, StorageError> {
+        let Some(record) = self.find_by_id(org, key_id).await? else {
+            return Ok(None);
+        };
+        self.revoke_record(&record, now, by).await.map(Some)
+    }
+
+    /// Revokes a key already read; returns it as stored afterwards.
+    pub async fn revoke_record(
+        &self,
+        record: &ApiKeyRecord,
+        now: Timestamp,
+        by: &str,
+    ) -> Result<ApiKeyRecord, StorageError> {
         if record.revoked_at.is_some() {
-            return Ok(Some(record));
+            return Ok(record.clone());
         }
         let updated = self
             .client
             .update_item()
             .table_name(&self.name)
             .key("key_hash", hash_key(&record.key_hash))
-            .update_expression("SET revoked_at = :now")
+            .update_expression("SET revoked_at = :now, revoked_by = :by")
             .condition_expression(
                 "org_id = :org AND key_id = :id AND attribute_not_exists(revoked_at)",
             )
             .expression_attribute_values(":now", AttributeValue::S(time::format(&now)))
-            .expression_attribute_values(":org", AttributeValue::S(org.to_string()))
-            .expression_attribute_values(":id", AttributeValue::S(key_id.to_owned()))
+            .expression_attribute_values(":by", AttributeValue::S(by.to_owned()))
+            .expression_attribute_values(":org", AttributeValue::S(record.org_id.to_string()))
+            .expression_attribute_values(":id", AttributeValue::S(record.id.clone()))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
-        match updated {
-            Ok(output) => output.attributes.map(decode).transpose(),
+        let stored = match updated {
+            Ok(output) => output.attributes.map(decode_without_windows).transpose()?,
             // Revoked by someone else in between: read back what they wrote.
             Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => {
-                self.find_by_hash(&record.key_hash).await
+                self.find_by_hash(&record.key_hash).await?
             }
-            Err(e) => Err(classify("UpdateItem revoke", &e)),
+            Err(e) => return Err(classify("UpdateItem revoke", &e)),
+        };
+        stored.ok_or_else(|| corrupt("api key", "vanished while revoked"))
+    }
+
+    /// Applies a member's edit to a live key: each `Some` field is set (`ip_allowlist`
+    /// empty removes the list); `expires_at` only moves earlier. `Ok(None)` when the key
+    /// was revoked, or its expiry passed or moved, in the meantime.
+    pub async fn update_settings(
+        &self,
+        record: &ApiKeyRecord,
+        edit: &KeyEdit,
+        now: Timestamp,
+    ) -> Result<Option<ApiKeyRecord>, StorageError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("key_hash", hash_key(&record.key_hash))
+            .expression_attribute_values(":now", AttributeValue::S(time::format(&now)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        let mut condition = vec![
+            "attribute_exists(key_hash)".to_owned(),
+            "attribute_not_exists(revoked_at)".to_owned(),
+            "(attribute_not_exists(expires_at) OR expires_at > :now)".to_owned(),
+        ];
+        let mut set = Vec::new();
+        let mut remove = Vec::new();
+        if let Some(label) = &edit.label {
+            update = update.expression_attribute_values(":label", AttributeValue::S(label.clone()));
+            set.push("label = :label");
         }
+        if let Some(allowlist) = &edit.ip_allowlist {
+            if allowlist.is_empty() {
+                remove.push("ip_allowlist");
+            } else {
+                update = update.expression_attribute_values(
+                    ":ips",
+                    AttributeValue::L(
+                        allowlist
+                            .to_strings()
+                            .into_iter()
+                            .map(AttributeValue::S)
+                            .collect(),
+                    ),
+                );
+                set.push("ip_allowlist = :ips");
+            }
+        }
+        if let Some(rps) = edit.rate_limit_rps {
+            update = update.expression_attribute_values(":rps", AttributeValue::N(rps.to_string()));
+            set.push("rate_limit = :rps");
+        }
+        if let Some(at) = edit.expires_at {
+            update =
+                update.expression_attribute_values(":exp", AttributeValue::S(time::format(&at)));
+            set.push("expires_at = :exp");
+            condition.push("(attribute_not_exists(expires_at) OR expires_at > :exp)".to_owned());
+        }
+        if set.is_empty() && remove.is_empty() {
+            return Ok(Some(record.clone()));
+        }
+        let mut expression = String::new();
+        if !set.is_empty() {
+            expression.push_str(&format!("SET {}", set.join(", ")));
+        }
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let result = update
+            .update_expression(expression.trim())
+            .condition_expression(condition.join(" AND "))
+            .send()
+            .await;
+        match result {
+            Ok(output) => output.attributes.map(decode_without_windows).transpose(),
+            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(None),
+            Err(e) => Err(classify("UpdateItem api key settings", &e)),
+        }
+    }
+
+    /// Takes from a key the scopes its owner's role no longer covers (a demotion): read,
+    /// then written only if no one changed the scopes in between. Revoked keys stay as
+    /// they were (they no longer work anyway).
+    pub async fn trim_scopes(
+        &self,
+        hash: &KeyHash,
+        allowed: &BTreeSet<Scope>,
+    ) -> Result<(), StorageError> {
+        for _ in 0..3 {
+            let Some(record) = self.find_by_hash(hash).await? else {
+                return Ok(());
+            };
+            if record.revoked_at.is_some() || record.scopes.is_subset(allowed) {
+                return Ok(());
+            }
+            let kept: Vec<AttributeValue> = record
+                .scopes
+                .intersection(allowed)
+                .map(|s| AttributeValue::S(s.as_str().to_owned()))
+                .collect();
+            let old: Vec<AttributeValue> = record
+                .scopes
+                .iter()
+                .map(|s| AttributeValue::S(s.as_str().to_owned()))
+                .collect();
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.name)
+                .key("key_hash", hash_key(hash))
+                .update_expression("SET scopes = :kept")
+                .condition_expression("scopes = :old")
+                .expression_attribute_values(":kept", AttributeValue::L(kept))
+                .expression_attribute_values(":old", AttributeValue::L(old))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => continue,
+                Err(e) => return Err(classify("UpdateItem api key scopes", &e)),
+            }
+        }
+        Err(StorageError::Unavailable("trim scopes: contended".into()))
+    }
+
+    /// Hands a key to another member (its creator was deactivated).
+    pub async fn transfer(
+        &self,
+        hash: &KeyHash,
+        to: &str,
+        to_email: &str,
+    ) -> Result<(), StorageError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("key_hash", hash_key(hash))
+            .update_expression("SET owned_by = :to, owned_by_email = :email")
+            .condition_expression("attribute_exists(key_hash)")
+            .expression_attribute_values(":to", AttributeValue::S(to.to_owned()))
+            .expression_attribute_values(":email", AttributeValue::S(to_email.to_owned()))
+            .send()
+            .await;
+        unless_condition_failed("UpdateItem api key transfer", result)
+    }
+
+    /// The update that marks `old` as rolled to `new_id` and makes it expire at `until`
+    /// (never later than it would have): for the transaction that stores the new key. It
+    /// fails if the old key was revoked, expired or rolled in the meantime.
+    pub fn roll_item(
+        &self,
+        old: &ApiKeyRecord,
+        new_id: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StorageError> {
+        let until = old.expires_at.map_or(until, |at| at.min(until));
+        let update = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.name)
+            .key("key_hash", hash_key(&old.key_hash))
+            .update_expression("SET rolled_to = :new, expires_at = :until")
+            .condition_expression(
+                "attribute_exists(key_hash) AND attribute_not_exists(revoked_at) \
+                 AND attribute_not_exists(rolled_to) \
+                 AND (attribute_not_exists(expires_at) OR expires_at > :now)",
+            )
+            .expression_attribute_values(":new", AttributeValue::S(new_id.to_owned()))
+            .expression_attribute_values(":until", AttributeValue::S(time::format(&until)))
+            .expression_attribute_values(":now", AttributeValue::S(time::format(&now)))
+            .build()
+            .map_err(|e| StorageError::Other(format!("Update api key roll: {e}")))?;
+        Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .update(update)
+            .build())
     }
 
     /// The verifier's one call: finds the key by hash and, if it is live, counts this
@@ -746,6 +1074,12 @@ mod tests {
             key_hash: token.hash(),
             created_at: now(),
             created_by: "ops".into(),
+            created_by_email: None,
+            owned_by: None,
+            owned_by_email: None,
+            revoked_by: None,
+            rolled_from: None,
+            rolled_to: None,
             expires_at: Some(now() + Duration::days(1)),
             revoked_at: None,
             ip_allowlist: IpAllowlist::parse(["2001:db8::/32"]).unwrap(),
@@ -781,6 +1115,12 @@ mod tests {
             key_hash: token.hash(),
             created_at: now(),
             created_by: "ops".into(),
+            created_by_email: None,
+            owned_by: None,
+            owned_by_email: None,
+            revoked_by: None,
+            rolled_from: None,
+            rolled_to: None,
             expires_at: Some(now() + Duration::seconds(1)),
             revoked_at: None,
             ip_allowlist: IpAllowlist::default(),

@@ -27,6 +27,19 @@ fn pk(org: &str, key_id: &str) -> String {
     format!("{org}#{key_id}")
 }
 
+/// What a reader of a key's log asks for (the member API's filters and cursor).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFilter {
+    /// At or after.
+    pub since: Option<Timestamp>,
+    /// Before.
+    pub until: Option<Timestamp>,
+    /// Older than the record at this position (a cursor: the previous page's last `sk`).
+    pub before_position: Option<String>,
+    pub status: Option<u16>,
+    pub customer_id: Option<String>,
+}
+
 #[derive(Clone, Debug)]
 pub struct RequestLogTable {
     client: Client,
@@ -150,5 +163,99 @@ impl RequestLogTable {
                 serde_dynamo::from_item(item).map_err(|e| corrupt("request record", e))
             })
             .collect()
+    }
+
+    /// One page of a key's requests, newest first, and the position of its last record
+    /// when more follow.
+    pub async fn page_for_key(
+        &self,
+        org: &OrgId,
+        key_id: &str,
+        filter: &RequestFilter,
+        limit: usize,
+    ) -> Result<(Vec<RequestRecord>, Option<String>), StorageError> {
+        // Sort keys are `<at>#<request id>` with `at` fixed-width: strings order as times.
+        // "0" sorts before every time (an empty string is no key value).
+        let low = filter
+            .since
+            .as_ref()
+            .map(time::format)
+            .unwrap_or_else(|| "0".to_owned());
+        let mut high = filter
+            .until
+            .as_ref()
+            .map(time::format)
+            .unwrap_or_else(|| "~".to_owned());
+        if let Some(position) = &filter.before_position {
+            if *position < high {
+                high = position.clone();
+            }
+        }
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
+            .expression_attribute_values(":pk", s(pk(org.as_str(), key_id)))
+            .expression_attribute_values(":low", s(low))
+            .expression_attribute_values(":high", s(high.clone()))
+            .scan_index_forward(false);
+        let mut filters = Vec::new();
+        if let Some(status) = filter.status {
+            query = query
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", AttributeValue::N(status.to_string()));
+            filters.push("#status = :status");
+        }
+        if let Some(customer) = &filter.customer_id {
+            query = query.expression_attribute_values(":customer", s(customer.clone()));
+            filters.push("contains(customer_ids, :customer)");
+        }
+        if !filters.is_empty() {
+            query = query.filter_expression(filters.join(" AND "));
+        }
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let output = query
+                .clone()
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("Query request log", &e))?;
+            items.extend(
+                output
+                    .items
+                    .unwrap_or_default()
+                    .into_iter()
+                    // BETWEEN includes its bounds: the cursor's own record was on the last page.
+                    .filter(|item| item.get("sk").and_then(|v| v.as_s().ok()) != Some(&high)),
+            );
+            match output.last_evaluated_key {
+                Some(key) if items.len() <= limit && !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        let has_more = items.len() > limit;
+        items.truncate(limit);
+        let next = if has_more {
+            items
+                .last()
+                .and_then(|item| item.get("sk"))
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+        } else {
+            None
+        };
+        let records = items
+            .into_iter()
+            .map(|mut item| {
+                for name in ["pk", "sk", "expires_at_epoch"] {
+                    item.remove(name);
+                }
+                serde_dynamo::from_item(item).map_err(|e| corrupt("request record", e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((records, next))
     }
 }

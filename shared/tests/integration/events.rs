@@ -25,7 +25,23 @@ const EXPECTED: &[(&str, u16, &str)] = &[
     ("get-customer-aml.json", 200, "aml_result"),
     ("me.json", 200, "api_key"),
     ("unknown-route.json", 404, "not_found"),
+    // The member API: as API Gateway passes them after its JWT authorizer, claims included.
+    ("org-me.json", 200, "member"),
+    ("list-api-keys.json", 200, "list"),
+    ("create-api-key.json", 201, "api_key"),
+    ("get-api-key.json", 404, "not_found"),
+    ("update-api-key.json", 404, "not_found"),
+    ("revoke-api-key.json", 404, "not_found"),
+    ("roll-api-key.json", 404, "not_found"),
+    ("api-key-requests.json", 404, "not_found"),
+    ("list-members.json", 200, "list"),
+    ("invite-member.json", 201, "member"),
+    ("update-member.json", 404, "not_found"),
+    ("deactivate-member.json", 404, "not_found"),
 ];
+
+/// The member events' `sub` claim: no member has it, so as committed they answer 401.
+const MEMBER_PLACEHOLDER: &str = "REPLACE_WITH_A_MEMBER_SUB";
 
 /// Not an API Gateway event: the log writer's, checked on its own below.
 const LOG_WRITER_EVENT: &str = "log-writer.json";
@@ -117,6 +133,32 @@ async fn every_sample_event_is_answered_as_documented() {
 
     let env = TestEnv::new().await;
     let key = env.full_key("events").await;
+    // The member the member events name: an administrator of `events`, in a user pool of
+    // the Cognito emulator (the invitation creates a pool user).
+    let cognito = tokio::task::spawn_blocking(localdb::CognitoLocal::start_on_free_port)
+        .await
+        .unwrap()
+        .expect("the Cognito emulator");
+    let pool = localdb::Template::load_default()
+        .unwrap()
+        .create_user_pool(&cognito.client(), "")
+        .await
+        .unwrap();
+    let app = std::sync::Arc::new((*env.app).clone().with_pool(
+        shared::members::pool::MemberPool::new(cognito.client(), pool.pool_id),
+    ));
+    let member = shared::members::table::Member {
+        id: uuid::Uuid::new_v4().to_string(),
+        org_id: OrgId::parse("events").unwrap(),
+        email: "admin@events.test".into(),
+        role: shared::members::role::Role::Administrator,
+        status: shared::members::table::MemberStatus::Active,
+        created_at: time::now(),
+        invited_by: None,
+        deactivated_at: None,
+        key_hashes: Default::default(),
+    };
+    app.members.add(&member).await.unwrap();
     // The customer the {id} events name.
     let input = CustomerInput::parse(
         serde_json::json!({"fullName": "Sample"})
@@ -138,7 +180,7 @@ async fn every_sample_event_is_answered_as_documented() {
         let as_committed = load(name);
         // As committed, with the placeholder: never a key, so every routed event is a 401.
         let response = invoke(
-            env.app.clone(),
+            app.clone(),
             endpoint_of(&as_committed),
             as_committed.clone(),
             Context::default(),
@@ -153,10 +195,11 @@ async fn every_sample_event_is_answered_as_documented() {
         // With a real key, as the README says to use them.
         let text = serde_json::to_string(&as_committed)
             .unwrap()
-            .replace(PLACEHOLDER, key.token.expose_secret());
+            .replace(PLACEHOLDER, key.token.expose_secret())
+            .replace(MEMBER_PLACEHOLDER, &member.id);
         let event: Value = serde_json::from_str(&text).unwrap();
         let response = invoke(
-            env.app.clone(),
+            app.clone(),
             endpoint_of(&event),
             event.clone(),
             Context::default(),

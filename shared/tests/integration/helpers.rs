@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use localdb::{test_client, CallCounter, DynamoDbLocal, FaultInjector, Template};
-use shared::app::{TableNames, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV, IDEMPOTENCY_TABLE_ENV};
+use shared::app::TableNames;
 use shared::edge::gateway_event::{invoke, v2_event, Context, GatewayRequest, GatewayResponse};
 use shared::edge::routes::{match_path, Route};
 use shared::keys::scope::Scope;
@@ -84,13 +84,9 @@ impl TestEnv {
             .await
             .expect("tables from template.yaml");
         let env = template.table_env_vars();
-        let table = |var: &str| names[&env[var]].clone();
-        let tables = TableNames {
-            api_keys: table(API_KEYS_TABLE_ENV),
-            customers: table(CUSTOMERS_TABLE_ENV),
-            idempotency: table(IDEMPOTENCY_TABLE_ENV),
-        };
-        let request_log = table(shared::request_log::table::REQUEST_LOG_TABLE_ENV);
+        let tables = TableNames::resolve(|var| env.get(var).and_then(|id| names.get(id)).cloned())
+            .expect("every table of template.yaml");
+        let request_log = tables.request_log.clone();
         calls.take();
         Self {
             app: Arc::new(App::new(client.clone(), &tables)),

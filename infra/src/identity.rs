@@ -1,0 +1,90 @@
+//! The member identity of a local stack: the Cognito-API emulator with template.yaml's
+//! pool and app client, the gateway's JWT authorizers configured as the template declares
+//! them (issuer and audience resolved against the emulator's ids), and members added with a
+//! password the way an operator does (`icadmin members add --password`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use localdb::cognito_local::LOCAL_REGION;
+use localdb::{CognitoLocal, PoolIds, Template};
+use shared::members::pool::MemberPool;
+use shared::members::role::Role;
+use shared::members::table::Member;
+use shared::org::OrgId;
+use shared::App;
+
+use crate::authorizer::JwtAuthorizer;
+use crate::gateway::RouteTable;
+
+/// The physical ids the template's `!Ref` and `!Sub` resolve to locally.
+pub fn physical_ids(ids: &PoolIds) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("AWS::Region".to_owned(), LOCAL_REGION.to_owned()),
+        (ids.pool_logical_id.clone(), ids.pool_id.clone()),
+        (ids.client_logical_id.clone(), ids.client_id.clone()),
+    ])
+}
+
+/// `routes` with every JWT authorizer of the template, checking tokens against the pool
+/// the emulator holds.
+pub fn with_authorizers(
+    routes: RouteTable,
+    template: &Template,
+    cognito: &CognitoLocal,
+    ids: &PoolIds,
+) -> Result<RouteTable, String> {
+    let physical = physical_ids(ids);
+    let mut routes = routes;
+    for spec in template.jwt_authorizers().map_err(|e| e.to_string())? {
+        if spec.identity_source != "$request.header.Authorization" {
+            return Err(format!(
+                "authorizer {}: only $request.header.Authorization is supported locally",
+                spec.name
+            ));
+        }
+        let issuer = spec.issuer.resolve(&physical).map_err(|e| e.to_string())?;
+        let audiences = spec
+            .audience
+            .iter()
+            .map(|a| a.resolve(&physical))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let authorizer = JwtAuthorizer::new(issuer, audiences, cognito.jwks_url(&ids.pool_id));
+        routes = routes.with_authorizer(&spec.name, Arc::new(authorizer));
+    }
+    Ok(routes)
+}
+
+/// The user pool as the API's functions use it.
+pub fn member_pool(cognito: &CognitoLocal, ids: &PoolIds) -> MemberPool {
+    MemberPool::new(cognito.client(), ids.pool_id.clone())
+}
+
+/// Adds a member who can sign in with `password` at once (the pool user, its permanent
+/// password, the member record).
+pub async fn add_member_with_password(
+    app: &App,
+    org: &OrgId,
+    email: &str,
+    role: Role,
+    password: &str,
+    invited_by: &str,
+) -> Result<Member, String> {
+    let member =
+        shared::members::api::add_member(app, org, email, role, invited_by, Some(password))
+            .await
+            .map_err(|e| e.to_string())?;
+    app.pool()
+        .map_err(|e| e.to_string())?
+        .set_password(email, password)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(member)
+}
+
+/// A password the pool's policy takes: 20 random base62 characters with each class.
+pub fn random_password() -> Result<String, String> {
+    let random = shared::keys::token::random_base62(20).map_err(|e| e.to_string())?;
+    Ok(format!("{random}aA1"))
+}

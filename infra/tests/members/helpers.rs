@@ -1,0 +1,236 @@
+//! A member plane per test: fresh tables in the binary's one DynamoDB Local, a fresh user
+//! pool (from template.yaml) in its one Cognito-API emulator, and the local gateway, with
+//! the template's JWT authorizer, serving them on a loopback port. Members sign in through
+//! the pool's app client as the page does; nothing here makes or bends a token.
+#![allow(dead_code)]
+
+use std::sync::{Arc, OnceLock};
+
+use infra::gateway::{serve, RouteTable};
+use infra::identity::{add_member_with_password, member_pool, random_password, with_authorizers};
+use localdb::{CognitoLocal, DynamoDbLocal, PoolIds, Template};
+use serde_json::Value;
+use shared::app::TableNames;
+use shared::keys::scope::Scope;
+use shared::members::pool::sign_in;
+use shared::members::role::Role;
+use shared::members::table::Member;
+use shared::org::OrgId;
+use shared::App;
+use tokio::runtime::Runtime;
+
+#[path = "../e2e/helpers.rs"]
+pub mod http;
+pub use http::Reply;
+
+static DYNAMODB: OnceLock<DynamoDbLocal> = OnceLock::new();
+static COGNITO: OnceLock<CognitoLocal> = OnceLock::new();
+
+pub fn dynamodb() -> &'static DynamoDbLocal {
+    DYNAMODB.get_or_init(|| DynamoDbLocal::start_on_free_port().expect("DynamoDB Local"))
+}
+
+pub fn cognito() -> &'static CognitoLocal {
+    COGNITO.get_or_init(|| CognitoLocal::start_on_free_port().expect("the Cognito emulator"))
+}
+
+/// A signed-in member.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    pub member: Member,
+    pub email: String,
+    pub password: String,
+    pub token: String,
+}
+
+pub struct Plane {
+    pub runtime: Runtime,
+    pub app: Arc<App>,
+    pub client: aws_sdk_dynamodb::Client,
+    pub tables: TableNames,
+    pub pool: PoolIds,
+    pub port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Plane {
+    pub fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let template = Template::load_default().unwrap();
+        let dynamodb = dynamodb();
+        let cognito = cognito();
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let (client, tables, pool) = runtime.block_on(async {
+            let client = shared::app::with_api_timeouts(&dynamodb.client());
+            let names = template
+                .create_tables(&client, &format!("m{suffix}_"))
+                .await
+                .unwrap();
+            let env = template.table_env_vars();
+            let tables =
+                TableNames::resolve(|var| env.get(var).and_then(|id| names.get(id)).cloned())
+                    .unwrap();
+            let pool = template
+                .create_user_pool(&cognito.client(), &suffix)
+                .await
+                .unwrap();
+            (client, tables, pool)
+        });
+        let app =
+            Arc::new(App::new(client.clone(), &tables).with_pool(member_pool(cognito, &pool)));
+        let routes = with_authorizers(
+            RouteTable::from_template(&template).unwrap(),
+            &template,
+            cognito,
+            &pool,
+        )
+        .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", 0)))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(serve(listener, Arc::new(routes), app.clone(), async {
+            let _ = stopped.await;
+        }));
+        Self {
+            runtime,
+            app,
+            client,
+            tables,
+            pool,
+            port,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// A member of `org` with `role`, signed in.
+    pub fn member(&self, org: &str, role: Role) -> Signed {
+        let email = format!("{}@{org}.test", uuid::Uuid::new_v4().simple());
+        let password = random_password().unwrap();
+        let member = self
+            .runtime
+            .block_on(add_member_with_password(
+                &self.app,
+                &OrgId::parse(org).unwrap(),
+                &email,
+                role,
+                &password,
+                "tests",
+            ))
+            .unwrap();
+        let token = self.sign_in(&email, &password).expect("signs in");
+        Signed {
+            member,
+            email,
+            password,
+            token,
+        }
+    }
+
+    /// The pool's tokens for this email and password, through the app client.
+    pub fn sign_in_tokens(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<shared::members::pool::Tokens, shared::members::pool::PoolError> {
+        self.runtime.block_on(sign_in(
+            &cognito().client(),
+            &self.pool.client_id,
+            email,
+            password,
+        ))
+    }
+
+    pub fn sign_in(&self, email: &str, password: &str) -> Result<String, String> {
+        self.sign_in_tokens(email, password)
+            .map(|t| t.access_token)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn call(&self, method: &str, path: &str, bearer: &str, body: Option<Value>) -> Reply {
+        let auth = format!("Bearer {bearer}");
+        let text = body.map(|b| b.to_string());
+        let mut headers = vec![("authorization", auth.as_str())];
+        if text.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        http::send(method, &self.url(path), &headers, text.as_deref())
+    }
+
+    pub fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Reply {
+        http::send(method, &self.url(path), headers, body)
+    }
+
+    pub fn get(&self, path: &str, bearer: &str) -> Reply {
+        self.call("GET", path, bearer, None)
+    }
+
+    pub fn post(&self, path: &str, bearer: &str, body: Value) -> Reply {
+        self.call("POST", path, bearer, Some(body))
+    }
+
+    pub fn patch(&self, path: &str, bearer: &str, body: Value) -> Reply {
+        self.call("PATCH", path, bearer, Some(body))
+    }
+
+    /// A key made through the member API by `who`; (id, plaintext).
+    pub fn create_key(&self, who: &Signed, scopes: &[Scope]) -> (String, String) {
+        let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+        let reply = self.post(
+            "/v1/org/api-keys",
+            &who.token,
+            serde_json::json!({"label": "test", "scopes": scopes}),
+        );
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        let body = reply.json();
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Every string stored in a table, for "the plaintext is stored nowhere" checks.
+    pub fn table_text(&self, table: &str) -> String {
+        self.runtime.block_on(async {
+            let items = self
+                .client
+                .scan()
+                .table_name(table)
+                .send()
+                .await
+                .unwrap()
+                .items
+                .unwrap_or_default();
+            format!("{items:?}")
+        })
+    }
+}
+
+impl Drop for Plane {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The 401 API Gateway's JWT authorizer answers with (its own body, not the envelope).
+pub fn assert_gateway_401(reply: &Reply) {
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_eq!(reply.json(), serde_json::json!({"message": "Unauthorized"}));
+}

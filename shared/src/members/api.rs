@@ -1,0 +1,1063 @@
+//! The member API (`/v1/org/…`): a signed-in member manages the org's keys and members.
+//! Every route reads the member record first (role and status as they are now), then checks
+//! the route's permission; objects of another org are as unknown as missing ones (404).
+
+use std::collections::BTreeSet;
+
+use base64::Engine;
+use lambda_http::http::{HeaderValue, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::{json, Map, Value};
+
+use crate::app::App;
+use crate::customers::api::{json_object_body, Limit};
+use crate::error::{json_response, ApiError};
+use crate::idempotency::record::IdempotencyKey;
+use crate::keys::ip_allowlist::IpAllowlist;
+use crate::keys::scope::Scope;
+use crate::keys::table::{
+    ApiKeyRecord, ApiKeysTable, KeyEdit, NewApiKey, MAX_LABEL_CHARS, MAX_RATE_LIMIT_RPS,
+};
+use crate::members::role::{Permission, Role};
+use crate::members::session::require;
+use crate::members::table::{Member, MemberError, MemberStatus};
+use crate::query::QueryParams;
+use crate::request::RequestMeta;
+use crate::storage::{transact_write, TransactFailure};
+use crate::time::{self, Timestamp};
+
+/// The longest grace a rolled key keeps working: 7 days.
+pub const MAX_ROLL_GRACE_SECS: i64 = 7 * 24 * 60 * 60;
+
+fn ok(status: StatusCode, body: &Value, meta: &RequestMeta) -> Result<Response<Body>, ApiError> {
+    Ok(json_response(status, body, &meta.request_id))
+}
+
+fn path_id(req: &Request) -> Option<String> {
+    req.path_parameters_ref()
+        .and_then(|params| params.first("id"))
+        .map(str::to_owned)
+}
+
+fn key_not_found() -> ApiError {
+    ApiError::NotFound("No API key with this id in your org.".into())
+}
+
+fn member_not_found() -> ApiError {
+    ApiError::NotFound("No member with this id in your org.".into())
+}
+
+impl From<MemberError> for ApiError {
+    fn from(err: MemberError) -> Self {
+        match err {
+            MemberError::NotFound => member_not_found(),
+            MemberError::Exists => ApiError::conflict("A member with this email already exists."),
+            MemberError::LastAdministrator => ApiError::conflict(
+                "This is the org's last active administrator: make another member an administrator first.",
+            ),
+            MemberError::Deactivated => {
+                ApiError::conflict("This member is deactivated; their role can't change.")
+            }
+            MemberError::Storage(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::members::pool::PoolError> for ApiError {
+    fn from(err: crate::members::pool::PoolError) -> Self {
+        use crate::members::pool::PoolError;
+        match err {
+            PoolError::Exists => ApiError::conflict("A member with this email already exists."),
+            PoolError::Refused(message) => ApiError::invalid_param("email", message),
+            PoolError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "user pool unavailable");
+                ApiError::ServiceUnavailable {
+                    retry_after_secs: crate::error::SERVICE_UNAVAILABLE_RETRY_AFTER_SECS,
+                }
+            }
+            PoolError::NoSuchUser | PoolError::NotAuthorized | PoolError::Other(_) => {
+                tracing::error!(error = %err, "user pool error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+/// Routes whose answer holds a secret store no response, so they take no Idempotency-Key.
+fn refuse_idempotency_key(req: &Request) -> Result<(), ApiError> {
+    IdempotencyKey::from_headers(req.headers())?;
+    if req
+        .headers()
+        .contains_key(crate::idempotency::record::IDEMPOTENCY_KEY_HEADER)
+    {
+        return Err(ApiError::invalid_param(
+            "Idempotency-Key",
+            "This route does not take an Idempotency-Key: its answer holds a key's plaintext, \
+             which is never stored, so it can't be replayed. A retry makes another key; list \
+             the keys to find one made by an attempt whose answer was lost, and revoke it.",
+        ));
+    }
+    Ok(())
+}
+
+/// The other writes of the member API are repeat-safe by themselves (revoke, edits,
+/// deactivation end in the same state; an invitation repeated is a 409): a well-formed
+/// Idempotency-Key is accepted and needs no record.
+fn check_idempotency_key(req: &Request) -> Result<(), ApiError> {
+    IdempotencyKey::from_headers(req.headers()).map(|_| ())
+}
+
+/// The body of a write whose body is optional (revoke, roll, deactivate): nothing, or a
+/// JSON object.
+fn optional_body(req: &Request) -> Result<Map<String, Value>, ApiError> {
+    let empty = match req.body() {
+        Body::Empty => true,
+        Body::Text(text) => text.trim().is_empty(),
+        Body::Binary(bytes) => bytes.iter().all(u8::is_ascii_whitespace),
+        _ => true,
+    };
+    if empty {
+        return Ok(Map::new());
+    }
+    Ok(json_object_body(req)?.1)
+}
+
+fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
+    match body.keys().find(|name| !allowed.contains(&name.as_str())) {
+        Some(name) => Err(ApiError::invalid_param(
+            name.clone(),
+            format!(
+                "Unknown field {name:?}; this route takes: {}.",
+                allowed.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn parse_label(value: &Value) -> Result<String, ApiError> {
+    let bad = || {
+        ApiError::invalid_param(
+            "label",
+            format!("label must be 1-{MAX_LABEL_CHARS} characters, without control or invisible characters."),
+        )
+    };
+    let text = value.as_str().ok_or_else(bad)?.trim();
+    if text.is_empty()
+        || text.chars().count() > MAX_LABEL_CHARS
+        || crate::customers::input::has_forbidden_chars(text)
+    {
+        return Err(bad());
+    }
+    Ok(text.to_owned())
+}
+
+fn parse_scopes(value: &Value) -> Result<BTreeSet<Scope>, ApiError> {
+    let bad = |message: String| ApiError::invalid_param("scopes", message);
+    let list = value
+        .as_array()
+        .ok_or_else(|| bad("scopes must be a list such as [\"customers:read\"].".into()))?;
+    if list.is_empty() {
+        return Err(bad("A key needs at least one scope.".into()));
+    }
+    list.iter()
+        .map(|scope| {
+            scope
+                .as_str()
+                .ok_or_else(|| bad("Each scope is a string.".into()))?
+                .parse::<Scope>()
+                .map_err(|e| bad(format!("{e}.")))
+        })
+        .collect()
+}
+
+fn parse_expiry(value: &Value, now: Timestamp) -> Result<Timestamp, ApiError> {
+    let at = value.as_str().and_then(time::parse).ok_or_else(|| {
+        ApiError::invalid_param(
+            "expires_at",
+            "expires_at must be an RFC 3339 timestamp such as 2027-01-31T00:00:00Z.",
+        )
+    })?;
+    let at = time::truncate_to_millis(at);
+    if at <= now {
+        return Err(ApiError::invalid_param(
+            "expires_at",
+            "expires_at must be in the future.",
+        ));
+    }
+    Ok(at)
+}
+
+fn parse_allowlist(value: &Value) -> Result<IpAllowlist, ApiError> {
+    if value.is_null() {
+        return Ok(IpAllowlist::default());
+    }
+    let bad = |message: String| ApiError::invalid_param("ip_allowlist", message);
+    let list = value.as_array().ok_or_else(|| {
+        bad("ip_allowlist must be a list of CIDRs such as [\"203.0.113.0/24\"].".into())
+    })?;
+    if list.len() > 100 {
+        return Err(bad("ip_allowlist takes at most 100 entries.".into()));
+    }
+    let entries = list
+        .iter()
+        .map(|entry| {
+            entry
+                .as_str()
+                .ok_or_else(|| bad("Each ip_allowlist entry is a string.".into()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    IpAllowlist::parse(entries).map_err(|e| bad(format!("{e}.")))
+}
+
+fn parse_rate_limit(value: &Value) -> Result<u32, ApiError> {
+    let bad = || {
+        ApiError::invalid_param(
+            "rate_limit",
+            format!("rate_limit must be {{\"requests_per_second\": N}} with N a whole number from 1 to {MAX_RATE_LIMIT_RPS}."),
+        )
+    };
+    let object = value.as_object().ok_or_else(bad)?;
+    if object.len() != 1 {
+        return Err(bad());
+    }
+    object
+        .get("requests_per_second")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| (1..=MAX_RATE_LIMIT_RPS).contains(n))
+        .ok_or_else(bad)
+}
+
+/// 403 `forbidden_permission` naming what the member's role lacks for `scopes`.
+fn within_role(member: &Member, scopes: &BTreeSet<Scope>, param: &str) -> Result<(), ApiError> {
+    let lacking: Vec<String> = scopes
+        .iter()
+        .filter(|scope| !member.role.covers(**scope))
+        .map(|scope| format!("{} (for {scope})", Permission::backing(*scope)))
+        .collect();
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::ForbiddenPermission {
+        message: format!(
+            "A key can't do more than its creator's role allows: your role ({}) lacks {}.",
+            member.role,
+            lacking.join(", ")
+        ),
+        param: Some(param.to_owned()),
+    })
+}
+
+/// A listing position: opaque to clients, a place in the caller's own org's listing (the
+/// org comes from the session, so a cursor can't reach another org).
+fn encode_cursor(position: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position)
+}
+
+fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(cursor) = cursor else {
+        return Ok(None);
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .filter(|position| !position.is_empty())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid_param(
+                "cursor",
+                "cursor is not one this listing gave out; start again without it.",
+            )
+        })
+}
+
+/// One page of `items` (in listing order, each with its position, positions increasing
+/// along the listing), after `after`.
+fn page<T>(items: Vec<(String, T)>, after: Option<&str>, limit: Limit) -> (Vec<T>, Option<String>) {
+    let mut rest: Vec<(String, T)> = items
+        .into_iter()
+        .filter(|(position, _)| after.is_none_or(|after| position.as_str() > after))
+        .collect();
+    let has_more = rest.len() > limit.get();
+    rest.truncate(limit.get());
+    let next = has_more.then(|| encode_cursor(&rest.last().expect("a full page").0));
+    (rest.into_iter().map(|(_, item)| item).collect(), next)
+}
+
+fn list_body(data: Vec<Value>, next: Option<String>, url: &str) -> Value {
+    json!({
+        "object": "list",
+        "url": url,
+        "data": data,
+        "has_more": next.is_some(),
+        "next_cursor": next,
+    })
+}
+
+/// `GET /v1/org/me`: the member, their org and permissions (what the page shows and
+/// enables), and the scopes their role lets them grant a key.
+pub fn me(req: &Request, member: &Member, meta: &RequestMeta) -> Result<Response<Body>, ApiError> {
+    QueryParams::parse(req.uri().query(), &[])?;
+    let mut body = member.to_json();
+    body["org"] = json!({"id": member.org_id});
+    body["grantable_scopes"] = json!(member.role.grantable_scopes());
+    ok(StatusCode::OK, &body, meta)
+}
+
+/// The key object of the member API, with the creator's and owner's emails.
+fn key_json(record: &ApiKeyRecord, now: Timestamp) -> Value {
+    let mut body = record.to_public_json(now);
+    if let Some(object) = body.as_object_mut() {
+        object.remove("org");
+    }
+    body
+}
+
+/// The org's key `{id}`, or 404.
+async fn org_key(
+    keys: &ApiKeysTable,
+    member: &Member,
+    req: &Request,
+) -> Result<ApiKeyRecord, ApiError> {
+    let id = path_id(req).ok_or_else(key_not_found)?;
+    if !id.starts_with("key_") || id.len() > 64 {
+        return Err(key_not_found());
+    }
+    keys.find_by_id(&member.org_id, &id)
+        .await?
+        .ok_or_else(key_not_found)
+}
+
+/// `GET /v1/org/api-keys`: newest first; `status` and `created_by` filter.
+pub async fn list_keys(
+    app: &App,
+    req: &Request,
+    member: &Member,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    require(member, Permission::OrgApiKeys)?;
+    let query = QueryParams::parse(
+        req.uri().query(),
+        &["limit", "cursor", "status", "created_by"],
+    )?;
+    let limit = Limit::parse(query.get("limit"))?;
+    let after = decode_cursor(query.get("cursor"))?;
+    let status = query.get("status");
+    if let Some(status) = status {
+        if !["active", "expired", "revoked"].contains(&status) {
+            return Err(ApiError::invalid_param(
+                "status",
+                "status must be active, expired or revoked.",
+            ));
+        }
+    }
+    let created_by = query.get("created_by");
+    let mut keys = app.keys.list_for_org(&member.org_id).await?;
+    keys.retain(|key| {
+        status.is_none_or(|s| key.status(meta.now) == s)
+            && created_by.is_none_or(|id| key.created_by == id)
+    });
+    // Newest first: positions count down from the newest creation time.
+    keys.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    let positioned = keys
+        .into_iter()
+        .map(|key| {
+            let millis = key.created_at.timestamp_millis();
+            (format!("{:020}|{}", i64::MAX - millis, key.id), key)
+        })
+        .collect();
+    let (keys, next) = page(positioned, after.as_deref(), limit);
+    let data = keys.iter().map(|key| key_json(key, meta.now)).collect();
+    ok(
+        StatusCode::OK,
+        &list_body(data, next, "/v1/org/api-keys"),
+        meta,
+    )
+}
+
+/// The transaction that stores a member's new key: the member's record must still have
+/// the role it was read with (a key is never made under a role its creator just lost).
+async fn store_member_key(
+    app: &App,
+    member: &Member,
+    record: &ApiKeyRecord,
+    also: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+) -> Result<(), TransactFailure> {
+    let hash = hex::encode(record.key_hash.as_bytes());
+    let mut items = vec![
+        app.members
+            .unchanged_with_key(member, &hash)
+            .map_err(TransactFailure::Storage)?,
+        app.keys
+            .put_new_item(record)
+            .map_err(TransactFailure::Storage)?,
+    ];
+    items.extend(also);
+    transact_write(app.keys.client(), "TransactWriteItems member key", items).await
+}
+
+fn role_changed() -> ApiError {
+    ApiError::conflict("Your role or status changed while the key was being made; try again.")
+}
+
+fn issued_response(
+    issued: &crate::keys::table::IssuedKey,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    let mut body = key_json(&issued.record, meta.now);
+    body["key"] = Value::String(issued.token.expose_secret().to_owned());
+    let mut response = json_response(StatusCode::CREATED, &body, &meta.request_id);
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/org/api-keys/{}", issued.record.id)) {
+        response.headers_mut().insert("location", location);
+    }
+    Ok(response)
+}
+
+/// `POST /v1/org/api-keys`: `{label, scopes, expires_at?, ip_allowlist?, rate_limit?,
+/// mode?}` → 201 with the plaintext, this once.
+pub async fn create_key(
+    app: &App,
+    req: &Request,
+    member: &Member,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    require(member, Permission::OrgApiKeys)?;
+    refuse_idempotency_key(req)?;
+    QueryParams::parse(req.uri().query(), &[])?;
+    let (_, body) = json_object_body(req)?;
+    only_fields(
+        &body,
+        &[
+            "label",
+            "scopes",
+            "expires_at",
+            "ip_allowlist",
+            "rate_limit",
+            "mode",
+        ],
+    )?;
+    let label = parse_label(body.get("label").ok_or_else(|| {
+        ApiError::invalid_param("label", "label is required: say where the key is used.")
+    })?)?;
+    let scopes = parse_scopes(body.get("scopes").ok_or_else(|| {
+        ApiError::invalid_param("scopes", "scopes is required, e.g. [\"customers:read\"].")
+    })?)?;
+    let expires_at = match body.get("expires_at") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(parse_expiry(value, meta.now)?),
+    };
+    let ip_allowlist = match body.get("ip_allowlist") {
+        None => IpAllowlist::default(),
+        Some(value) => parse_allowlist(value)?,
+    };
+    let rate_limit = match body.get("rate_limit") {
+        None | Some(Value::Null) => crate::keys::table::DEFAULT_RATE_LIMIT_RPS,
+        Some(value) => parse_rate_limit(value)?,
+    };
+    match body.get("mode") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(mode)) if mode == "live" => {}
+        Some(Value::String(mode)) if mode == "test" => {
+            return Err(ApiError::invalid_param(
+                "mode",
+                "Test-mode keys are not available yet; use mode \"live\".",
+            ))
+        }
+        Some(_) => {
+            return Err(ApiError::invalid_param("mode", "mode must be \"live\"."));
+        }
+    }
+    within_role(member, &scopes, "scopes")?;
+    let new = NewApiKey {
+        org_id: member.org_id.clone(),
+        label,
+        scopes,
+        expires_at,
+        ip_allowlist,
+        created_by: member.id.clone(),
+        created_by_email: Some(member.email.clone()),
+        rate_limit_rps: rate_limit,
+        rolled_from: None,
+    };
+    let issued = ApiKeysTable::prepare(new, time::now())?;
+    match store_member_key(app, member, &issued.record, Vec::new()).await {
+        Ok(()) => issued_response(&issued, meta),
+        Err(TransactFailure::Conditions(_)) | Err(TransactFailure::Contended) => {
+            Err(role_changed())
+        }
+        Err(TransactFailure::Storage(e)) => Err(e.into()),
+    }
+}
+
+/// `GET /v1/org/api-keys/{id}`.
+pub async fn get_key(
+    app: &App,
+    req: &Request,
+    member: &Member,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    require(member, Permission::OrgApiKeys)?;
+    QueryParams::parse(req.uri().query(), &[])?;
+    let key = org_key(&app.keys, member, req).await?;
+    ok(StatusCode::OK, &key_json(&key, meta.now), meta)
+}
+
+/// `PATCH /v1/org/api-keys/{id}`: `label`, `ip_allowlist`, `rate_limit`, `expires_at`
+/// (only earlier). Scopes never change: roll the key instead.
+pub async fn update_key(
+    app: &App,
+    req: &Request,
+    member: &Member,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    require(member, Permission::OrgApiKeys)?;
+    check_idempotency_key(req)?;
+    QueryParams::parse(req.uri().query(), &[])?;
+    let (_, body) = json_object_body(req)?;
+    if body.contains_key("scopes") {
+        return Err(ApiError::invalid_param(
+            "scopes",
+            "A key's scopes never change: roll it (POST /v1/org/api-keys/{id}/roll) and create a key with the scopes you need.",
+        ));
+    }
+    only_fields(
+        &body,
+        &["label", "ip_allowlist", "rate_limit", "expires_at"],
+    )?;
+    let key = org_key(&app.keys, member, req).await?;
+    let mut edit = KeyEdit::default();
+    if let Some(value) = body.get("label") {
+        edit.label = Some(parse_label(value)?);
+    }
+    if let Some(value) = body.get("ip_allowlist") {
+        edit.ip_allowlist = Some(parse_allowlist(value)?);
+    }
+    if let Some(value) = body.get("rate_limit") {
+        edit.rate_limit_rps = Some(parse_rate_limit(value)?);
+    }
+    if let Some(value) = body.get("expires_at") {
+        let at = parse_expiry(value, meta.now)?;
+        if key.expires_at.is_some_and(|current| at >= current) {
+            return Err(ApiError::invalid_param(
+                "expires_at",
+                "expires_at can only move earlier than the key's current expiry.",
+            ));
+        }
+        edit.expires_at = Some(at);
+    }
+    if key.status(meta.now) != "active" {
+        return Err(ApiError::conflict(
+            "Revoked and expired keys can't be changed.",
+        ));
+    }
+    match app.keys.update_settings(&key, &edit, meta.now).await? {
+        Some(updated) => ok(StatusCode::OK, &key_json(&updated, meta.now), meta),
+        None => Err(ApiError::conflict(
+            "The key was revoked, expired or had its expiry moved meanwhile; read it again.",
+        )),
+    }
+}
+
+/// `POST /v1/org/api-keys/{id}/revoke`: now; repeating it is a no-op 200.
+pub async fn revoke_key(
+    app: &App,
+    req: &Request,
+    member: &Member,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    require(member, Permission::OrgApiKeys)?;
+    check_idempotency_key(req)?;
+    QueryParams::parse(req.uri().query(), &[])?;
+    only_fields(&optional_body(req)?, &[])?;
+    let key = org_key(&app.keys, member, req).await?;
+    let revoked = app
+        .keys
+        .revoke_record(&key, time::now(), &member.id)
+        .await?;
+    ok(StatusCode::OK, &key_json(&revoked, meta.now), meta)
+}
+
+/// `POST /v1/org/api-keys/{id}/roll`: `{expire_old_in_seconds: 0-604800}` (default 0) →
+/// 201 with a new key (same label, scopes, allowlist and limit; `rolled_from`); the old
+/// one expires then. The member needs the key's scopes as well as `org.api-keys`.
+pub async fn roll_key(
+    app: &App,
+    req: &Request,
+    member: &Member,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    require(member, Permission::OrgApiKeys)?;
+    refuse_idempotency_key(req)?;
+    QueryParams::parse(req.uri().query(), &[])?;
+    let body = optional_body(req)?;
+    only_fields(&body, &["expire_old_in_seconds"])?;
+    let grace = match body.get("expire_old_in_seconds") {
+        None | Some(Value::Null) => 0,
+        Some(value) => value
+            .as_i64()
+            .filter(|secs| (0..=MAX_ROLL_GRACE_SECS).contains(secs))
+            .ok_or_else(|| {
+                ApiError::invalid_param(
+                    "expire_old_in_seconds",
+                    format!("expire_old_in_seconds must be a whole number from 0 to {MAX_ROLL_GRACE_SECS} (7 days)."),
+                )
+            })?,
+    };
+    let old = org_key(&app.keys, member, req).await?;
+    within_role(member, &old.scopes, "scopes")?;
+    if old.status(meta.now) != "active" || old.rolled_to.is_some() {
+        return Err(ApiError::conflict(
+            "Only an active key that has not been rolled can be rolled.",
+        ));
+    }
+    let now = time::now();
+    let new = NewApiKey {
+        org_id: member.org_id.clone(),
+        label: old.label.clone(),
+        scopes: old.scopes.clone(),
+        expires_at: None,
+        ip_allowlist: old.ip_allowlist.clone(),
+        created_by: member.id.clone(),
+        created_by_email: Some(member.email.clone()),
+        rate_limit_rps: old.rate_limit_rps,
+        rolled_from: Some(old.id.clone()),
+    };
+    let issued = ApiKeysTable::prepare(new, now)?;
+    let until = now + chrono::Duration::seconds(grace);
+    let roll = app.keys.roll_item(&old, &issued.record.id, until, now)?;
+    match store_member_key(app, member, &issued.record, vec![roll]).await {
+        Ok(()) => issued_response(&issued, meta),
+        Err(TransactFailure::Conditions(failed)) if failed.contains(&2) => Err(ApiError::conflict(
+            "The key was revoked, expired or rolled meanwhile; read it again.",
+        )),
+        Err(TransactFailure::Conditions(_)) | Err(TransactFailure::Contended) => {
+            Err(role_changed())
+        }
+        Err(TransactFailure::Storage(e)) => Err(e.into()),
+    }
+}
+
+/// `GET /v1/org/api-keys/{id}/requests`: the key's request log, newest first.
+pub async fn key_requests(
+    app: &App,
+    req: &Request,
+    member: &Member,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    require(member, Permission::OrgApiKeys)?;
+    let query = QueryParams::parse(
+        req.uri().query(),
+        &["limit", "cursor", "since", "until", "status", "customer_id"],
+    )?;
+    let limit = Limit::parse(query.get("limit"))?;
+    let after = decode_cursor(query.get("cursor"))?;
+    let at = |name: &str| -> Result<Option<Timestamp>, ApiError> {
+        query
+            .get(name)
+            .map(|text| {
+                time::parse(text)
+                    .or_else(|| time::parse(&text.replace(' ', "+")))
+                    .map(time::truncate_to_millis)
+                    .ok_or_else(|| {
+                        ApiError::invalid_param(
+                            name,
+                            format!("{name} must be an RFC 3339 timestamp such as 2026-11-23T00:00:00Z."),
+                        )
+                    })
+            })
+            .transpose()
+    };
+    let since = at("since")?;
+    let until = at("until")?;
+    let status = query
+        .get("status")
+        .map(|text| {
+            text.parse::<u16>()
+                .ok()
+                .filter(|s| (100..=599).contains(s))
+                .ok_or_else(|| {
+                    ApiError::invalid_param(
+                        "status",
+                        "status must be an HTTP status code such as 403.",
+                    )
+                })
+        })
+        .transpose()?;
+    let customer_id = query
+        .get("customer_id")
+        .map(|text| {
+            uuid::Uuid::parse_str(text)
+                .map(|id| id.to_string())
+                .map_err(|_| {
+                    ApiError::invalid_param("customer_id", "customer_id must be a customer id.")
+                })
+        })
+        .transpose()?;
+    let key = org_key(&app.keys, member, req).await?;
+    let log = app.request_log()?;
+    let filter = crate::request_log::table::RequestFilter {
+        since,
+        until,
+        before_position: after,
+        status,
+        customer_id,
+    };
+    let (records, next) = log
+        .page_for_key(&member.org_id, &key.id, &filter, limit.get())
+        .await?;
+    let data = records.iter().map(|r| r.to_json()).collect();
+    let url = format!("/v1/org/api-keys/{}/requests", key.id);
+    ok(
+        StatusCode::OK,
+        &list_body(data, next.map(|p| encode_cursor(&p)), &url),
+        meta,
+    )
+}
+
+/// `GET /v1/org/members`: by email.
+pub async fn list_members(
+    app: &App,
+    req: &Request,
+    member: &Member,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    require(member, Permission::OrgMembers)?;
+    let query = QueryParams::parse(req.uri().query(), &["limit", "cursor", "status", "role"])?;
+    let limit = Limit::parse(query.get("limit"))?;
+    let after = decode_cursor(query.get("cursor"))?;
+    let status = query.get("status");
+    if status.is_some_and(|s| s != "active" && s != "deactivated") {
+        return Err(ApiError::invalid_param(
+            "status",
+            "status must be active or deactivated.",
+        ));
+    }
+    let role = query
+        .get("role")
+        .map(|r| {
+            r.parse::<Role>()
+                .map_err(|e| ApiError::invalid_param("role", format!("{e}.")))
+        })
+        .transpose()?;
+    let mut members = app.members.list(&member.org_id).await?;
+    members.retain(|m| {
+        status.is_none_or(|s| m.status.as_str() == s) && role.is_none_or(|r| m.role == r)
+    });
+    let positioned = members
+        .into_iter()
+        .map(|m| (format!("{}\n{}", m.email, m.id), m))
+        .collect();
+    let (members, next) = page(positioned, after.as_deref(), limit);
+    let data = members.iter().map(Member::to_json).collect();
+    ok(
+        StatusCode::OK,
+        &list_body(data, next, "/v1/org/members"),
+        meta,
+    )
+}
+
+fn parse_role(body: &Map<String, Value>) -> Result<Role, ApiError> {
+    body.get("role")
+        .ok_or_else(|| ApiError::invalid_param("role", "role is required."))?
+        .as_str()
+        .ok_or_else(|| ApiError::invalid_param("role", "role must be a string."))?
+        .parse::<Role>()
+        .map_err(|e| ApiError::invalid_param("role", format!("{e}.")))
+}
+
+/// `POST /v1/org/members`: `{email, role}` → the pool user is created (the pool emails the
+/// temporary password) and the member added.
+pub async fn invite_member(
+    app: &App,
+    req: &Request,
+    member: &Member,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    require(member, Permission::OrgMembers)?;
+    check_idempotency_key(req)?;
+    QueryParams::parse(req.uri().query(), &[])?;
+    let (_, body) = json_object_body(req)?;
+    only_fields(&body, &["email", "role"])?;
+    let email = crate::customers::input::parse_email(
+        body.get("email")
+            .ok_or_else(|| ApiError::invalid_param("email", "email is required."))?,
+    )?
+    .to_lowercase();
+    let role = parse_role(&body)?;
+    let invited = add_member(app, &member.org_id, &email, role, &member.id, None).await?;
+    ok(StatusCode::CREATED, &invited.to_json(), meta)
+}
+
+/// Creates the pool user (or finds the one an earlier, interrupted attempt made) and the
+/// member record. An email that is already a member, of any org, is a 409.
+pub async fn add_member(
+    app: &App,
+    org: &crate::org::OrgId,
+    email: &str,
+    role: Role,
+    invited_by: &str,
+    temporary_password: Option<&str>,
+) -> Result<Member, ApiError> {
+    let pool = app.pool()?;
+    let sub = match pool.create_user(email, temporary_password).await {
+        Ok(sub) => sub,
+        Err(crate::members::pool::PoolError::Exists) => {
+            let sub = pool.sub_of(email).await?.ok_or(ApiError::Internal)?;
+            if app.members.get(&sub).await?.is_some() {
+                return Err(MemberError::Exists.into());
+            }
+            sub
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let member = Member {
+        id: sub,
+        org_id: org.clone(),
+        email: email.to_owned(),
+        role,
+        status: MemberStatus::Active,
+        created_at: time::now(),
+        invited_by: Some(invited_by.to_owned()),
+        deactivated_at: None,
+        key_hashes: BTreeSet::new(),
+    };
+    app.members.add(&member).await?;
+    Ok(member)
+}
+
+/// Takes from each of `member`'s keys the scopes their role no longer covers.
+async fn trim_keys(app: &App, member: &Member) -> Result<(), ApiError> {
+    let allowed = member.role.grantable_scopes();
+    for hash in &member.key_hashes {
+        let Some(hash) = hex::decode(hash)
+            .ok()
+            .and_then(|bytes| crate::keys::token::KeyHash::from_slice(&bytes))
+        else {
+            tracing::error!(member_id = %member.id, "member holds an unreadable key hash");
+            continue;
+        };
+        app.keys.trim_scopes(&hash, &allowed).await?;
+    }
+    Ok(())
+}
+
+/// `PATCH /v1/org/members/{id}`: `{role}`, not one's own. Lowering a role takes from the
+/// member's keys, at once, the scopes the new role doesn't cover.
+pub async fn update_member(
+    app: &App,
+    req: &Request,
+    member: &Member,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    require(member, Permission::OrgMembers)?;
+    check_idempotency_key(req)?;
+    QueryParams::parse(req.uri().query(), &[])?;
+    let (_, body) = json_object_body(req)?;
+    only_fields(&body, &["role"])?;
+    let role = parse_role(&body)?;
+    let id = path_id(req).ok_or_else(member_not_found)?;
+    if id == member.id {
+        return Err(ApiError::ForbiddenPermission {
+            message: "You can't change your own role; another member with org.members can.".into(),
+            param: Some("role".into()),
+        });
+    }
+    let updated = change_role(app, &member.org_id, &id, role).await?;
+    ok(StatusCode::OK, &updated.to_json(), meta)
+}
+
+/// Gives a member a role and takes from their keys, at once, the scopes it doesn't cover
+/// (the member API and `icadmin members set-role`).
+pub async fn change_role(
+    app: &App,
+    org: &crate::org::OrgId,
+    id: &str,
+    role: Role,
+) -> Result<Member, ApiError> {
+    let updated = app.members.set_role(org, id, role).await?;
+    // Every time, not only when the role moved: a retry after a failure here finishes it.
+    trim_keys(app, &updated).await?;
+    Ok(updated)
+}
+
+/// `POST /v1/org/members/{id}/deactivate`: `{transfer_keys_to?}` → the member can no longer
+/// sign in or act; their active keys are revoked, or handed to `transfer_keys_to`.
+pub async fn deactivate_member(
+    app: &App,
+    req: &Request,
+    member: &Member,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    require(member, Permission::OrgMembers)?;
+    check_idempotency_key(req)?;
+    QueryParams::parse(req.uri().query(), &[])?;
+    let body = optional_body(req)?;
+    only_fields(&body, &["transfer_keys_to"])?;
+    let id = path_id(req).ok_or_else(member_not_found)?;
+    let heir = match body.get("transfer_keys_to") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(value.as_str().ok_or_else(|| {
+            ApiError::invalid_param("transfer_keys_to", "transfer_keys_to must be a member id.")
+        })?),
+    };
+    let outcome = deactivate(app, &member.org_id, &id, heir, &member.id).await?;
+    let (deactivated, revoked, transferred) = (
+        outcome.member,
+        outcome.keys_revoked,
+        outcome.keys_transferred,
+    );
+    let mut body = deactivated.to_json();
+    body["keys_revoked"] = json!(revoked);
+    body["keys_transferred"] = json!(transferred);
+    ok(StatusCode::OK, &body, meta)
+}
+
+/// What a deactivation did.
+#[derive(Debug, Clone)]
+pub struct Deactivation {
+    pub member: Member,
+    pub keys_revoked: Vec<String>,
+    pub keys_transferred: Vec<String>,
+}
+
+/// Deactivates `org`'s member `id`: their active keys are revoked by `by`, or handed to the
+/// member `heir` (whose role must cover each key's scopes); the pool user is disabled.
+/// Repeating it finishes what an interrupted attempt left.
+pub async fn deactivate(
+    app: &App,
+    org: &crate::org::OrgId,
+    id: &str,
+    heir: Option<&str>,
+    by: &str,
+) -> Result<Deactivation, ApiError> {
+    let now = time::now();
+    let target = app.members.get_in(org, id).await?;
+    let heir = match heir {
+        None => None,
+        Some(heir_id) => {
+            let bad = |message: &str| ApiError::invalid_param("transfer_keys_to", message);
+            if heir_id == target.id {
+                return Err(bad(
+                    "Keys can't be transferred to the member being deactivated.",
+                ));
+            }
+            match app.members.get(heir_id).await? {
+                Some(heir) if &heir.org_id == org && heir.is_active() => Some(heir),
+                _ => {
+                    return Err(bad(
+                        "transfer_keys_to must be an active member of your org.",
+                    ))
+                }
+            }
+        }
+    };
+    // The member's keys that still work, read before anything changes.
+    let mut live = Vec::new();
+    for hash in &target.key_hashes {
+        let Some(hash) = hex::decode(hash)
+            .ok()
+            .and_then(|bytes| crate::keys::token::KeyHash::from_slice(&bytes))
+        else {
+            continue;
+        };
+        if let Some(key) = app.keys.find_by_hash(&hash).await? {
+            if key.status(now) == "active" && key.owner() == target.id {
+                live.push(key);
+            }
+        }
+    }
+    if let Some(heir) = &heir {
+        for key in &live {
+            if let Some(scope) = key.scopes.iter().find(|s| !heir.role.covers(**s)) {
+                return Err(ApiError::invalid_param(
+                    "transfer_keys_to",
+                    format!(
+                        "{}'s role ({}) can't hold key {} ({scope}); pick a member whose role covers its scopes, or let it be revoked.",
+                        heir.email, heir.role, key.id
+                    ),
+                ));
+            }
+        }
+    }
+    let deactivated = app.members.deactivate(org, id, now).await?;
+    let (mut revoked, mut transferred) = (Vec::new(), Vec::new());
+    for key in &live {
+        match &heir {
+            Some(heir) => {
+                app.keys
+                    .transfer(&key.key_hash, &heir.id, &heir.email)
+                    .await?;
+                app.members
+                    .move_key(&target.id, &heir.id, &hex::encode(key.key_hash.as_bytes()))
+                    .await?;
+                transferred.push(key.id.clone());
+            }
+            None => {
+                app.keys.revoke_record(key, time::now(), by).await?;
+                revoked.push(key.id.clone());
+            }
+        }
+    }
+    // The member record already refuses them; this stops new sign-ins as well.
+    app.pool()?.disable(&deactivated.email).await?;
+    Ok(Deactivation {
+        member: deactivated,
+        keys_revoked: revoked,
+        keys_transferred: transferred,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_follow_positions_and_cursors_round_trip() {
+        let items: Vec<(String, u32)> = (0..5).map(|i| (format!("p{i}"), i)).collect();
+        let limit = Limit::parse(Some("2")).unwrap();
+        let (first, next) = page(items.clone(), None, limit);
+        assert_eq!(first, [0, 1]);
+        let after = decode_cursor(next.as_deref()).unwrap();
+        let (second, next) = page(items.clone(), after.as_deref(), limit);
+        assert_eq!(second, [2, 3]);
+        let after = decode_cursor(next.as_deref()).unwrap();
+        let (last, next) = page(items, after.as_deref(), limit);
+        assert_eq!((last, next), (vec![4], None));
+        assert!(decode_cursor(Some("!!not base64")).is_err());
+        assert!(decode_cursor(Some("")).is_err());
+    }
+
+    #[test]
+    fn rate_limits_and_scopes_are_read_strictly() {
+        assert_eq!(parse_rate_limit(&json!({"requests_per_second": 7})), Ok(7));
+        for bad in [
+            json!(7),
+            json!({"requests_per_second": 0}),
+            json!({"requests_per_second": 1001}),
+            json!({"requests_per_second": 5, "x": 1}),
+            json!({"requests_per_second": 2.5}),
+        ] {
+            assert!(parse_rate_limit(&bad).is_err(), "{bad}");
+        }
+        assert!(parse_scopes(&json!([])).is_err());
+        assert!(parse_scopes(&json!(["customers:delete"])).is_err());
+        assert_eq!(
+            parse_scopes(&json!(["aml:read", "aml:read"]))
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn allowlists_refuse_everyone_and_host_bits() {
+        assert!(parse_allowlist(&json!(["0.0.0.0/0"])).is_err());
+        assert!(parse_allowlist(&json!(["::/0"])).is_err());
+        let err = parse_allowlist(&json!(["10.0.0.1/8"])).unwrap_err();
+        assert_eq!(err.param(), Some("ip_allowlist"));
+        assert!(err.to_string().contains("10.0.0.0/8"), "{err}");
+        assert!(parse_allowlist(&json!(["203.0.113.0/24", "2001:db8::/32"])).is_ok());
+    }
+}

@@ -1,0 +1,449 @@
+//! The members table: one item per member, keyed by the pool user's `sub`, with the
+//! `ByOrg` index for listing; and one counter item per org (`org#<org>`, outside the index)
+//! holding how many active administrators it has, so "the last administrator can't be
+//! demoted or deactivated" holds under concurrent requests (every change of an
+//! administrator's role or status moves the counter in the same transaction).
+//!
+//! A member item also holds the hashes of the keys the member answers for (`key_hashes`, a
+//! string set added to in the transaction that creates each key), so a demotion trims, and a
+//! deactivation revokes, exactly those keys without an eventually consistent index read.
+
+use std::collections::{BTreeSet, HashMap};
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::members::role::Role;
+use crate::org::OrgId;
+use crate::storage::{classify, corrupt, transact_write, StorageError, TransactFailure};
+use crate::time::{self, Timestamp};
+
+pub const MEMBERS_TABLE_ENV: &str = "MEMBERS_TABLE";
+pub const BY_ORG_INDEX: &str = "ByOrg";
+const KEY_HASHES: &str = "key_hashes";
+const ADMINISTRATORS: &str = "administrators";
+/// Re-reads after a concurrent change before giving up with a 503.
+const CONTENDED_RETRIES: usize = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberStatus {
+    Active,
+    Deactivated,
+}
+
+impl MemberStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberStatus::Active => "active",
+            MemberStatus::Deactivated => "deactivated",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The pool user's `sub`.
+    pub id: String,
+    pub org_id: OrgId,
+    pub email: String,
+    pub role: Role,
+    pub status: MemberStatus,
+    pub created_at: Timestamp,
+    /// The member who invited this one (`operator` for icadmin).
+    pub invited_by: Option<String>,
+    pub deactivated_at: Option<Timestamp>,
+    /// Hex SHA-256 of the keys this member answers for (created, rolled or transferred).
+    pub key_hashes: BTreeSet<String>,
+}
+
+impl Member {
+    pub fn is_active(&self) -> bool {
+        self.status == MemberStatus::Active
+    }
+
+    /// The API object: never the key hashes.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "object": "member",
+            "id": self.id,
+            "email": self.email,
+            "role": self.role,
+            "status": self.status.as_str(),
+            "permissions": self.role.permissions(),
+            "created_at": time::format(&self.created_at),
+            "invited_by": self.invited_by,
+            "deactivated_at": self.deactivated_at.as_ref().map(time::format),
+        })
+    }
+}
+
+/// Why a change of members did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemberError {
+    #[error("no such member in this org")]
+    NotFound,
+    #[error("a member with this id already exists")]
+    Exists,
+    #[error("the org's last active administrator can't be demoted or deactivated")]
+    LastAdministrator,
+    #[error("the member is deactivated")]
+    Deactivated,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct MemberItem {
+    member_id: String,
+    org_id: OrgId,
+    email: String,
+    role: Role,
+    status: MemberStatus,
+    created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    invited_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deactivated_at: Option<String>,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn counter_id(org: &OrgId) -> String {
+    format!("org#{org}")
+}
+
+fn decode(mut item: HashMap<String, AttributeValue>) -> Result<Member, StorageError> {
+    let key_hashes = match item.remove(KEY_HASHES) {
+        Some(AttributeValue::Ss(set)) => set.into_iter().collect(),
+        Some(_) => return Err(corrupt("member", "key_hashes is not a string set")),
+        None => BTreeSet::new(),
+    };
+    let item: MemberItem = serde_dynamo::from_item(item).map_err(|e| corrupt("member", e))?;
+    let ts = |t: &str| time::parse(t).ok_or_else(|| corrupt("member", "bad timestamp"));
+    Ok(Member {
+        created_at: ts(&item.created_at)?,
+        deactivated_at: item.deactivated_at.as_deref().map(ts).transpose()?,
+        id: item.member_id,
+        org_id: item.org_id,
+        email: item.email,
+        role: item.role,
+        status: item.status,
+        invited_by: item.invited_by,
+        key_hashes,
+    })
+}
+
+fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, StorageError> {
+    result.map_err(|e| StorageError::Other(format!("building a write: {e}")))
+}
+
+#[derive(Clone, Debug)]
+pub struct MembersTable {
+    client: Client,
+    name: String,
+}
+
+impl MembersTable {
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self {
+            client,
+            name: name.into(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The member session's one read: strongly consistent, so a role change or a
+    /// deactivation acts on the very next request.
+    pub async fn get(&self, id: &str) -> Result<Option<Member>, StorageError> {
+        if id.starts_with("org#") {
+            return Ok(None);
+        }
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("member_id", s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem member", &e))?;
+        output.item.map(decode).transpose()
+    }
+
+    /// The member, if it is `org`'s (another org's member is as unknown as none).
+    pub async fn get_in(&self, org: &OrgId, id: &str) -> Result<Member, MemberError> {
+        match self.get(id).await? {
+            Some(member) if &member.org_id == org => Ok(member),
+            _ => Err(MemberError::NotFound),
+        }
+    }
+
+    /// Every member of the org (deactivated ones too), by email.
+    pub async fn list(&self, org: &OrgId) -> Result<Vec<Member>, StorageError> {
+        let items: Vec<_> = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .index_name(BY_ORG_INDEX)
+            .key_condition_expression("org_id = :org")
+            .expression_attribute_values(":org", s(org.as_str()))
+            .into_paginator()
+            .items()
+            .send()
+            .collect()
+            .await;
+        let mut members = items
+            .into_iter()
+            .map(|item| decode(item.map_err(|e| classify("Query members", &e))?))
+            .collect::<Result<Vec<_>, _>>()?;
+        members.sort_by(|a, b| (&a.email, &a.id).cmp(&(&b.email, &b.id)));
+        Ok(members)
+    }
+
+    fn counter_update(&self, org: &OrgId, delta: i64) -> Result<TransactWriteItem, StorageError> {
+        let mut update = Update::builder()
+            .table_name(&self.name)
+            .key("member_id", s(counter_id(org)))
+            .update_expression("ADD #admins :delta")
+            .expression_attribute_names("#admins", ADMINISTRATORS)
+            .expression_attribute_values(":delta", n(delta));
+        if delta < 0 {
+            // Never below one: this is what keeps the last administrator.
+            update = update
+                .condition_expression("#admins > :one")
+                .expression_attribute_values(":one", n(1));
+        }
+        Ok(TransactWriteItem::builder()
+            .update(built(update.build())?)
+            .build())
+    }
+
+    /// Adds a member (an administrator also counts towards the org's administrators).
+    pub async fn add(&self, member: &Member) -> Result<(), MemberError> {
+        let item = serde_dynamo::to_item(MemberItem {
+            member_id: member.id.clone(),
+            org_id: member.org_id.clone(),
+            email: member.email.clone(),
+            role: member.role,
+            status: member.status,
+            created_at: time::format(&member.created_at),
+            invited_by: member.invited_by.clone(),
+            deactivated_at: member.deactivated_at.as_ref().map(time::format),
+        })
+        .map_err(|e| corrupt("member", e))?;
+        let put = Put::builder()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(member_id)");
+        let mut items = vec![TransactWriteItem::builder()
+            .put(built(put.build())?)
+            .build()];
+        if member.role == Role::Administrator && member.is_active() {
+            items.push(self.counter_update(&member.org_id, 1)?);
+        }
+        match transact_write(&self.client, "TransactWriteItems add member", items).await {
+            Ok(()) => Ok(()),
+            Err(TransactFailure::Conditions(_)) => Err(MemberError::Exists),
+            Err(TransactFailure::Contended) => Err(MemberError::Storage(
+                StorageError::Unavailable("add member: contended".into()),
+            )),
+            Err(TransactFailure::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    /// The update of `member` that holds only while its role and status are what was read:
+    /// what a key's creation puts in its transaction, so a key is never made under a role
+    /// its creator no longer has. `add_key` joins the key's hash to the member's keys.
+    pub fn unchanged_with_key(
+        &self,
+        member: &Member,
+        add_key: &str,
+    ) -> Result<TransactWriteItem, StorageError> {
+        let update = Update::builder()
+            .table_name(&self.name)
+            .key("member_id", s(&member.id))
+            .update_expression("ADD #keys :key")
+            .condition_expression("#role = :role AND #status = :active AND org_id = :org")
+            .expression_attribute_names("#keys", KEY_HASHES)
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":key", AttributeValue::Ss(vec![add_key.to_owned()]))
+            .expression_attribute_values(":role", s(member.role.as_str()))
+            .expression_attribute_values(":active", s(MemberStatus::Active.as_str()))
+            .expression_attribute_values(":org", s(member.org_id.as_str()));
+        Ok(TransactWriteItem::builder()
+            .update(built(update.build())?)
+            .build())
+    }
+
+    /// Moves a key's hash from one member's set to another's (a transfer on deactivation).
+    pub async fn move_key(&self, from: &str, to: &str, hash: &str) -> Result<(), StorageError> {
+        let set = || AttributeValue::Ss(vec![hash.to_owned()]);
+        let remove = Update::builder()
+            .table_name(&self.name)
+            .key("member_id", s(from))
+            .update_expression("DELETE #keys :key")
+            .expression_attribute_names("#keys", KEY_HASHES)
+            .expression_attribute_values(":key", set());
+        let add = Update::builder()
+            .table_name(&self.name)
+            .key("member_id", s(to))
+            .update_expression("ADD #keys :key")
+            .condition_expression("attribute_exists(member_id)")
+            .expression_attribute_names("#keys", KEY_HASHES)
+            .expression_attribute_values(":key", set());
+        let items = vec![
+            TransactWriteItem::builder()
+                .update(built(remove.build())?)
+                .build(),
+            TransactWriteItem::builder()
+                .update(built(add.build())?)
+                .build(),
+        ];
+        transact_write(&self.client, "TransactWriteItems move key", items)
+            .await
+            .map_err(|failure| match failure {
+                TransactFailure::Storage(e) => e,
+                other => StorageError::Unavailable(format!("move key: {other:?}")),
+            })
+    }
+
+    /// Gives `org`'s member `id` the role `role`; returns the member as it now is. The last
+    /// active administrator keeps the role.
+    pub async fn set_role(&self, org: &OrgId, id: &str, role: Role) -> Result<Member, MemberError> {
+        for _ in 0..CONTENDED_RETRIES {
+            let mut member = self.get_in(org, id).await?;
+            if !member.is_active() {
+                return Err(MemberError::Deactivated);
+            }
+            if member.role == role {
+                return Ok(member);
+            }
+            let update = Update::builder()
+                .table_name(&self.name)
+                .key("member_id", s(id))
+                .update_expression("SET #role = :new")
+                .condition_expression("#role = :old AND #status = :active AND org_id = :org")
+                .expression_attribute_names("#role", "role")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":new", s(role.as_str()))
+                .expression_attribute_values(":old", s(member.role.as_str()))
+                .expression_attribute_values(":active", s(MemberStatus::Active.as_str()))
+                .expression_attribute_values(":org", s(org.as_str()));
+            let mut items = vec![TransactWriteItem::builder()
+                .update(built(update.build())?)
+                .build()];
+            if member.role == Role::Administrator {
+                items.push(self.counter_update(org, -1)?);
+            } else if role == Role::Administrator {
+                items.push(self.counter_update(org, 1)?);
+            }
+            match transact_write(&self.client, "TransactWriteItems set role", items).await {
+                Ok(()) => {
+                    member.role = role;
+                    return Ok(member);
+                }
+                Err(TransactFailure::Conditions(failed)) if failed.contains(&1) => {
+                    return Err(MemberError::LastAdministrator)
+                }
+                Err(TransactFailure::Conditions(_)) | Err(TransactFailure::Contended) => continue,
+                Err(TransactFailure::Storage(e)) => return Err(e.into()),
+            }
+        }
+        Err(StorageError::Unavailable("set role: contended".into()).into())
+    }
+
+    /// Deactivates `org`'s member `id`; returns the member as it now is. Deactivating a
+    /// deactivated member changes nothing. The last active administrator stays.
+    pub async fn deactivate(
+        &self,
+        org: &OrgId,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Member, MemberError> {
+        for _ in 0..CONTENDED_RETRIES {
+            let mut member = self.get_in(org, id).await?;
+            if !member.is_active() {
+                return Ok(member);
+            }
+            let update = Update::builder()
+                .table_name(&self.name)
+                .key("member_id", s(id))
+                .update_expression("SET #status = :deactivated, deactivated_at = :now")
+                .condition_expression("#role = :role AND #status = :active AND org_id = :org")
+                .expression_attribute_names("#role", "role")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":deactivated", s(MemberStatus::Deactivated.as_str()))
+                .expression_attribute_values(":now", s(time::format(&now)))
+                .expression_attribute_values(":role", s(member.role.as_str()))
+                .expression_attribute_values(":active", s(MemberStatus::Active.as_str()))
+                .expression_attribute_values(":org", s(org.as_str()));
+            let mut items = vec![TransactWriteItem::builder()
+                .update(built(update.build())?)
+                .build()];
+            if member.role == Role::Administrator {
+                items.push(self.counter_update(org, -1)?);
+            }
+            match transact_write(&self.client, "TransactWriteItems deactivate", items).await {
+                Ok(()) => {
+                    member.status = MemberStatus::Deactivated;
+                    member.deactivated_at = Some(now);
+                    return Ok(member);
+                }
+                Err(TransactFailure::Conditions(failed)) if failed.contains(&1) => {
+                    return Err(MemberError::LastAdministrator)
+                }
+                Err(TransactFailure::Conditions(_)) | Err(TransactFailure::Contended) => continue,
+                Err(TransactFailure::Storage(e)) => return Err(e.into()),
+            }
+        }
+        Err(StorageError::Unavailable("deactivate: contended".into()).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_decode_with_their_key_set_and_never_show_it() {
+        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(MemberItem {
+            member_id: "m1".into(),
+            org_id: OrgId::parse("acme").unwrap(),
+            email: "a@acme.test".into(),
+            role: Role::Developer,
+            status: MemberStatus::Active,
+            created_at: "2026-11-23T10:00:00.000Z".into(),
+            invited_by: None,
+            deactivated_at: None,
+        })
+        .unwrap();
+        item.insert(
+            KEY_HASHES.into(),
+            AttributeValue::Ss(vec!["ab".into(), "cd".into()]),
+        );
+        let member = decode(item.clone()).unwrap();
+        assert_eq!(member.role, Role::Developer);
+        assert_eq!(member.key_hashes.len(), 2);
+        let shown = member.to_json();
+        assert!(shown.get("key_hashes").is_none());
+        assert_eq!(
+            shown["permissions"],
+            json!(["org.api-keys", "customers.read", "customers.write"])
+        );
+        item.insert(KEY_HASHES.into(), AttributeValue::S("ab".into()));
+        assert!(decode(item).is_err());
+    }
+}
