@@ -19,6 +19,8 @@ pub struct Stack {
     pub dynamodb_port: u16,
     /// The demo key it printed.
     pub key: String,
+    /// The password of admin@demo.test it printed.
+    pub admin_password: String,
     pub env: Vec<(String, String)>,
 }
 
@@ -46,9 +48,14 @@ impl Stack {
         while dynamodb_port == port {
             dynamodb_port = localdb::dynamodb_local::free_port().unwrap();
         }
+        let mut cognito_port = localdb::dynamodb_local::free_port().unwrap();
+        while cognito_port == port || cognito_port == dynamodb_port {
+            cognito_port = localdb::dynamodb_local::free_port().unwrap();
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_local-stack"))
             .env("PORT", port.to_string())
             .env("DYNAMODB_PORT", dynamodb_port.to_string())
+            .env("COGNITO_PORT", cognito_port.to_string())
             .env("RUST_LOG", "warn")
             .current_dir(root())
             .stdin(Stdio::null())
@@ -70,18 +77,24 @@ impl Stack {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut key = None;
+            let mut password = None;
+            let mut password_next = false;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let trimmed = line.trim();
                 if trimmed.starts_with("ic_live_") {
                     key = Some(trimmed.to_owned());
                 }
+                if password_next {
+                    password = Some(trimmed.to_owned());
+                }
+                password_next = line.contains("password (this stack only)");
                 if line.starts_with("Listening on") {
-                    let _ = tx.send(key.take());
+                    let _ = tx.send(key.take().zip(password.take()));
                 }
             }
         });
-        let key = match rx.recv_timeout(Duration::from_secs(START_TIMEOUT_SECS)) {
-            Ok(Some(key)) => key,
+        let (key, admin_password) = match rx.recv_timeout(Duration::from_secs(START_TIMEOUT_SECS)) {
+            Ok(Some(printed)) => printed,
             other => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -104,6 +117,7 @@ impl Stack {
             port,
             dynamodb_port,
             key,
+            admin_password,
             env,
         })
     }

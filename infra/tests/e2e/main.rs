@@ -337,3 +337,95 @@ fn the_request_log_shows_a_keys_requests_within_a_minute() {
     let other = stack.icadmin_json(&["keys", "requests", "--org", "other", &key_id]);
     assert_eq!(other, json!([]));
 }
+
+/// The README's newcomer walk: sign in as the printed member with `icadmin members login`,
+/// create a key through the member API, use it, see the requests in its log, roll it and
+/// revoke it — against the real `make run` binary and its Cognito emulator.
+#[test]
+fn a_newcomer_signs_in_creates_a_key_reads_its_log_rolls_and_revokes_it() {
+    let mut stack = Stack::start();
+    let login = stack.icadmin(&[
+        "members",
+        "login",
+        "--email",
+        "admin@demo.test",
+        "--password",
+        &stack.admin_password,
+        "--token-only",
+    ]);
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let token = String::from_utf8(login.stdout).unwrap().trim().to_owned();
+    let wrong = stack.icadmin(&[
+        "members",
+        "login",
+        "--email",
+        "admin@demo.test",
+        "--password",
+        "not-it",
+    ]);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong email or password"));
+
+    let created = helpers::post(
+        &stack.url("/v1/org/api-keys"),
+        &token,
+        None,
+        r#"{"label": "CRM sync", "scopes": ["customers:write", "customers:read", "aml:read"]}"#,
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let created = created.json();
+    let (key_id, key) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["key"].as_str().unwrap().to_owned(),
+    );
+    let used = get(&stack.url("/v1/customers"), &key);
+    assert_eq!(used.status, 200, "{}", used.body);
+    let request_id = used.header("request-id").unwrap().to_owned();
+
+    // Its request log, through the member API, within 60 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let log_path = stack.url(&format!("/v1/org/api-keys/{key_id}/requests"));
+    loop {
+        let log = get(&log_path, &token);
+        assert_eq!(log.status, 200, "{}", log.body);
+        if log.body.contains(&request_id) {
+            assert!(!log.body.contains(&key), "never the key");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not logged within 60 s: {}",
+            log.body
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+
+    let rolled = helpers::post(
+        &stack.url(&format!("/v1/org/api-keys/{key_id}/roll")),
+        &token,
+        None,
+        r#"{"expire_old_in_seconds": 60}"#,
+    );
+    assert_eq!(rolled.status, 201, "{}", rolled.body);
+    let new_key = rolled.json()["key"].as_str().unwrap().to_owned();
+    assert_eq!(get(&stack.url("/v1/me"), &new_key).status, 200);
+    assert_eq!(
+        get(&stack.url("/v1/me"), &key).status,
+        200,
+        "within the grace"
+    );
+    let revoked = helpers::post(
+        &stack.url(&format!("/v1/org/api-keys/{key_id}/revoke")),
+        &token,
+        None,
+        "{}",
+    );
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    get(&stack.url("/v1/me"), &key).assert_error(401, "unauthorized");
+    assert_eq!(get(&stack.url("/v1/me"), &new_key).status, 200);
+    assert!(stack.terminate().success());
+}

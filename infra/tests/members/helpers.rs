@@ -8,7 +8,9 @@ use std::sync::{Arc, OnceLock};
 
 use infra::gateway::{serve, RouteTable};
 use infra::identity::{add_member_with_password, member_pool, random_password, with_authorizers};
-use localdb::{CognitoLocal, DynamoDbLocal, PoolIds, Template};
+use localdb::{
+    test_client, CallCounter, CognitoLocal, DynamoDbLocal, FaultInjector, PoolIds, Template,
+};
 use serde_json::Value;
 use shared::app::TableNames;
 use shared::keys::scope::Scope;
@@ -24,6 +26,40 @@ pub mod http;
 pub use http::Reply;
 
 static DYNAMODB: OnceLock<DynamoDbLocal> = OnceLock::new();
+static LOGS: OnceLock<CapturedLogs> = OnceLock::new();
+
+/// Everything this test binary logs, through the functions' own JSON subscriber.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub fn logs() -> &'static CapturedLogs {
+    LOGS.get_or_init(|| {
+        let logs = CapturedLogs::default();
+        let sink = logs.clone();
+        let subscriber = shared::edge::telemetry::json_subscriber(
+            move || sink.clone(),
+            tracing_subscriber::EnvFilter::new("info"),
+        );
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+        logs
+    })
+}
 static COGNITO: OnceLock<CognitoLocal> = OnceLock::new();
 
 pub fn dynamodb() -> &'static DynamoDbLocal {
@@ -50,11 +86,14 @@ pub struct Plane {
     pub tables: TableNames,
     pub pool: PoolIds,
     pub port: u16,
+    /// Faults injected in front of DynamoDB Local for the functions' calls.
+    pub faults: FaultInjector,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Plane {
     pub fn new() -> Self {
+        logs();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -64,8 +103,13 @@ impl Plane {
         let dynamodb = dynamodb();
         let cognito = cognito();
         let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let faults = FaultInjector::default();
         let (client, tables, pool) = runtime.block_on(async {
-            let client = shared::app::with_api_timeouts(&dynamodb.client());
+            let client = shared::app::with_api_timeouts(&test_client(
+                &dynamodb.endpoint(),
+                &CallCounter::default(),
+                &faults,
+            ));
             let names = template
                 .create_tables(&client, &format!("m{suffix}_"))
                 .await
@@ -104,6 +148,7 @@ impl Plane {
             tables,
             pool,
             port,
+            faults,
             stop: Some(stop),
         }
     }

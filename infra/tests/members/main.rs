@@ -899,3 +899,118 @@ fn a_keys_request_log_reads_newest_first_with_filters_and_a_cursor() {
         .get(&format!("{path}?since=yesterday"), &admin.token)
         .assert_error(400, "invalid_request");
 }
+
+#[test]
+fn no_key_hash_or_session_token_ever_reaches_a_log_line() {
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let (id, key) = plane.create_key(&admin, &[Scope::CustomersRead]);
+    assert_eq!(plane.get("/v1/customers", &key).status, 200);
+    let rolled = plane.post(
+        &format!("/v1/org/api-keys/{id}/roll"),
+        &admin.token,
+        json!({"expire_old_in_seconds": 60}),
+    );
+    let new_key = rolled.json()["key"].as_str().unwrap().to_owned();
+    assert_eq!(plane.get("/v1/customers", &new_key).status, 200);
+    plane.get("/v1/org/me", "garbage-token");
+    let hash = shared::keys::token::ApiKeyToken::parse(&key)
+        .unwrap()
+        .hash();
+    let text = helpers::logs().text();
+    // The lines are there (this test's member requests are logged, by member id)...
+    assert!(
+        text.contains(&admin.member.id),
+        "the member's requests are logged"
+    );
+    assert!(
+        text.contains(&id),
+        "the key's requests are logged under its id"
+    );
+    // ...and none holds a secret, a hash or the member's email.
+    for secret in [
+        key.as_str(),
+        new_key.as_str(),
+        admin.token.as_str(),
+        &hex::encode(hash.as_bytes()),
+        &admin.password,
+        &admin.email,
+    ] {
+        assert!(!text.contains(secret), "a log line holds a secret or PII");
+    }
+}
+
+#[test]
+fn dynamodb_throttled_or_down_is_a_503_never_a_401_and_nothing_half_made() {
+    use localdb::{Fault, Injection};
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let developer = plane.member("acme", Role::Developer);
+    let (_, dev_key) = plane.create_key(&developer, &[Scope::CustomersWrite, Scope::CustomersRead]);
+
+    // The session's read of the member record: throttled, unreachable.
+    for fault in [Fault::Throttle, Fault::Refuse] {
+        plane
+            .faults
+            .arm(Injection::new("GetItem", fault).on_table(&plane.tables.members));
+        let reply = plane.get("/v1/org/me", &admin.token);
+        reply.assert_error(503, "service_unavailable");
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        plane.faults.heal();
+    }
+    // A key's creation, its transaction cancelled for throttling: no key, no dangling hash.
+    plane.faults.arm(Injection::new(
+        "TransactWriteItems",
+        Fault::TransactionThrottled,
+    ));
+    let reply = plane.post(
+        "/v1/org/api-keys",
+        &admin.token,
+        json!({"label": "x", "scopes": ["customers:read"]}),
+    );
+    reply.assert_error(503, "service_unavailable");
+    plane.faults.heal();
+    let listed = plane.get(
+        &format!("/v1/org/api-keys?created_by={}", admin.member.id),
+        &admin.token,
+    );
+    assert_eq!(listed.json()["data"], json!([]));
+    let stored = plane
+        .runtime
+        .block_on(plane.app.members.get(&admin.member.id))
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.key_hashes.is_empty(),
+        "no hash of a key that was never made"
+    );
+
+    // A demotion whose key trimming is throttled answers 503; the retry finishes it.
+    plane
+        .faults
+        .arm(Injection::new("UpdateItem", Fault::Throttle).on_table(&plane.tables.api_keys));
+    let demoted = plane.patch(
+        &format!("/v1/org/members/{}", developer.member.id),
+        &admin.token,
+        json!({"role": "analyst"}),
+    );
+    demoted.assert_error(503, "service_unavailable");
+    plane.faults.heal();
+    let again = plane.patch(
+        &format!("/v1/org/members/{}", developer.member.id),
+        &admin.token,
+        json!({"role": "analyst"}),
+    );
+    assert_eq!(again.status, 200, "{}", again.body);
+    let body = plane
+        .post(
+            "/v1/customers",
+            &dev_key,
+            json!({"type": "INDIVIDUAL", "full_name": "Jane"}),
+        )
+        .assert_error(403, "forbidden_scope");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("customers:write"));
+}

@@ -20,7 +20,7 @@ use crate::keys::table::{
 };
 use crate::members::role::{Permission, Role};
 use crate::members::session::require;
-use crate::members::table::{Member, MemberError, MemberStatus};
+use crate::members::table::{Member, MemberError, MemberStatus, MAX_MEMBER_ID_CHARS};
 use crate::query::QueryParams;
 use crate::request::RequestMeta;
 use crate::storage::{transact_write, TransactFailure};
@@ -310,7 +310,7 @@ pub fn me(req: &Request, member: &Member, meta: &RequestMeta) -> Result<Response
 fn key_json(record: &ApiKeyRecord, now: Timestamp) -> Value {
     let mut body = record.to_public_json(now);
     if let Some(object) = body.as_object_mut() {
-        object.remove("org");
+        object.shift_remove("org");
     }
     body
 }
@@ -354,6 +354,12 @@ pub async fn list_keys(
         }
     }
     let created_by = query.get("created_by");
+    if created_by.is_some_and(|id| id.is_empty() || id.len() > MAX_MEMBER_ID_CHARS) {
+        return Err(ApiError::invalid_param(
+            "created_by",
+            format!("created_by must be a member id (1-{MAX_MEMBER_ID_CHARS} characters)."),
+        ));
+    }
     let mut keys = app.keys.list_for_org(&member.org_id).await?;
     keys.retain(|key| {
         status.is_none_or(|s| key.status(meta.now) == s)

@@ -22,6 +22,8 @@ use crate::time::{self, Timestamp};
 
 pub const MEMBERS_TABLE_ENV: &str = "MEMBERS_TABLE";
 pub const BY_ORG_INDEX: &str = "ByOrg";
+/// A member id is the pool's `sub` (a UUID); anything longer names no member.
+pub const MAX_MEMBER_ID_CHARS: usize = 128;
 const KEY_HASHES: &str = "key_hashes";
 const ADMINISTRATORS: &str = "administrators";
 /// Re-reads after a concurrent change before giving up with a 503.
@@ -167,7 +169,8 @@ impl MembersTable {
     /// The member session's one read: strongly consistent, so a role change or a
     /// deactivation acts on the very next request.
     pub async fn get(&self, id: &str) -> Result<Option<Member>, StorageError> {
-        if id.starts_with("org#") {
+        // Not a member id (the org counters' items, or what no key attribute can hold).
+        if id.is_empty() || id.len() > MAX_MEMBER_ID_CHARS || id.starts_with("org#") {
             return Ok(None);
         }
         let output = self

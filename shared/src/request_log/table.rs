@@ -191,6 +191,10 @@ impl RequestLogTable {
                 high = position.clone();
             }
         }
+        if low > high {
+            // An empty window (since after until): nothing to read.
+            return Ok((Vec::new(), None));
+        }
         let mut query = self
             .client
             .query()
