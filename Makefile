@@ -96,7 +96,7 @@ lint: $(VENV_STAMP)
 	PATH="$(TOOLS_PATH)" cfn-lint template.yaml
 
 contract: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) $(CONTRACT_STAMP)
-	$(CARGO) build -q -p infra --bin local-stack
+	$(CARGO) build -q -p infra --bin local-stack --bin icadmin
 	SCHEMATHESIS="$(CURDIR)/$(CONTRACT_VENV)/bin/schemathesis" infra/tools/contract.sh
 
 ci: lint test contract

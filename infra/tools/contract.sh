@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make contract`: start the local stack on free ports, issue nothing by hand (it prints a
-# demo key with every scope), and let schemathesis check the API against openapi.yaml.
+# demo key with every scope and the password of admin@demo.test), and let schemathesis
+# check the API against openapi.yaml: the integration API with the key, the member API
+# with the administrator's access token (signed in through the Cognito emulator).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${SCHEMATHESIS:=.venv-contract/bin/schemathesis}"
@@ -8,8 +10,9 @@ cd "$(dirname "$0")/../.."
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0", 0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
 DYNAMODB_PORT=$(free_port)
+COGNITO_PORT=$(free_port)
 out=$(mktemp)
-RUST_LOG=warn PORT=$PORT DYNAMODB_PORT=$DYNAMODB_PORT ./target/debug/local-stack >"$out" 2>"$out.err" &
+RUST_LOG=warn PORT=$PORT DYNAMODB_PORT=$DYNAMODB_PORT COGNITO_PORT=$COGNITO_PORT ./target/debug/local-stack >"$out" 2>"$out.err" &
 stack=$!
 trap 'kill -TERM $stack 2>/dev/null; wait $stack 2>/dev/null; rm -f "$out" "$out.err"' EXIT
 
@@ -20,6 +23,9 @@ for _ in $(seq 1 240); do
 done
 grep -q '^Listening on' "$out" || { echo "local stack did not start in time" >&2; exit 1; }
 KEY=$(grep -o 'ic_live_[0-9A-Za-z]*' "$out" | head -1)
+PASSWORD=$(sed -n '/password (this stack only)/{n;p}' "$out" | tr -d ' ')
+TOKEN=$(set -a; . ".local/env.$PORT"; set +a
+        ./target/debug/icadmin members login --email admin@demo.test --password "$PASSWORD" --token-only)
 
 # The config allows the few answers that depend on server state (see the file).
 # schemathesis keeps its example database under the working directory: use a scratch one.
@@ -28,10 +34,18 @@ trap 'kill -TERM $stack 2>/dev/null; wait $stack 2>/dev/null; rm -rf "$out" "$ou
 spec="$PWD/openapi.yaml"
 config="$PWD/infra/tools/schemathesis.toml"
 cd "$work"
-"$SCHEMATHESIS" --config-file "$config" run "$spec" \
-  --url "http://127.0.0.1:$PORT" \
-  --header "Authorization: Bearer $KEY" \
-  --checks all \
-  --max-examples "${CONTRACT_MAX_EXAMPLES:-50}" \
-  --seed "${CONTRACT_SEED:-20261122}" \
-  --no-color
+check() { # credential, path regex
+  "$SCHEMATHESIS" --config-file "$config" run "$spec" \
+    --url "http://127.0.0.1:$PORT" \
+    --header "Authorization: Bearer $1" \
+    --include-path-regex "$2" \
+    --checks all \
+    --max-examples "${CONTRACT_MAX_EXAMPLES:-50}" \
+    --seed "${CONTRACT_SEED:-20261122}" \
+    --no-color
+}
+echo "== The integration API, with an API key"
+check "$KEY" '^/v1/(customers|me)'
+echo "== The member API, with a member's access token"
+check "$TOKEN" '^/v1/org/'
+
