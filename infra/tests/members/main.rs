@@ -1014,3 +1014,123 @@ fn dynamodb_throttled_or_down_is_a_503_never_a_401_and_nothing_half_made() {
         .unwrap()
         .contains("customers:write"));
 }
+
+#[test]
+fn keys_made_at_once_by_one_member_are_all_made_and_all_known_to_the_member() {
+    let plane = Plane::new();
+    let developer = plane.member("acme", Role::Developer);
+    let replies: Vec<helpers::Reply> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..10)
+            .map(|i| {
+                let plane = &plane;
+                let token = developer.token.clone();
+                s.spawn(move || {
+                    plane.post(
+                        "/v1/org/api-keys",
+                        &token,
+                        json!({"label": format!("k{i}"), "scopes": ["customers:read"]}),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for reply in &replies {
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    let member = plane
+        .runtime
+        .block_on(plane.app.members.get(&developer.member.id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        member.key_hashes.len(),
+        10,
+        "every key is the member's, so a demotion reaches each"
+    );
+
+    // A demotion racing with creations leaves no key beyond the new role.
+    let admin = plane.member("acme", Role::Administrator);
+    let officer = plane.member("acme", Role::ComplianceOfficer);
+    let (created, demoted) = std::thread::scope(|s| {
+        let creations: Vec<_> = (0..6)
+            .map(|i| {
+                let plane = &plane;
+                let token = officer.token.clone();
+                s.spawn(move || {
+                    plane.post(
+                        "/v1/org/api-keys",
+                        &token,
+                        json!({"label": format!("a{i}"), "scopes": ["aml:read", "customers:read"]}),
+                    )
+                })
+            })
+            .collect();
+        let demotion = s.spawn(|| {
+            plane.patch(
+                &format!("/v1/org/members/{}", officer.member.id),
+                &admin.token,
+                json!({"role": "developer"}),
+            )
+        });
+        let created: Vec<helpers::Reply> =
+            creations.into_iter().map(|h| h.join().unwrap()).collect();
+        (created, demotion.join().unwrap())
+    });
+    assert_eq!(demoted.status, 200, "{}", demoted.body);
+    for reply in &created {
+        assert!(matches!(reply.status, 201 | 403 | 409), "{}", reply.body);
+    }
+    let keys = plane
+        .get(
+            &format!("/v1/org/api-keys?created_by={}", officer.member.id),
+            &admin.token,
+        )
+        .json();
+    for key in keys["data"].as_array().unwrap() {
+        assert!(
+            !scopes_of(key).contains("aml:read"),
+            "a key kept a scope its member lost: {key}"
+        );
+    }
+}
+
+#[test]
+fn a_deactivation_racing_with_key_creations_leaves_no_key_working() {
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let leaver = plane.member("acme", Role::Developer);
+    let created: Vec<helpers::Reply> = std::thread::scope(|s| {
+        let creations: Vec<_> = (0..6)
+            .map(|i| {
+                let plane = &plane;
+                let token = leaver.token.clone();
+                s.spawn(move || {
+                    plane.post(
+                        "/v1/org/api-keys",
+                        &token,
+                        json!({"label": format!("d{i}"), "scopes": ["customers:read"]}),
+                    )
+                })
+            })
+            .collect();
+        let deactivation = s.spawn(|| {
+            plane.post(
+                &format!("/v1/org/members/{}/deactivate", leaver.member.id),
+                &admin.token,
+                json!({}),
+            )
+        });
+        assert_eq!(deactivation.join().unwrap().status, 200);
+        creations.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for reply in created.iter().filter(|r| r.status == 201) {
+        let key = reply.json()["key"].as_str().unwrap().to_owned();
+        plane
+            .get("/v1/customers", &key)
+            .assert_error(401, "unauthorized");
+    }
+    for reply in &created {
+        assert!(matches!(reply.status, 201 | 401 | 409), "{}", reply.body);
+    }
+}

@@ -401,8 +401,29 @@ async fn store_member_key(
             .map_err(TransactFailure::Storage)?,
     ];
     items.extend(also);
-    transact_write(app.keys.client(), "TransactWriteItems member key", items).await
+    // Two keys made at once by one member touch the same member item: a transaction
+    // conflict, not a refusal. Try again a few times, a little apart.
+    let mut attempt = 0;
+    loop {
+        let outcome = transact_write(
+            app.keys.client(),
+            "TransactWriteItems member key",
+            items.clone(),
+        )
+        .await;
+        match outcome {
+            Err(TransactFailure::Contended) if attempt < CONTENDED_RETRIES => {
+                attempt += 1;
+                let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 40;
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt + jitter)).await;
+            }
+            outcome => return outcome,
+        }
+    }
 }
+
+/// Retries of a member's key transaction that met another transaction on the member item.
+const CONTENDED_RETRIES: u64 = 5;
 
 fn role_changed() -> ApiError {
     ApiError::conflict("Your role or status changed while the key was being made; try again.")
@@ -920,6 +941,30 @@ pub async fn deactivate_member(
     ok(StatusCode::OK, &body, meta)
 }
 
+/// The keys `member` answers for that still work.
+async fn live_keys(
+    app: &App,
+    member: &Member,
+    now: Timestamp,
+) -> Result<Vec<ApiKeyRecord>, ApiError> {
+    let mut live = Vec::new();
+    for hash in &member.key_hashes {
+        let Some(hash) = hex::decode(hash)
+            .ok()
+            .and_then(|bytes| crate::keys::token::KeyHash::from_slice(&bytes))
+        else {
+            tracing::error!(member_id = %member.id, "member holds an unreadable key hash");
+            continue;
+        };
+        if let Some(key) = app.keys.find_by_hash(&hash).await? {
+            if key.status(now) == "active" && key.owner() == member.id {
+                live.push(key);
+            }
+        }
+    }
+    Ok(live)
+}
+
 /// What a deactivation did.
 #[derive(Debug, Clone)]
 pub struct Deactivation {
@@ -959,21 +1004,9 @@ pub async fn deactivate(
             }
         }
     };
-    // The member's keys that still work, read before anything changes.
-    let mut live = Vec::new();
-    for hash in &target.key_hashes {
-        let Some(hash) = hex::decode(hash)
-            .ok()
-            .and_then(|bytes| crate::keys::token::KeyHash::from_slice(&bytes))
-        else {
-            continue;
-        };
-        if let Some(key) = app.keys.find_by_hash(&hash).await? {
-            if key.status(now) == "active" && key.owner() == target.id {
-                live.push(key);
-            }
-        }
-    }
+    // The member's keys that still work: checked against the heir before anything
+    // changes, and read again after the change (a key made meanwhile is in the set then).
+    let live = live_keys(app, &target, now).await?;
     if let Some(heir) = &heir {
         for key in &live {
             if let Some(scope) = key.scopes.iter().find(|s| !heir.role.covers(**s)) {
@@ -988,9 +1021,15 @@ pub async fn deactivate(
         }
     }
     let deactivated = app.members.deactivate(org, id, now).await?;
+    let live = live_keys(app, &deactivated, now).await?;
     let (mut revoked, mut transferred) = (Vec::new(), Vec::new());
     for key in &live {
-        match &heir {
+        // A key made after the check above whose scopes the heir's role doesn't cover is
+        // revoked rather than handed on.
+        let heir = heir
+            .as_ref()
+            .filter(|heir| key.scopes.iter().all(|s| heir.role.covers(*s)));
+        match heir {
             Some(heir) => {
                 app.keys
                     .transfer(&key.key_hash, &heir.id, &heir.email)

@@ -355,8 +355,15 @@ impl MembersTable {
             }
             match transact_write(&self.client, "TransactWriteItems set role", items).await {
                 Ok(()) => {
-                    member.role = role;
-                    return Ok(member);
+                    // Read again: a key made under the old role just before the change is
+                    // in the set now (any made after it failed its condition).
+                    return match self.get(id).await? {
+                        Some(now) => Ok(now),
+                        None => {
+                            member.role = role;
+                            Ok(member)
+                        }
+                    };
                 }
                 Err(TransactFailure::Conditions(failed)) if failed.contains(&1) => {
                     return Err(MemberError::LastAdministrator)
@@ -401,9 +408,15 @@ impl MembersTable {
             }
             match transact_write(&self.client, "TransactWriteItems deactivate", items).await {
                 Ok(()) => {
-                    member.status = MemberStatus::Deactivated;
-                    member.deactivated_at = Some(now);
-                    return Ok(member);
+                    // Read again, for every key made before the change (see set_role).
+                    return match self.get(id).await? {
+                        Some(now) => Ok(now),
+                        None => {
+                            member.status = MemberStatus::Deactivated;
+                            member.deactivated_at = Some(now);
+                            Ok(member)
+                        }
+                    };
                 }
                 Err(TransactFailure::Conditions(failed)) if failed.contains(&1) => {
                     return Err(MemberError::LastAdministrator)
