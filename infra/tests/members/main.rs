@@ -985,10 +985,12 @@ fn dynamodb_throttled_or_down_is_a_503_never_a_401_and_nothing_half_made() {
         "no hash of a key that was never made"
     );
 
-    // A demotion whose key trimming is throttled answers 503; the retry finishes it.
-    plane
-        .faults
-        .arm(Injection::new("UpdateItem", Fault::Throttle).on_table(&plane.tables.api_keys));
+    // A demotion is one transaction with its keys' trimming: throttled, it is a 503 and
+    // nothing changed (role and scopes as they were); the retry does it all.
+    plane.faults.arm(Injection::new(
+        "TransactWriteItems",
+        Fault::TransactionThrottled,
+    ));
     let demoted = plane.patch(
         &format!("/v1/org/members/{}", developer.member.id),
         &admin.token,
@@ -996,6 +998,22 @@ fn dynamodb_throttled_or_down_is_a_503_never_a_401_and_nothing_half_made() {
     );
     demoted.assert_error(503, "service_unavailable");
     plane.faults.heal();
+    let unchanged = plane
+        .runtime
+        .block_on(plane.app.members.get(&developer.member.id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(unchanged.role, Role::Developer);
+    let customer = plane.post(
+        "/v1/customers",
+        &dev_key,
+        json!({"type": "INDIVIDUAL", "full_name": "Before"}),
+    );
+    assert_eq!(
+        customer.status, 201,
+        "the key kept customers:write: {}",
+        customer.body
+    );
     let again = plane.patch(
         &format!("/v1/org/members/{}", developer.member.id),
         &admin.token,
@@ -1133,4 +1151,224 @@ fn a_deactivation_racing_with_key_creations_leaves_no_key_working() {
     for reply in &created {
         assert!(matches!(reply.status, 201 | 401 | 409), "{}", reply.body);
     }
+}
+
+#[test]
+fn a_hand_over_racing_with_the_heirs_demotion_never_leaves_a_key_beyond_a_role() {
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let other_admin = plane.member("acme", Role::Administrator);
+    for round in 0..3 {
+        let leaver = plane.member("acme", Role::Developer);
+        let heir = plane.member("acme", Role::Developer);
+        let (key_id, key) = plane.create_key(&leaver, &[Scope::CustomersWrite]);
+        let (handed, demoted) = std::thread::scope(|s| {
+            let handed = s.spawn(|| {
+                plane.post(
+                    &format!("/v1/org/members/{}/deactivate", leaver.member.id),
+                    &admin.token,
+                    json!({"transfer_keys_to": heir.member.id}),
+                )
+            });
+            let demoted = s.spawn(|| {
+                plane.patch(
+                    &format!("/v1/org/members/{}", heir.member.id),
+                    &other_admin.token,
+                    json!({"role": "analyst"}),
+                )
+            });
+            (handed.join().unwrap(), demoted.join().unwrap())
+        });
+        assert_eq!(demoted.status, 200, "round {round}: {}", demoted.body);
+        // Handed on before the demotion (then trimmed by it), or refused after it (400).
+        assert!(
+            matches!(handed.status, 200 | 400),
+            "round {round}: {}",
+            handed.body
+        );
+        let shown = plane
+            .get(&format!("/v1/org/api-keys/{key_id}"), &admin.token)
+            .json();
+        if handed.status == 200 {
+            // The heir answers for it, and is an analyst now: no write scope, no write.
+            assert_eq!(shown["owned_by"]["id"], heir.member.id.as_str());
+            assert!(
+                !scopes_of(&shown).contains("customers:write"),
+                "round {round}: an analyst answers for a write key: {shown}"
+            );
+            let write = plane.post(
+                "/v1/customers",
+                &key,
+                json!({"type": "INDIVIDUAL", "full_name": "Race"}),
+            );
+            assert_ne!(write.status, 201, "round {round}: {}", write.body);
+        } else {
+            // Refused: the leaver is still a developer and the key still theirs.
+            assert_eq!(shown["owned_by"]["id"], leaver.member.id.as_str());
+            assert_eq!(plane.get("/v1/org/me", &leaver.token).status, 200);
+        }
+    }
+}
+
+#[test]
+fn a_rolled_key_keeps_the_old_keys_expiry() {
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let created = plane.post(
+        "/v1/org/api-keys",
+        &admin.token,
+        json!({"label": "contractor", "scopes": ["customers:read"], "expires_at": "2030-12-31T00:00:00Z"}),
+    );
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let rolled = plane.post(
+        &format!("/v1/org/api-keys/{id}/roll"),
+        &admin.token,
+        json!({}),
+    );
+    assert_eq!(rolled.status, 201, "{}", rolled.body);
+    assert_eq!(rolled.json()["expires_at"], "2030-12-31T00:00:00.000Z");
+}
+
+#[test]
+fn a_roll_never_copies_settings_an_edit_just_tightened() {
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let (mut id, _) = plane.create_key(&admin, &[Scope::CustomersRead]);
+    for round in 0..4 {
+        let allowed = format!("203.0.113.{round}/32");
+        let (rolled, edited) = std::thread::scope(|s| {
+            let rolled = s.spawn(|| {
+                plane.post(
+                    &format!("/v1/org/api-keys/{id}/roll"),
+                    &admin.token,
+                    json!({"expire_old_in_seconds": 600}),
+                )
+            });
+            let edited = s.spawn(|| {
+                plane.patch(
+                    &format!("/v1/org/api-keys/{id}"),
+                    &admin.token,
+                    json!({"ip_allowlist": [allowed]}),
+                )
+            });
+            (rolled.join().unwrap(), edited.join().unwrap())
+        });
+        match (rolled.status, edited.status) {
+            // The edit first: the roll read the key before it and is refused, or after it
+            // and copies the narrower list.
+            (409, 200) => continue,
+            (201, 200) => assert_eq!(
+                rolled.json()["ip_allowlist"],
+                json!([allowed]),
+                "round {round}"
+            ),
+            // The roll first: the rolled key can no longer be edited.
+            (201, 409) => {}
+            other => panic!("round {round}: {other:?} {} / {}", rolled.body, edited.body),
+        }
+        id = rolled.json()["id"].as_str().unwrap().to_owned();
+    }
+    let rolled = plane.post(
+        &format!("/v1/org/api-keys/{id}/roll"),
+        &admin.token,
+        json!({}),
+    );
+    assert_eq!(rolled.status, 201, "{}", rolled.body);
+    let old = plane
+        .get(&format!("/v1/org/api-keys/{id}"), &admin.token)
+        .json();
+    assert_eq!(rolled.json()["ip_allowlist"], old["ip_allowlist"]);
+    plane
+        .patch(
+            &format!("/v1/org/api-keys/{id}"),
+            &admin.token,
+            json!({"label": "x"}),
+        )
+        .assert_error(409, "conflict");
+}
+
+#[test]
+fn member_writes_keep_the_idempotency_rules_of_the_integration_api() {
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let auth = format!("Bearer {}", admin.token);
+    let with_key = |key: &'static str| {
+        vec![
+            ("authorization", auth.clone()),
+            ("content-type", "application/json".to_owned()),
+            ("idempotency-key", key.to_owned()),
+        ]
+    };
+    let send = |method: &str, path: &str, key: &'static str, body: &str| {
+        let headers = with_key(key);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        plane.call_with(method, path, &headers, Some(body))
+    };
+    // An invitation whose answer was lost: the retry gets the same 201, replayed.
+    let body = r#"{"email": "retry@acme.test", "role": "analyst"}"#;
+    let first = send("POST", "/v1/org/members", "invite-1", body);
+    assert_eq!(first.status, 201, "{}", first.body);
+    let again = send("POST", "/v1/org/members", "invite-1", body);
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.json(), first.json());
+    // The same key with another request: 422, nothing done.
+    let other = send(
+        "POST",
+        "/v1/org/members",
+        "invite-1",
+        r#"{"email": "other@acme.test", "role": "analyst"}"#,
+    );
+    other.assert_error(422, "idempotency_key_reused");
+    let listed = plane.get("/v1/org/members", &admin.token).json();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
+    // Without the key, a repeated invitation is a 409.
+    plane
+        .post(
+            "/v1/org/members",
+            &admin.token,
+            json!({"email": "retry@acme.test", "role": "analyst"}),
+        )
+        .assert_error(409, "conflict");
+    // A role change under a key, then the key reused for another role: 422, role kept.
+    let id = first.json()["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/org/members/{id}");
+    assert_eq!(
+        send("PATCH", &path, "role-1", r#"{"role": "developer"}"#).status,
+        200
+    );
+    send("PATCH", &path, "role-1", r#"{"role": "administrator"}"#)
+        .assert_error(422, "idempotency_key_reused");
+    assert_eq!(
+        plane
+            .get("/v1/org/members?role=developer", &admin.token)
+            .json()["data"][0]["id"],
+        id.as_str()
+    );
+    // Another member's identical key is another request.
+    let other_admin = plane.member("acme", Role::Administrator);
+    let auth2 = format!("Bearer {}", other_admin.token);
+    let theirs = plane.call_with(
+        "PATCH",
+        &path,
+        &[
+            ("authorization", &auth2),
+            ("content-type", "application/json"),
+            ("idempotency-key", "role-1"),
+        ],
+        Some(r#"{"role": "analyst"}"#),
+    );
+    assert_eq!(theirs.status, 200, "{}", theirs.body);
+    assert!(theirs.header("idempotent-replayed").is_none());
+    // A malformed key is a 400 on every member write.
+    let bad = plane.call_with(
+        "POST",
+        &format!("{path}/deactivate"),
+        &[("authorization", &auth), ("idempotency-key", "")],
+        None,
+    );
+    assert_eq!(
+        bad.assert_error(400, "invalid_request")["error"]["param"],
+        "Idempotency-Key"
+    );
 }

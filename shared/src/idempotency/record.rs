@@ -54,6 +54,12 @@ impl IdempotencyKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The same key within `scope` (a member's own keys, apart from every key's and from
+    /// other members'): `scope` never contains the separator's neighbour forms of a key.
+    pub fn within(&self, scope: &str) -> Self {
+        Self(format!("{scope}\u{1f}{}", self.0))
+    }
 }
 
 /// JSON with object keys sorted at every level and no whitespace: the same request written

@@ -641,9 +641,10 @@ impl ApiKeysTable {
         stored.ok_or_else(|| corrupt("api key", "vanished while revoked"))
     }
 
-    /// Applies a member's edit to a live key: each `Some` field is set (`ip_allowlist`
-    /// empty removes the list); `expires_at` only moves earlier. `Ok(None)` when the key
-    /// was revoked, or its expiry passed or moved, in the meantime.
+    /// Applies a member's edit to a live key that has not been rolled: each `Some` field is
+    /// set (`ip_allowlist` empty removes the list); `expires_at` only moves earlier.
+    /// `Ok(None)` when the key was revoked or rolled, or its expiry passed or moved, in the
+    /// meantime.
     pub async fn update_settings(
         &self,
         record: &ApiKeyRecord,
@@ -660,6 +661,7 @@ impl ApiKeysTable {
         let mut condition = vec![
             "attribute_exists(key_hash)".to_owned(),
             "attribute_not_exists(revoked_at)".to_owned(),
+            "attribute_not_exists(rolled_to)".to_owned(),
             "(attribute_not_exists(expires_at) OR expires_at > :now)".to_owned(),
         ];
         let mut set = Vec::new();
@@ -717,70 +719,80 @@ impl ApiKeysTable {
         }
     }
 
-    /// Takes from a key the scopes its owner's role no longer covers (a demotion): read,
-    /// then written only if no one changed the scopes in between. Revoked keys stay as
-    /// they were (they no longer work anyway).
-    pub async fn trim_scopes(
-        &self,
-        hash: &KeyHash,
-        allowed: &BTreeSet<Scope>,
-    ) -> Result<(), StorageError> {
-        for _ in 0..3 {
-            let Some(record) = self.find_by_hash(hash).await? else {
-                return Ok(());
-            };
-            if record.revoked_at.is_some() || record.scopes.is_subset(allowed) {
-                return Ok(());
-            }
-            let kept: Vec<AttributeValue> = record
-                .scopes
-                .intersection(allowed)
-                .map(|s| AttributeValue::S(s.as_str().to_owned()))
-                .collect();
-            let old: Vec<AttributeValue> = record
-                .scopes
-                .iter()
-                .map(|s| AttributeValue::S(s.as_str().to_owned()))
-                .collect();
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.name)
-                .key("key_hash", hash_key(hash))
-                .update_expression("SET scopes = :kept")
-                .condition_expression("scopes = :old")
-                .expression_attribute_values(":kept", AttributeValue::L(kept))
-                .expression_attribute_values(":old", AttributeValue::L(old))
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(()),
-                Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => continue,
-                Err(e) => return Err(classify("UpdateItem api key scopes", &e)),
-            }
-        }
-        Err(StorageError::Unavailable("trim scopes: contended".into()))
+    fn transact_update(
+        update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StorageError> {
+        let update = update
+            .build()
+            .map_err(|e| StorageError::Other(format!("Update api key: {e}")))?;
+        Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .update(update)
+            .build())
     }
 
-    /// Hands a key to another member (its creator was deactivated).
-    pub async fn transfer(
+    /// For a role change's transaction: `key`'s scopes cut to `allowed`, on condition that
+    /// they are still what was read.
+    pub fn trim_item(
         &self,
-        hash: &KeyHash,
+        key: &ApiKeyRecord,
+        allowed: &BTreeSet<Scope>,
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StorageError> {
+        let list = |scopes: &mut dyn Iterator<Item = &Scope>| {
+            AttributeValue::L(
+                scopes
+                    .map(|s| AttributeValue::S(s.as_str().to_owned()))
+                    .collect(),
+            )
+        };
+        Self::transact_update(
+            aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.name)
+                .key("key_hash", hash_key(&key.key_hash))
+                .update_expression("SET scopes = :kept")
+                .condition_expression("scopes = :old")
+                .expression_attribute_values(":kept", list(&mut key.scopes.intersection(allowed)))
+                .expression_attribute_values(":old", list(&mut key.scopes.iter())),
+        )
+    }
+
+    /// For a deactivation's transaction: `key` revoked at `now` by `by`, unless it already is.
+    pub fn revoke_item(
+        &self,
+        key: &ApiKeyRecord,
+        now: Timestamp,
+        by: &str,
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StorageError> {
+        Self::transact_update(
+            aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.name)
+                .key("key_hash", hash_key(&key.key_hash))
+                .update_expression("SET revoked_at = :now, revoked_by = :by")
+                .condition_expression(
+                    "attribute_exists(key_hash) AND attribute_not_exists(revoked_at)",
+                )
+                .expression_attribute_values(":now", AttributeValue::S(time::format(&now)))
+                .expression_attribute_values(":by", AttributeValue::S(by.to_owned())),
+        )
+    }
+
+    /// For a deactivation's transaction: `key` handed to the member `to`, if still live.
+    pub fn transfer_item(
+        &self,
+        key: &ApiKeyRecord,
         to: &str,
         to_email: &str,
-    ) -> Result<(), StorageError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key("key_hash", hash_key(hash))
-            .update_expression("SET owned_by = :to, owned_by_email = :email")
-            .condition_expression("attribute_exists(key_hash)")
-            .expression_attribute_values(":to", AttributeValue::S(to.to_owned()))
-            .expression_attribute_values(":email", AttributeValue::S(to_email.to_owned()))
-            .send()
-            .await;
-        unless_condition_failed("UpdateItem api key transfer", result)
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StorageError> {
+        Self::transact_update(
+            aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.name)
+                .key("key_hash", hash_key(&key.key_hash))
+                .update_expression("SET owned_by = :to, owned_by_email = :email")
+                .condition_expression(
+                    "attribute_exists(key_hash) AND attribute_not_exists(revoked_at)",
+                )
+                .expression_attribute_values(":to", AttributeValue::S(to.to_owned()))
+                .expression_attribute_values(":email", AttributeValue::S(to_email.to_owned())),
+        )
     }
 
     /// The update that marks `old` as rolled to `new_id` and makes it expire at `until`
@@ -794,18 +806,40 @@ impl ApiKeysTable {
         now: Timestamp,
     ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StorageError> {
         let until = old.expires_at.map_or(until, |at| at.min(until));
-        let update = aws_sdk_dynamodb::types::Update::builder()
+        // The new key copies the old one's settings as read: they must still be those (an
+        // edit that tightened them meanwhile makes the roll fail, not the copy loosen them).
+        let mut update = aws_sdk_dynamodb::types::Update::builder()
             .table_name(&self.name)
             .key("key_hash", hash_key(&old.key_hash))
             .update_expression("SET rolled_to = :new, expires_at = :until")
-            .condition_expression(
-                "attribute_exists(key_hash) AND attribute_not_exists(revoked_at) \
-                 AND attribute_not_exists(rolled_to) \
-                 AND (attribute_not_exists(expires_at) OR expires_at > :now)",
-            )
             .expression_attribute_values(":new", AttributeValue::S(new_id.to_owned()))
             .expression_attribute_values(":until", AttributeValue::S(time::format(&until)))
             .expression_attribute_values(":now", AttributeValue::S(time::format(&now)))
+            .expression_attribute_values(":label", AttributeValue::S(old.label.clone()))
+            .expression_attribute_values(":rps", AttributeValue::N(old.rate_limit_rps.to_string()));
+        // Keys made before rate limits have none stored and get the default.
+        let rate_as_read = if old.rate_limit_rps == DEFAULT_RATE_LIMIT_RPS {
+            "(rate_limit = :rps OR attribute_not_exists(rate_limit))"
+        } else {
+            "rate_limit = :rps"
+        };
+        let allowlist = old.ip_allowlist.to_strings();
+        let allowlist_as_read = if allowlist.is_empty() {
+            "attribute_not_exists(ip_allowlist)"
+        } else {
+            update = update.expression_attribute_values(
+                ":ips",
+                AttributeValue::L(allowlist.into_iter().map(AttributeValue::S).collect()),
+            );
+            "ip_allowlist = :ips"
+        };
+        let update = update
+            .condition_expression(format!(
+                "attribute_exists(key_hash) AND attribute_not_exists(revoked_at) \
+                 AND attribute_not_exists(rolled_to) \
+                 AND (attribute_not_exists(expires_at) OR expires_at > :now) \
+                 AND label = :label AND {rate_as_read} AND {allowlist_as_read}"
+            ))
             .build()
             .map_err(|e| StorageError::Other(format!("Update api key roll: {e}")))?;
         Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()

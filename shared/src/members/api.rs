@@ -20,7 +20,7 @@ use crate::keys::table::{
 };
 use crate::members::role::{Permission, Role};
 use crate::members::session::require;
-use crate::members::table::{Member, MemberError, MemberStatus, MAX_MEMBER_ID_CHARS};
+use crate::members::table::{Member, MemberChange, MemberError, MemberStatus, MAX_MEMBER_ID_CHARS};
 use crate::query::QueryParams;
 use crate::request::RequestMeta;
 use crate::storage::{transact_write, TransactFailure};
@@ -58,6 +58,7 @@ impl From<MemberError> for ApiError {
             MemberError::Deactivated => {
                 ApiError::conflict("This member is deactivated; their role can't change.")
             }
+            MemberError::Contended => contended(),
             MemberError::Storage(e) => e.into(),
         }
     }
@@ -100,11 +101,55 @@ fn refuse_idempotency_key(req: &Request) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The other writes of the member API are repeat-safe by themselves (revoke, edits,
-/// deactivation end in the same state; an invitation repeated is a 409): a well-formed
-/// Idempotency-Key is accepted and needs no record.
-fn check_idempotency_key(req: &Request) -> Result<(), ApiError> {
-    IdempotencyKey::from_headers(req.headers()).map(|_| ())
+/// Runs a member-API write under its Idempotency-Key, if it has one, as the integration
+/// API runs its writes: the first request executes and its response is stored (24 h); a
+/// repeat with the same request gets it back with `Idempotent-Replayed: true`, the same key
+/// with another request is `422`, one still running `409`. A 5xx or a 400 releases the key.
+/// Keys are the member's own: another member's identical key is another request.
+async fn once<F, Fut>(
+    app: &App,
+    req: &Request,
+    member: &Member,
+    meta: &RequestMeta,
+    body: &Value,
+    execute: F,
+) -> Result<Response<Body>, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Response<Body>, ApiError>>,
+{
+    use crate::idempotency::record::{fingerprint, StoredResponse};
+    use crate::idempotency::table::Begin;
+    let Some(key) = IdempotencyKey::from_headers(req.headers())? else {
+        return execute().await;
+    };
+    let key = key.within(&format!("member:{}", member.id));
+    let org = &member.org_id;
+    let fp = fingerprint(req.method().as_str(), req.uri().path(), body);
+    let lease = match app.idempotency.begin(org, &key, &fp, meta.now, "").await? {
+        Begin::Started(lease) => lease,
+        Begin::Replay(stored) => return Ok(stored.replay()),
+        Begin::InProgress => return Err(ApiError::IdempotencyKeyInUse),
+        Begin::Reused => return Err(ApiError::IdempotencyKeyReused),
+    };
+    let response = crate::request::before(meta.write_by(), execute())
+        .await
+        .unwrap_or_else(|err| err.into_response(&meta.request_id));
+    let status = response.status();
+    if status.is_server_error() || status == StatusCode::BAD_REQUEST {
+        if let Err(err) = app.idempotency.release(org, &key, &lease).await {
+            tracing::error!(error = %err, "could not release an idempotency key");
+        }
+    } else {
+        let stored = StoredResponse::capture(&response);
+        let store = app.idempotency.complete(org, &key, &lease, &stored);
+        match tokio::time::timeout_at(meta.answer_by(), store).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "could not store an idempotent response"),
+            Err(_) => tracing::error!("ran out of time storing an idempotent response"),
+        }
+    }
+    Ok(response)
 }
 
 /// The body of a write whose body is optional (revoke, roll, deactivate): nothing, or a
@@ -385,7 +430,29 @@ pub async fn list_keys(
 
 /// The transaction that stores a member's new key: the member's record must still have
 /// the role it was read with (a key is never made under a role its creator just lost).
+/// `also` are further items of the same transaction; `also_refused` is the 409's message
+/// when one of their conditions fails.
 async fn store_member_key(
+    app: &App,
+    member: &Member,
+    record: &ApiKeyRecord,
+    also: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    also_refused: &str,
+) -> Result<(), ApiError> {
+    match transact_member_key(app, member, record, also).await {
+        Ok(()) => Ok(()),
+        Err(TransactFailure::Conditions(failed)) if failed.iter().any(|i| *i >= 2) => {
+            Err(ApiError::conflict(also_refused))
+        }
+        Err(TransactFailure::Conditions(_)) => Err(ApiError::conflict(
+            "Your role or status changed while the key was being made; try again.",
+        )),
+        Err(TransactFailure::Contended) => Err(contended()),
+        Err(TransactFailure::Storage(e)) => Err(e.into()),
+    }
+}
+
+async fn transact_member_key(
     app: &App,
     member: &Member,
     record: &ApiKeyRecord,
@@ -424,10 +491,6 @@ async fn store_member_key(
 
 /// Retries of a member's key transaction that met another transaction on the member item.
 const CONTENDED_RETRIES: u64 = 5;
-
-fn role_changed() -> ApiError {
-    ApiError::conflict("Your role or status changed while the key was being made; try again.")
-}
 
 fn issued_response(
     issued: &crate::keys::table::IssuedKey,
@@ -509,13 +572,8 @@ pub async fn create_key(
         rolled_from: None,
     };
     let issued = ApiKeysTable::prepare(new, time::now())?;
-    match store_member_key(app, member, &issued.record, Vec::new()).await {
-        Ok(()) => issued_response(&issued, meta),
-        Err(TransactFailure::Conditions(_)) | Err(TransactFailure::Contended) => {
-            Err(role_changed())
-        }
-        Err(TransactFailure::Storage(e)) => Err(e.into()),
-    }
+    store_member_key(app, member, &issued.record, Vec::new(), "").await?;
+    issued_response(&issued, meta)
 }
 
 /// `GET /v1/org/api-keys/{id}`.
@@ -540,7 +598,6 @@ pub async fn update_key(
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
     require(member, Permission::OrgApiKeys)?;
-    check_idempotency_key(req)?;
     QueryParams::parse(req.uri().query(), &[])?;
     let (_, body) = json_object_body(req)?;
     if body.contains_key("scopes") {
@@ -553,6 +610,8 @@ pub async fn update_key(
         &body,
         &["label", "ip_allowlist", "rate_limit", "expires_at"],
     )?;
+    let fingerprinted = Value::Object(body.clone());
+    once(app, req, member, meta, &fingerprinted, || async {
     let key = org_key(&app.keys, member, req).await?;
     let mut edit = KeyEdit::default();
     if let Some(value) = body.get("label") {
@@ -579,12 +638,19 @@ pub async fn update_key(
             "Revoked and expired keys can't be changed.",
         ));
     }
+    if let Some(successor) = &key.rolled_to {
+        return Err(ApiError::conflict(format!(
+            "This key was rolled to {successor} and ends with its grace period; change that key instead."
+        )));
+    }
     match app.keys.update_settings(&key, &edit, meta.now).await? {
         Some(updated) => ok(StatusCode::OK, &key_json(&updated, meta.now), meta),
         None => Err(ApiError::conflict(
-            "The key was revoked, expired or had its expiry moved meanwhile; read it again.",
+            "The key was revoked, rolled or expired, or had its expiry moved, meanwhile; read it again.",
         )),
     }
+    })
+    .await
 }
 
 /// `POST /v1/org/api-keys/{id}/revoke`: now; repeating it is a no-op 200.
@@ -595,15 +661,18 @@ pub async fn revoke_key(
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
     require(member, Permission::OrgApiKeys)?;
-    check_idempotency_key(req)?;
     QueryParams::parse(req.uri().query(), &[])?;
-    only_fields(&optional_body(req)?, &[])?;
-    let key = org_key(&app.keys, member, req).await?;
-    let revoked = app
-        .keys
-        .revoke_record(&key, time::now(), &member.id)
-        .await?;
-    ok(StatusCode::OK, &key_json(&revoked, meta.now), meta)
+    let body = optional_body(req)?;
+    only_fields(&body, &[])?;
+    once(app, req, member, meta, &Value::Object(body), || async {
+        let key = org_key(&app.keys, member, req).await?;
+        let revoked = app
+            .keys
+            .revoke_record(&key, time::now(), &member.id)
+            .await?;
+        ok(StatusCode::OK, &key_json(&revoked, meta.now), meta)
+    })
+    .await
 }
 
 /// `POST /v1/org/api-keys/{id}/roll`: `{expire_old_in_seconds: 0-604800}` (default 0) →
@@ -644,7 +713,8 @@ pub async fn roll_key(
         org_id: member.org_id.clone(),
         label: old.label.clone(),
         scopes: old.scopes.clone(),
-        expires_at: None,
+        // A key meant to end keeps its end: rolling is no way around an expiry.
+        expires_at: old.expires_at,
         ip_allowlist: old.ip_allowlist.clone(),
         created_by: member.id.clone(),
         created_by_email: Some(member.email.clone()),
@@ -654,16 +724,15 @@ pub async fn roll_key(
     let issued = ApiKeysTable::prepare(new, now)?;
     let until = now + chrono::Duration::seconds(grace);
     let roll = app.keys.roll_item(&old, &issued.record.id, until, now)?;
-    match store_member_key(app, member, &issued.record, vec![roll]).await {
-        Ok(()) => issued_response(&issued, meta),
-        Err(TransactFailure::Conditions(failed)) if failed.contains(&2) => Err(ApiError::conflict(
-            "The key was revoked, expired or rolled meanwhile; read it again.",
-        )),
-        Err(TransactFailure::Conditions(_)) | Err(TransactFailure::Contended) => {
-            Err(role_changed())
-        }
-        Err(TransactFailure::Storage(e)) => Err(e.into()),
-    }
+    store_member_key(
+        app,
+        member,
+        &issued.record,
+        vec![roll],
+        "The key was revoked, expired or rolled meanwhile; read it again.",
+    )
+    .await?;
+    issued_response(&issued, meta)
 }
 
 /// `GET /v1/org/api-keys/{id}/requests`: the key's request log, newest first.
@@ -803,7 +872,6 @@ pub async fn invite_member(
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
     require(member, Permission::OrgMembers)?;
-    check_idempotency_key(req)?;
     QueryParams::parse(req.uri().query(), &[])?;
     let (_, body) = json_object_body(req)?;
     only_fields(&body, &["email", "role"])?;
@@ -813,8 +881,11 @@ pub async fn invite_member(
     )?
     .to_lowercase();
     let role = parse_role(&body)?;
-    let invited = add_member(app, &member.org_id, &email, role, &member.id, None).await?;
-    ok(StatusCode::CREATED, &invited.to_json(), meta)
+    once(app, req, member, meta, &Value::Object(body), || async {
+        let invited = add_member(app, &member.org_id, &email, role, &member.id, None).await?;
+        ok(StatusCode::CREATED, &invited.to_json(), meta)
+    })
+    .await
 }
 
 /// Creates the pool user (or finds the one an earlier, interrupted attempt made) and the
@@ -854,22 +925,6 @@ pub async fn add_member(
     Ok(member)
 }
 
-/// Takes from each of `member`'s keys the scopes their role no longer covers.
-async fn trim_keys(app: &App, member: &Member) -> Result<(), ApiError> {
-    let allowed = member.role.grantable_scopes();
-    for hash in &member.key_hashes {
-        let Some(hash) = hex::decode(hash)
-            .ok()
-            .and_then(|bytes| crate::keys::token::KeyHash::from_slice(&bytes))
-        else {
-            tracing::error!(member_id = %member.id, "member holds an unreadable key hash");
-            continue;
-        };
-        app.keys.trim_scopes(&hash, &allowed).await?;
-    }
-    Ok(())
-}
-
 /// `PATCH /v1/org/members/{id}`: `{role}`, not one's own. Lowering a role takes from the
 /// member's keys, at once, the scopes the new role doesn't cover.
 pub async fn update_member(
@@ -879,7 +934,6 @@ pub async fn update_member(
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
     require(member, Permission::OrgMembers)?;
-    check_idempotency_key(req)?;
     QueryParams::parse(req.uri().query(), &[])?;
     let (_, body) = json_object_body(req)?;
     only_fields(&body, &["role"])?;
@@ -891,22 +945,72 @@ pub async fn update_member(
             param: Some("role".into()),
         });
     }
-    let updated = change_role(app, &member.org_id, &id, role).await?;
-    ok(StatusCode::OK, &updated.to_json(), meta)
+    once(app, req, member, meta, &Value::Object(body), || async {
+        let updated = change_role(app, &member.org_id, &id, role).await?;
+        ok(StatusCode::OK, &updated.to_json(), meta)
+    })
+    .await
 }
 
-/// Gives a member a role and takes from their keys, at once, the scopes it doesn't cover
-/// (the member API and `icadmin members set-role`).
+/// Items a member's change may carry besides the member and the org's counter: a
+/// transaction holds 100.
+const MAX_KEYS_PER_CHANGE: usize = 96;
+
+/// Attempts at a member's change that met a concurrent one before giving up with a 503.
+const MEMBER_CHANGE_ATTEMPTS: u64 = 5;
+
+async fn pause_before_retry(attempt: u64) {
+    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 40;
+    tokio::time::sleep(std::time::Duration::from_millis(20 * attempt + jitter)).await;
+}
+
+fn contended() -> ApiError {
+    tracing::warn!("member change contended past its retries");
+    ApiError::ServiceUnavailable {
+        retry_after_secs: crate::error::SERVICE_UNAVAILABLE_RETRY_AFTER_SECS,
+    }
+}
+
+/// Gives a member a role and takes from their keys the scopes it doesn't cover, in one
+/// transaction (the member API and `icadmin members set-role`): the keys lose those
+/// scopes exactly when the role changes, and a key made meanwhile makes the change retry.
 pub async fn change_role(
     app: &App,
     org: &crate::org::OrgId,
     id: &str,
     role: Role,
 ) -> Result<Member, ApiError> {
-    let updated = app.members.set_role(org, id, role).await?;
-    // Every time, not only when the role moved: a retry after a failure here finishes it.
-    trim_keys(app, &updated).await?;
-    Ok(updated)
+    let allowed = role.grantable_scopes();
+    for attempt in 0..MEMBER_CHANGE_ATTEMPTS {
+        let member = app.members.get_in(org, id).await?;
+        if !member.is_active() {
+            return Err(MemberError::Deactivated.into());
+        }
+        let trims = live_keys(app, &member, time::now())
+            .await?
+            .iter()
+            .filter(|key| !key.scopes.is_subset(&allowed))
+            .map(|key| app.keys.trim_item(key, &allowed))
+            .collect::<Result<Vec<_>, _>>()?;
+        if member.role == role && trims.is_empty() {
+            return Ok(member);
+        }
+        if trims.len() > MAX_KEYS_PER_CHANGE {
+            return Err(ApiError::conflict(format!(
+                "This member has more than {MAX_KEYS_PER_CHANGE} keys the new role can't hold; revoke some first."
+            )));
+        }
+        match app
+            .members
+            .apply(&member, &MemberChange::Role(role), trims)
+            .await
+        {
+            Ok(()) => return Ok(Member { role, ..member }),
+            Err(MemberError::Contended) => pause_before_retry(attempt + 1).await,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(contended())
 }
 
 /// `POST /v1/org/members/{id}/deactivate`: `{transfer_keys_to?}` → the member can no longer
@@ -918,7 +1022,6 @@ pub async fn deactivate_member(
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
     require(member, Permission::OrgMembers)?;
-    check_idempotency_key(req)?;
     QueryParams::parse(req.uri().query(), &[])?;
     let body = optional_body(req)?;
     only_fields(&body, &["transfer_keys_to"])?;
@@ -929,16 +1032,15 @@ pub async fn deactivate_member(
             ApiError::invalid_param("transfer_keys_to", "transfer_keys_to must be a member id.")
         })?),
     };
-    let outcome = deactivate(app, &member.org_id, &id, heir, &member.id).await?;
-    let (deactivated, revoked, transferred) = (
-        outcome.member,
-        outcome.keys_revoked,
-        outcome.keys_transferred,
-    );
-    let mut body = deactivated.to_json();
-    body["keys_revoked"] = json!(revoked);
-    body["keys_transferred"] = json!(transferred);
-    ok(StatusCode::OK, &body, meta)
+    let fingerprinted = Value::Object(body.clone());
+    once(app, req, member, meta, &fingerprinted, || async {
+        let outcome = deactivate(app, &member.org_id, &id, heir, &member.id).await?;
+        let mut answer = outcome.member.to_json();
+        answer["keys_revoked"] = json!(outcome.keys_revoked);
+        answer["keys_transferred"] = json!(outcome.keys_transferred);
+        ok(StatusCode::OK, &answer, meta)
+    })
+    .await
 }
 
 /// The keys `member` answers for that still work.
@@ -973,9 +1075,10 @@ pub struct Deactivation {
     pub keys_transferred: Vec<String>,
 }
 
-/// Deactivates `org`'s member `id`: their active keys are revoked by `by`, or handed to the
-/// member `heir` (whose role must cover each key's scopes); the pool user is disabled.
-/// Repeating it finishes what an interrupted attempt left.
+/// Deactivates `org`'s member `id` in one transaction with their active keys: each
+/// revoked by `by`, or handed to the member `heir` (whose role must cover each key's
+/// scopes, and who must still have that role and be active when it commits). Then the pool
+/// user is disabled. Repeating it finishes what an interrupted attempt left.
 pub async fn deactivate(
     app: &App,
     org: &crate::org::OrgId,
@@ -983,75 +1086,89 @@ pub async fn deactivate(
     heir: Option<&str>,
     by: &str,
 ) -> Result<Deactivation, ApiError> {
-    let now = time::now();
-    let target = app.members.get_in(org, id).await?;
-    let heir = match heir {
-        None => None,
-        Some(heir_id) => {
-            let bad = |message: &str| ApiError::invalid_param("transfer_keys_to", message);
-            if heir_id == target.id {
+    let bad = |message: String| ApiError::invalid_param("transfer_keys_to", message);
+    for attempt in 0..MEMBER_CHANGE_ATTEMPTS {
+        let now = time::now();
+        let target = app.members.get_in(org, id).await?;
+        if !target.is_active() {
+            // Already done; the pool user may not be disabled yet if that failed.
+            app.pool()?.disable(&target.email).await?;
+            return Ok(Deactivation {
+                member: target,
+                keys_revoked: Vec::new(),
+                keys_transferred: Vec::new(),
+            });
+        }
+        let heir = match heir {
+            None => None,
+            Some(heir_id) if heir_id == target.id => {
                 return Err(bad(
-                    "Keys can't be transferred to the member being deactivated.",
-                ));
+                    "Keys can't be transferred to the member being deactivated.".into(),
+                ))
             }
-            match app.members.get(heir_id).await? {
+            Some(heir_id) => match app.members.get(heir_id).await? {
                 Some(heir) if &heir.org_id == org && heir.is_active() => Some(heir),
                 _ => {
                     return Err(bad(
-                        "transfer_keys_to must be an active member of your org.",
+                        "transfer_keys_to must be an active member of your org.".into(),
                     ))
+                }
+            },
+        };
+        let live = live_keys(app, &target, now).await?;
+        if live.len() > MAX_KEYS_PER_CHANGE {
+            return Err(ApiError::conflict(format!(
+                "This member has more than {MAX_KEYS_PER_CHANGE} active keys; revoke some first."
+            )));
+        }
+        let mut items = Vec::new();
+        let mut moved = Vec::new();
+        let (mut revoked, mut transferred) = (Vec::new(), Vec::new());
+        for key in &live {
+            match &heir {
+                Some(heir) => {
+                    if let Some(scope) = key.scopes.iter().find(|s| !heir.role.covers(**s)) {
+                        return Err(bad(format!(
+                            "{}'s role ({}) can't hold key {} ({scope}); pick a member whose role covers its scopes, or let it be revoked.",
+                            heir.email, heir.role, key.id
+                        )));
+                    }
+                    items.push(app.keys.transfer_item(key, &heir.id, &heir.email)?);
+                    moved.push(hex::encode(key.key_hash.as_bytes()));
+                    transferred.push(key.id.clone());
+                }
+                None => {
+                    items.push(app.keys.revoke_item(key, now, by)?);
+                    revoked.push(key.id.clone());
                 }
             }
         }
-    };
-    // The member's keys that still work: checked against the heir before anything
-    // changes, and read again after the change (a key made meanwhile is in the set then).
-    let live = live_keys(app, &target, now).await?;
-    if let Some(heir) = &heir {
-        for key in &live {
-            if let Some(scope) = key.scopes.iter().find(|s| !heir.role.covers(**s)) {
-                return Err(ApiError::invalid_param(
-                    "transfer_keys_to",
-                    format!(
-                        "{}'s role ({}) can't hold key {} ({scope}); pick a member whose role covers its scopes, or let it be revoked.",
-                        heir.email, heir.role, key.id
-                    ),
-                ));
+        if let Some(heir) = heir.as_ref().filter(|_| !moved.is_empty()) {
+            items.push(app.members.receive_keys_item(heir, &moved)?);
+        }
+        let change = MemberChange::Deactivate {
+            at: now,
+            moved_keys: moved,
+        };
+        match app.members.apply(&target, &change, items).await {
+            Ok(()) => {
+                // The member record already refuses them; this stops new sign-ins as well.
+                app.pool()?.disable(&target.email).await?;
+                return Ok(Deactivation {
+                    member: Member {
+                        status: MemberStatus::Deactivated,
+                        deactivated_at: Some(now),
+                        ..target
+                    },
+                    keys_revoked: revoked,
+                    keys_transferred: transferred,
+                });
             }
+            Err(MemberError::Contended) => pause_before_retry(attempt + 1).await,
+            Err(e) => return Err(e.into()),
         }
     }
-    let deactivated = app.members.deactivate(org, id, now).await?;
-    let live = live_keys(app, &deactivated, now).await?;
-    let (mut revoked, mut transferred) = (Vec::new(), Vec::new());
-    for key in &live {
-        // A key made after the check above whose scopes the heir's role doesn't cover is
-        // revoked rather than handed on.
-        let heir = heir
-            .as_ref()
-            .filter(|heir| key.scopes.iter().all(|s| heir.role.covers(*s)));
-        match heir {
-            Some(heir) => {
-                app.keys
-                    .transfer(&key.key_hash, &heir.id, &heir.email)
-                    .await?;
-                app.members
-                    .move_key(&target.id, &heir.id, &hex::encode(key.key_hash.as_bytes()))
-                    .await?;
-                transferred.push(key.id.clone());
-            }
-            None => {
-                app.keys.revoke_record(key, time::now(), by).await?;
-                revoked.push(key.id.clone());
-            }
-        }
-    }
-    // The member record already refuses them; this stops new sign-ins as well.
-    app.pool()?.disable(&deactivated.email).await?;
-    Ok(Deactivation {
-        member: deactivated,
-        keys_revoked: revoked,
-        keys_transferred: transferred,
-    })
+    Err(contended())
 }
 
 #[cfg(test)]

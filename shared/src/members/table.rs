@@ -26,8 +26,6 @@ pub const BY_ORG_INDEX: &str = "ByOrg";
 pub const MAX_MEMBER_ID_CHARS: usize = 128;
 const KEY_HASHES: &str = "key_hashes";
 const ADMINISTRATORS: &str = "administrators";
-/// Re-reads after a concurrent change before giving up with a 503.
-const CONTENDED_RETRIES: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -82,6 +80,17 @@ impl Member {
     }
 }
 
+/// A change of a member's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberChange {
+    Role(Role),
+    /// Deactivation at `at`; `moved_keys` (hex hashes) leave the member's set for an heir's.
+    Deactivate {
+        at: Timestamp,
+        moved_keys: Vec<String>,
+    },
+}
+
 /// Why a change of members did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MemberError {
@@ -93,6 +102,9 @@ pub enum MemberError {
     LastAdministrator,
     #[error("the member is deactivated")]
     Deactivated,
+    /// The member (or an heir) changed since it was read: read again and retry.
+    #[error("the member changed meanwhile")]
+    Contended,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -291,141 +303,118 @@ impl MembersTable {
             .build())
     }
 
-    /// Moves a key's hash from one member's set to another's (a transfer on deactivation).
-    pub async fn move_key(&self, from: &str, to: &str, hash: &str) -> Result<(), StorageError> {
-        let set = || AttributeValue::Ss(vec![hash.to_owned()]);
-        let remove = Update::builder()
-            .table_name(&self.name)
-            .key("member_id", s(from))
-            .update_expression("DELETE #keys :key")
-            .expression_attribute_names("#keys", KEY_HASHES)
-            .expression_attribute_values(":key", set());
-        let add = Update::builder()
-            .table_name(&self.name)
-            .key("member_id", s(to))
-            .update_expression("ADD #keys :key")
-            .condition_expression("attribute_exists(member_id)")
-            .expression_attribute_names("#keys", KEY_HASHES)
-            .expression_attribute_values(":key", set());
-        let items = vec![
-            TransactWriteItem::builder()
-                .update(built(remove.build())?)
-                .build(),
-            TransactWriteItem::builder()
-                .update(built(add.build())?)
-                .build(),
-        ];
-        transact_write(&self.client, "TransactWriteItems move key", items)
-            .await
-            .map_err(|failure| match failure {
-                TransactFailure::Storage(e) => e,
-                other => StorageError::Unavailable(format!("move key: {other:?}")),
-            })
-    }
-
-    /// Gives `org`'s member `id` the role `role`; returns the member as it now is. The last
-    /// active administrator keeps the role.
-    pub async fn set_role(&self, org: &OrgId, id: &str, role: Role) -> Result<Member, MemberError> {
-        for _ in 0..CONTENDED_RETRIES {
-            let mut member = self.get_in(org, id).await?;
-            if !member.is_active() {
-                return Err(MemberError::Deactivated);
-            }
-            if member.role == role {
-                return Ok(member);
-            }
-            let update = Update::builder()
-                .table_name(&self.name)
-                .key("member_id", s(id))
-                .update_expression("SET #role = :new")
-                .condition_expression("#role = :old AND #status = :active AND org_id = :org")
-                .expression_attribute_names("#role", "role")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":new", s(role.as_str()))
-                .expression_attribute_values(":old", s(member.role.as_str()))
-                .expression_attribute_values(":active", s(MemberStatus::Active.as_str()))
-                .expression_attribute_values(":org", s(org.as_str()));
-            let mut items = vec![TransactWriteItem::builder()
-                .update(built(update.build())?)
-                .build()];
-            if member.role == Role::Administrator {
-                items.push(self.counter_update(org, -1)?);
-            } else if role == Role::Administrator {
-                items.push(self.counter_update(org, 1)?);
-            }
-            match transact_write(&self.client, "TransactWriteItems set role", items).await {
-                Ok(()) => {
-                    // Read again: a key made under the old role just before the change is
-                    // in the set now (any made after it failed its condition).
-                    return match self.get(id).await? {
-                        Some(now) => Ok(now),
-                        None => {
-                            member.role = role;
-                            Ok(member)
-                        }
-                    };
-                }
-                Err(TransactFailure::Conditions(failed)) if failed.contains(&1) => {
-                    return Err(MemberError::LastAdministrator)
-                }
-                Err(TransactFailure::Conditions(_)) | Err(TransactFailure::Contended) => continue,
-                Err(TransactFailure::Storage(e)) => return Err(e.into()),
-            }
-        }
-        Err(StorageError::Unavailable("set role: contended".into()).into())
-    }
-
-    /// Deactivates `org`'s member `id`; returns the member as it now is. Deactivating a
-    /// deactivated member changes nothing. The last active administrator stays.
-    pub async fn deactivate(
+    /// One attempt at `change` to `member` as read, with `extra` items (their keys' updates)
+    /// in the same transaction: it holds only while the member's role, status and set of
+    /// keys are what was read (`Contended` otherwise: read again and retry), and the org's
+    /// last active administrator stays one (`LastAdministrator`).
+    pub async fn apply(
         &self,
-        org: &OrgId,
-        id: &str,
-        now: Timestamp,
-    ) -> Result<Member, MemberError> {
-        for _ in 0..CONTENDED_RETRIES {
-            let mut member = self.get_in(org, id).await?;
-            if !member.is_active() {
-                return Ok(member);
+        member: &Member,
+        change: &MemberChange,
+        extra: Vec<TransactWriteItem>,
+    ) -> Result<(), MemberError> {
+        let mut update = Update::builder()
+            .table_name(&self.name)
+            .key("member_id", s(&member.id))
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":role", s(member.role.as_str()))
+            .expression_attribute_values(":active", s(MemberStatus::Active.as_str()))
+            .expression_attribute_values(":org", s(member.org_id.as_str()));
+        let keys_as_read = if member.key_hashes.is_empty() {
+            "attribute_not_exists(#keys)"
+        } else {
+            update = update.expression_attribute_values(
+                ":count",
+                AttributeValue::N(member.key_hashes.len().to_string()),
+            );
+            "size(#keys) = :count"
+        };
+        update = update
+            .expression_attribute_names("#keys", KEY_HASHES)
+            .condition_expression(format!(
+                "#role = :role AND #status = :active AND org_id = :org AND {keys_as_read}"
+            ));
+        let (expression, admins_delta) = match change {
+            MemberChange::Role(role) => {
+                update = update.expression_attribute_values(":new", s(role.as_str()));
+                let delta = match (
+                    member.role == Role::Administrator,
+                    *role == Role::Administrator,
+                ) {
+                    (true, false) => -1,
+                    (false, true) => 1,
+                    _ => 0,
+                };
+                ("SET #role = :new".to_owned(), delta)
             }
-            let update = Update::builder()
-                .table_name(&self.name)
-                .key("member_id", s(id))
-                .update_expression("SET #status = :deactivated, deactivated_at = :now")
-                .condition_expression("#role = :role AND #status = :active AND org_id = :org")
-                .expression_attribute_names("#role", "role")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":deactivated", s(MemberStatus::Deactivated.as_str()))
-                .expression_attribute_values(":now", s(time::format(&now)))
-                .expression_attribute_values(":role", s(member.role.as_str()))
-                .expression_attribute_values(":active", s(MemberStatus::Active.as_str()))
-                .expression_attribute_values(":org", s(org.as_str()));
-            let mut items = vec![TransactWriteItem::builder()
-                .update(built(update.build())?)
-                .build()];
-            if member.role == Role::Administrator {
-                items.push(self.counter_update(org, -1)?);
-            }
-            match transact_write(&self.client, "TransactWriteItems deactivate", items).await {
-                Ok(()) => {
-                    // Read again, for every key made before the change (see set_role).
-                    return match self.get(id).await? {
-                        Some(now) => Ok(now),
-                        None => {
-                            member.status = MemberStatus::Deactivated;
-                            member.deactivated_at = Some(now);
-                            Ok(member)
-                        }
-                    };
+            MemberChange::Deactivate { at, moved_keys } => {
+                update = update
+                    .expression_attribute_values(
+                        ":deactivated",
+                        s(MemberStatus::Deactivated.as_str()),
+                    )
+                    .expression_attribute_values(":now", s(time::format(at)));
+                let mut expression = "SET #status = :deactivated, deactivated_at = :now".to_owned();
+                if !moved_keys.is_empty() {
+                    update = update.expression_attribute_values(
+                        ":moved",
+                        AttributeValue::Ss(moved_keys.clone()),
+                    );
+                    expression.push_str(" DELETE #keys :moved");
                 }
-                Err(TransactFailure::Conditions(failed)) if failed.contains(&1) => {
-                    return Err(MemberError::LastAdministrator)
-                }
-                Err(TransactFailure::Conditions(_)) | Err(TransactFailure::Contended) => continue,
-                Err(TransactFailure::Storage(e)) => return Err(e.into()),
+                let delta = if member.role == Role::Administrator {
+                    -1
+                } else {
+                    0
+                };
+                (expression, delta)
             }
+        };
+        let mut items = vec![TransactWriteItem::builder()
+            .update(built(update.update_expression(expression).build())?)
+            .build()];
+        let counter_index = (admins_delta != 0).then_some(items.len());
+        if admins_delta != 0 {
+            items.push(self.counter_update(&member.org_id, admins_delta)?);
         }
-        Err(StorageError::Unavailable("deactivate: contended".into()).into())
+        items.extend(extra);
+        match transact_write(&self.client, "TransactWriteItems member change", items).await {
+            Ok(()) => Ok(()),
+            Err(TransactFailure::Conditions(failed))
+                if counter_index.is_some_and(|i| failed.contains(&i)) =>
+            {
+                Err(MemberError::LastAdministrator)
+            }
+            Err(TransactFailure::Conditions(_)) | Err(TransactFailure::Contended) => {
+                Err(MemberError::Contended)
+            }
+            Err(TransactFailure::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    /// The update, for a transaction, that gives `heir` the keys `hashes`, on condition that
+    /// the heir still has the role and status they were read with.
+    pub fn receive_keys_item(
+        &self,
+        heir: &Member,
+        hashes: &[String],
+    ) -> Result<TransactWriteItem, StorageError> {
+        let update = Update::builder()
+            .table_name(&self.name)
+            .key("member_id", s(&heir.id))
+            .update_expression("ADD #keys :keys")
+            .condition_expression("#role = :role AND #status = :active AND org_id = :org")
+            .expression_attribute_names("#keys", KEY_HASHES)
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":keys", AttributeValue::Ss(hashes.to_vec()))
+            .expression_attribute_values(":role", s(heir.role.as_str()))
+            .expression_attribute_values(":active", s(MemberStatus::Active.as_str()))
+            .expression_attribute_values(":org", s(heir.org_id.as_str()));
+        Ok(TransactWriteItem::builder()
+            .update(built(update.build())?)
+            .build())
     }
 }
 

@@ -124,45 +124,11 @@ impl RequestLogTable {
         since: Option<Timestamp>,
         limit: usize,
     ) -> Result<Vec<RequestRecord>, StorageError> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.name)
-            .expression_attribute_values(":pk", s(pk(org.as_str(), key_id)))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-        query = match since {
-            Some(since) => query
-                .key_condition_expression("pk = :pk AND sk >= :since")
-                .expression_attribute_values(":since", s(time::format(&since))),
-            None => query.key_condition_expression("pk = :pk"),
+        let filter = RequestFilter {
+            since,
+            ..RequestFilter::default()
         };
-        // A Query returns at most 1 MB: keep reading until `limit` records or the end.
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let output = query
-                .clone()
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| classify("Query request log", &e))?;
-            items.extend(output.items.unwrap_or_default());
-            match output.last_evaluated_key {
-                Some(key) if items.len() < limit && !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        items.truncate(limit);
-        items
-            .into_iter()
-            .map(|mut item| {
-                for name in ["pk", "sk", "expires_at_epoch"] {
-                    item.remove(name);
-                }
-                serde_dynamo::from_item(item).map_err(|e| corrupt("request record", e))
-            })
-            .collect()
+        Ok(self.page_for_key(org, key_id, &filter, limit).await?.0)
     }
 
     /// One page of a key's requests, newest first, and the position of its last record
