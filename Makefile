@@ -25,7 +25,7 @@ FUNCTIONS := ListCustomersFunction CreateCustomerFunction GetCustomerFunction Up
 .PHONY: help run test unit dynamodb-local check-java icadmin clean-local build lint contract ci bench
 
 help:
-	@echo "make run    - DynamoDB Local + the API on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops both)"
+	@echo "make run    - DynamoDB Local, the Cognito emulator and the API on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops all)"
 	@echo "make test   - every test: unit, DynamoDB Local storage/handler tests, end-to-end over HTTP"
 	@echo "make unit   - the unit tests only (no Java needed)"
 	@echo "make icadmin - build the operator tool at target/debug/icadmin"
