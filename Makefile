@@ -49,7 +49,7 @@ dynamodb-local: $(DYNAMODB_LOCAL_STAMP)
 
 run: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP)
 	$(CARGO) build -q -p infra --bin local-stack --bin icadmin
-	exec ./target/debug/local-stack
+	exec "$${CARGO_TARGET_DIR:-target}/debug/local-stack"
 
 test: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP)
 	$(CARGO) test --workspace --all-targets

@@ -6,13 +6,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${SCHEMATHESIS:=.venv-contract/bin/schemathesis}"
+# The binaries make contract just built (cargo honours CARGO_TARGET_DIR).
+BIN="${CARGO_TARGET_DIR:-target}/debug"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0", 0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
 DYNAMODB_PORT=$(free_port)
 COGNITO_PORT=$(free_port)
 out=$(mktemp)
-RUST_LOG=warn PORT=$PORT DYNAMODB_PORT=$DYNAMODB_PORT COGNITO_PORT=$COGNITO_PORT ./target/debug/local-stack >"$out" 2>"$out.err" &
+RUST_LOG=warn PORT=$PORT DYNAMODB_PORT=$DYNAMODB_PORT COGNITO_PORT=$COGNITO_PORT "$BIN/local-stack" >"$out" 2>"$out.err" &
 stack=$!
 trap 'kill -TERM $stack 2>/dev/null; wait $stack 2>/dev/null; rm -f "$out" "$out.err"' EXIT
 
@@ -25,7 +27,7 @@ grep -q '^Listening on' "$out" || { echo "local stack did not start in time" >&2
 KEY=$(grep -o 'ic_live_[0-9A-Za-z]*' "$out" | head -1)
 PASSWORD=$(sed -n '/password (this stack only)/{n;p}' "$out" | tr -d ' ')
 TOKEN=$(set -a; . ".local/env.$PORT"; set +a
-        ./target/debug/icadmin members login --email admin@demo.test --password "$PASSWORD" --token-only)
+        "$BIN/icadmin" members login --email admin@demo.test --password "$PASSWORD" --token-only)
 
 # The config allows the few answers that depend on server state (see the file).
 # schemathesis keeps its example database under the working directory: use a scratch one.
