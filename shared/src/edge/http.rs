@@ -146,7 +146,12 @@ pub fn loggable_path(path: &str) -> String {
                 && segment.bytes().all(|b| {
                     b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
                 });
-            if ours || uuid::Uuid::parse_str(segment).is_ok() {
+            let key_id = segment.strip_prefix("key_").is_some_and(|rest| {
+                !rest.is_empty()
+                    && rest.len() <= 60
+                    && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+            });
+            if ours || key_id || uuid::Uuid::parse_str(segment).is_ok() {
                 segment
             } else {
                 "{redacted}"
@@ -258,5 +263,14 @@ mod tests {
             "/v1/customers/{redacted}"
         );
         assert_eq!(loggable_path("/v1/Customers"), "/v1/{redacted}");
+        // Key ids (mixed case) are ours too; a key itself never is.
+        assert_eq!(
+            loggable_path("/v1/org/api-keys/key_4f8Kx2LmQ9sT1vWzA0bC/requests"),
+            "/v1/org/api-keys/key_4f8Kx2LmQ9sT1vWzA0bC/requests"
+        );
+        assert_eq!(
+            loggable_path("/v1/org/api-keys/key_AB.c"),
+            "/v1/org/api-keys/{redacted}"
+        );
     }
 }
