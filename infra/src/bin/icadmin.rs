@@ -306,7 +306,7 @@ async fn members(command: MembersCommand) -> Result<Value, String> {
             let role = parse_role(&role)?;
             let email = email.trim().to_lowercase();
             let app = member_app().await?;
-            let by = format!("operator:{}", operator_identity().await?);
+            let by = operator_identity().await?;
             let member = match password {
                 Some(password) => {
                     add_member_with_password(&app, &org, &email, role, &password, &by).await?
@@ -366,7 +366,7 @@ async fn members(command: MembersCommand) -> Result<Value, String> {
         } => {
             let org = OrgId::parse(&org).map_err(|e| e.to_string())?;
             let app = member_app().await?;
-            let by = format!("operator:{}", operator_identity().await?);
+            let by = operator_identity().await?;
             let done = deactivate(&app, &org, &member_id, transfer_keys_to.as_deref(), &by)
                 .await
                 .map_err(api_error)?;
@@ -451,9 +451,10 @@ async fn run(cli: Cli) -> Result<Value, String> {
             }
             KeysCommand::Revoke { org, key_id } => {
                 let org = OrgId::parse(&org).map_err(|e| e.to_string())?;
+                let by = operator_identity().await?;
                 let revoked = keys_table()
                     .await?
-                    .revoke(&org, &key_id, now)
+                    .revoke_by(&org, &key_id, now, &by)
                     .await
                     .map_err(|e| e.to_string())?;
                 revoked

@@ -239,6 +239,19 @@ fn icadmin_records_who_created_a_key_and_refuses_when_it_cannot_tell() {
         no_user["rate_limit"]["requests_per_second"], 50,
         "the default"
     );
+    // Revoking records who did, the same way.
+    let key_id = created["id"].as_str().unwrap().to_owned();
+    let out = stack.icadmin_with_env(
+        &["keys", "revoke", "--org", "demo", &key_id],
+        &[("USER", "alice")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let revoked: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(revoked["revoked_by"], "local:alice");
 
     // A rate limit of its own, within 1-1000; the key says so itself at /v1/me.
     let limited = stack.icadmin_json(&[
