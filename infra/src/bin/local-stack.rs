@@ -205,8 +205,9 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
     println!();
     println!("Sign in as that member and create a key (the member API):");
     println!("  set -a; . .local/env; set +a");
-    println!("  TOKEN=$(./target/debug/icadmin members login --email {DEMO_ADMIN} --password '{admin_password}' | jq -r .access_token)");
-    println!("  curl -X POST {base}/v1/org/api-keys -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"label\":\"CRM sync\",\"scopes\":[\"customers:read\"]}}'");
+    println!("  TOKEN=$(./target/debug/icadmin members login --email {DEMO_ADMIN} --password '{admin_password}' --token-only)");
+    println!("  curl -X POST {base}/v1/org/api-keys -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\");
+    println!("    -d '{{\"label\": \"CRM sync\", \"scopes\": [\"customers:write\", \"customers:read\", \"aml:read\"]}}'");
     println!();
     println!("Operator tool against this stack (.local/env is the newest stack's; .local/env.{port} is this one's):");
     println!("  set -a; . .local/env; set +a; ./target/debug/icadmin keys list --org {DEMO_ORG}");
