@@ -6,7 +6,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Credentials, Region};
@@ -36,8 +36,7 @@ pub struct PoolIds {
 #[derive(Debug)]
 pub struct CognitoLocal {
     port: u16,
-    server: Child,
-    watchdog: Child,
+    server: crate::Watched,
 }
 
 /// moto's server script: `$COGNITO_EMULATOR` (the Makefile sets it), else `.venv-cognito`.
@@ -64,29 +63,9 @@ impl CognitoLocal {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| LocalError::Setup(format!("cannot run the Cognito emulator: {e}")))?;
-        let watchdog = Command::new("sh")
-            .args([
-                "-c",
-                "read _ignored; kill \"$1\" 2>/dev/null",
-                "watchdog",
-                &server.id().to_string(),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let mut local = match watchdog {
-            Ok(watchdog) => Self {
-                port,
-                server,
-                watchdog,
-            },
-            Err(e) => {
-                let mut server = server;
-                let _ = server.kill();
-                let _ = server.wait();
-                return Err(LocalError::Setup(format!("cannot start watchdog: {e}")));
-            }
+        let mut local = Self {
+            port,
+            server: crate::Watched::new(server)?,
         };
         let deadline = Instant::now() + Duration::from_secs(READY_TIMEOUT_SECS);
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -94,7 +73,7 @@ impl CognitoLocal {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 return Ok(local);
             }
-            if let Ok(Some(status)) = local.server.try_wait() {
+            if let Ok(Some(status)) = local.server.server.try_wait() {
                 return Err(LocalError::Setup(format!(
                     "the Cognito emulator exited during start-up ({status}); is port {port} free?"
                 )));
@@ -145,10 +124,7 @@ impl CognitoLocal {
     }
 
     pub fn stop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-        let _ = self.watchdog.kill();
-        let _ = self.watchdog.wait();
+        self.server.stop();
     }
 }
 

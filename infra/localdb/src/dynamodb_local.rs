@@ -2,7 +2,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
@@ -21,8 +21,7 @@ const READY_TIMEOUT_SECS: u64 = 90;
 #[derive(Debug)]
 pub struct DynamoDbLocal {
     port: u16,
-    java: Child,
-    watchdog: Child,
+    java: crate::Watched,
 }
 
 /// The folder holding `DynamoDBLocal.jar` and `DynamoDBLocal_lib/`.
@@ -93,29 +92,9 @@ impl DynamoDbLocal {
             .stderr(output()?)
             .spawn()
             .map_err(|e| LocalError::Setup(format!("cannot run java (Java 17+ is needed): {e}")))?;
-        let watchdog = Command::new("sh")
-            .args([
-                "-c",
-                "read _ignored; kill \"$1\" 2>/dev/null",
-                "watchdog",
-                &java.id().to_string(),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let mut local = match watchdog {
-            Ok(watchdog) => Self {
-                port,
-                java,
-                watchdog,
-            },
-            Err(e) => {
-                let mut java = java;
-                let _ = java.kill();
-                let _ = java.wait();
-                return Err(LocalError::Setup(format!("cannot start watchdog: {e}")));
-            }
+        let mut local = Self {
+            port,
+            java: crate::Watched::new(java)?,
         };
         local.wait_ready()?;
         Ok(local)
@@ -137,7 +116,7 @@ impl DynamoDbLocal {
         let deadline = Instant::now() + Duration::from_secs(READY_TIMEOUT_SECS);
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.java.try_wait() {
+            if let Ok(Some(status)) = self.java.server.try_wait() {
                 return Err(LocalError::DynamoDb(format!(
                     "exited during start-up ({status})"
                 )));
@@ -159,7 +138,7 @@ impl DynamoDbLocal {
     }
 
     pub fn pid(&self) -> u32 {
-        self.java.id()
+        self.java.server.id()
     }
 
     /// The endpoint clients use: loopback, whatever interfaces Java listens on.
@@ -172,10 +151,7 @@ impl DynamoDbLocal {
     }
 
     pub fn stop(&mut self) {
-        let _ = self.java.kill();
-        let _ = self.java.wait();
-        let _ = self.watchdog.kill();
-        let _ = self.watchdog.wait();
+        self.java.stop();
     }
 }
 

@@ -31,3 +31,68 @@ pub fn workspace_root() -> PathBuf {
     let root = here.join("../..");
     root.canonicalize().unwrap_or(root)
 }
+
+/// A server process of the local stack (Java for DynamoDB Local, Python for the Cognito
+/// emulator) with a watchdog: if this process dies without stopping it, the watchdog, whose
+/// stdin is our pipe, sees the pipe close and kills the server.
+#[derive(Debug)]
+pub struct Watched {
+    pub server: std::process::Child,
+    watchdog: std::process::Child,
+}
+
+impl Watched {
+    /// Watches `server`; if no watchdog can be started, the server is stopped.
+    pub fn new(mut server: std::process::Child) -> Result<Self, LocalError> {
+        let watchdog = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "read _ignored; kill \"$1\" 2>/dev/null",
+                "watchdog",
+                &server.id().to_string(),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        match watchdog {
+            Ok(watchdog) => Ok(Self { server, watchdog }),
+            Err(e) => {
+                let _ = server.kill();
+                let _ = server.wait();
+                Err(LocalError::Setup(format!("cannot start watchdog: {e}")))
+            }
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let _ = self.watchdog.kill();
+        let _ = self.watchdog.wait();
+    }
+}
+
+/// Everything a test binary logs, for tests that read the functions' log lines: a writer
+/// the functions' own JSON subscriber writes into, shared by every test of the binary.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

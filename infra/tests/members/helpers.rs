@@ -28,25 +28,7 @@ pub use http::Reply;
 static DYNAMODB: OnceLock<DynamoDbLocal> = OnceLock::new();
 static LOGS: OnceLock<CapturedLogs> = OnceLock::new();
 
-/// Everything this test binary logs, through the functions' own JSON subscriber.
-#[derive(Clone, Default)]
-pub struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl CapturedLogs {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+pub use localdb::CapturedLogs;
 
 pub fn logs() -> &'static CapturedLogs {
     LOGS.get_or_init(|| {

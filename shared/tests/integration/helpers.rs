@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use localdb::{test_client, CallCounter, DynamoDbLocal, FaultInjector, Template};
 use shared::app::TableNames;
@@ -17,26 +17,7 @@ use shared::{time, App, Endpoint};
 static DYNAMODB: OnceLock<DynamoDbLocal> = OnceLock::new();
 static LOGS: OnceLock<CapturedLogs> = OnceLock::new();
 
-/// Everything this test binary logs, through the functions' own JSON subscriber. Global, so
-/// every test's requests land here (a per-test subscriber races with tracing's callsite cache).
-#[derive(Clone, Default)]
-pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl CapturedLogs {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+pub use localdb::CapturedLogs;
 
 pub fn logs() -> &'static CapturedLogs {
     LOGS.get_or_init(|| {
