@@ -14,7 +14,7 @@ use crate::customers::input::CustomerInput;
 use crate::customers::model::{id_created_at, Customer, CustomerView};
 use crate::customers::table::{position_after, Change, CustomerPage};
 use crate::error::{json_response, ApiError};
-use crate::idempotency::record::{fingerprint, IdempotencyKey, StoredResponse};
+use crate::idempotency::record::{fingerprint, IdempotencyKey};
 use crate::idempotency::table::Begin;
 use crate::json;
 use crate::keys::scope::Scope;
@@ -250,31 +250,15 @@ where
     let response = before(meta.write_by(), execute(reserved))
         .await
         .unwrap_or_else(|err| err.into_response(&meta.request_id));
-    // A 5xx must run again on retry; a 400 is validation (found while running, e.g. a
-    // POST whose unknown external_id comes without full_name), which stores nothing, so
-    // the client can fix the body and retry under the same key.
-    let status = response.status();
-    if status.is_server_error() || status == StatusCode::BAD_REQUEST {
-        if let Err(err) = app.idempotency.release(org, &key, &lease).await {
-            tracing::error!(error = %err, "could not release an idempotency key");
-        }
-    } else {
-        // The write happened: whatever becomes of storing its response, it is answered
-        // (a 5xx would invite a retry of a done request). If storing fails or runs out of
-        // time, the record stays in progress until its lock lapses.
-        let by = meta
-            .answer_by()
-            .checked_sub(std::time::Duration::from_millis(COMPLETE_MARGIN_MILLIS))
-            .unwrap_or_else(|| meta.answer_by());
-        let stored = StoredResponse::capture(&response);
-        match tokio::time::timeout_at(by, app.idempotency.complete(org, &key, &lease, &stored))
-            .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::error!(error = %err, "could not store an idempotent response"),
-            Err(_) => tracing::error!("ran out of time storing an idempotent response"),
-        }
-    }
+    // A POST whose unknown external_id comes without full_name is a 400 found while
+    // running: released like a 5xx, so the client can fix the body and retry the key.
+    let by = meta
+        .answer_by()
+        .checked_sub(std::time::Duration::from_millis(COMPLETE_MARGIN_MILLIS))
+        .unwrap_or_else(|| meta.answer_by());
+    app.idempotency
+        .settle(org, &key, &lease, &response, by)
+        .await;
     Ok(shaped(response, view, log))
 }
 

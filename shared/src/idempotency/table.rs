@@ -264,3 +264,33 @@ impl IdempotencyTable {
         unless_condition_failed("UpdateItem idempotency release", result)
     }
 }
+
+impl IdempotencyTable {
+    /// What becomes of a record once its request has its answer: a 5xx must run again on
+    /// retry and a 400 is validation (found while running), so both release the key; any
+    /// other answer is stored to be replayed. The write happened either way, so a failure
+    /// to store only leaves the record in progress until its lock lapses (logged, never the
+    /// client's error). Storing must finish by `by`.
+    pub async fn settle(
+        &self,
+        org: &OrgId,
+        key: &IdempotencyKey,
+        lease: &Lease,
+        response: &lambda_http::Response<lambda_http::Body>,
+        by: tokio::time::Instant,
+    ) {
+        let status = response.status();
+        if status.is_server_error() || status == lambda_http::http::StatusCode::BAD_REQUEST {
+            if let Err(err) = self.release(org, key, lease).await {
+                tracing::error!(error = %err, "could not release an idempotency key");
+            }
+            return;
+        }
+        let stored = crate::idempotency::record::StoredResponse::capture(response);
+        match tokio::time::timeout_at(by, self.complete(org, key, lease, &stored)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "could not store an idempotent response"),
+            Err(_) => tracing::error!("ran out of time storing an idempotent response"),
+        }
+    }
+}

@@ -118,7 +118,7 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Response<Body>, ApiError>>,
 {
-    use crate::idempotency::record::{fingerprint, StoredResponse};
+    use crate::idempotency::record::fingerprint;
     use crate::idempotency::table::Begin;
     let Some(key) = IdempotencyKey::from_headers(req.headers())? else {
         return execute().await;
@@ -135,20 +135,9 @@ where
     let response = crate::request::before(meta.write_by(), execute())
         .await
         .unwrap_or_else(|err| err.into_response(&meta.request_id));
-    let status = response.status();
-    if status.is_server_error() || status == StatusCode::BAD_REQUEST {
-        if let Err(err) = app.idempotency.release(org, &key, &lease).await {
-            tracing::error!(error = %err, "could not release an idempotency key");
-        }
-    } else {
-        let stored = StoredResponse::capture(&response);
-        let store = app.idempotency.complete(org, &key, &lease, &stored);
-        match tokio::time::timeout_at(meta.answer_by(), store).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::error!(error = %err, "could not store an idempotent response"),
-            Err(_) => tracing::error!("ran out of time storing an idempotent response"),
-        }
-    }
+    app.idempotency
+        .settle(org, &key, &lease, &response, meta.answer_by())
+        .await;
     Ok(response)
 }
 
