@@ -191,8 +191,11 @@ mod tests {
         );
         assert_eq!(authorizer.check(None, 0).await, Err(Refusal::Missing));
         assert_eq!(authorizer.check(Some("  "), 0).await, Err(Refusal::Missing));
+        // An API key, made here (a real one is never committed).
+        let api_key = shared::keys::token::ApiKeyToken::generate().unwrap();
+        let api_key = format!("Bearer {}", api_key.expose_secret());
         for token in [
-            "Bearer ic_live_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            api_key.as_str(),
             "Bearer not.a.jwt",
             // alg none, unsigned.
             "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ4IiwiZXhwIjo0MDAwMDAwMDAwfQ.",
