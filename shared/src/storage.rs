@@ -89,6 +89,7 @@ pub enum TransactFailure {
     Storage(StorageError),
 }
 
+/// Cancellation reasons that mean DynamoDB was throttling, not that the data disagreed.
 const THROTTLED_REASONS: &[&str] = &["ThrottlingError", "ProvisionedThroughputExceeded"];
 
 /// Runs `items` as one transaction (one SDK attempt: a retry is the caller's, after a fresh

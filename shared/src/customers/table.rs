@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use uuid::Uuid;
@@ -17,7 +16,7 @@ use crate::customers::input::{CustomerInput, Field};
 use crate::customers::model::{AddedVia, Customer};
 use crate::error::{ApiError, SERVICE_UNAVAILABLE_RETRY_AFTER_SECS};
 use crate::org::OrgId;
-use crate::storage::{classify, corrupt, service_code, StorageError};
+use crate::storage::{classify, corrupt, transact_write, StorageError, TransactFailure};
 use crate::time::{self, Timestamp};
 
 pub const BY_UPDATED_AT_INDEX: &str = "ByUpdatedAt";
@@ -25,9 +24,6 @@ const CUSTOMER_SK_PREFIX: &str = "customer#";
 const MARKER_SK_PREFIX: &str = "external_id#";
 /// Read-modify-write rounds before a contended write gives up with a 503.
 const MAX_WRITE_ATTEMPTS: u32 = 12;
-
-/// Cancellation reasons that mean DynamoDB was throttling, not that the data disagreed.
-const THROTTLED_REASONS: &[&str] = &["ThrottlingError", "ProvisionedThroughputExceeded"];
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -213,52 +209,20 @@ impl CustomersTable {
         marker_put_index: Option<usize>,
     ) -> Result<(), WriteError> {
         // One attempt per call: a retry is ours, re-reading and re-stamping (the SDK would
-        // resend the same item with a stamp growing stale).
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .customize()
-            .config_override(aws_sdk_dynamodb::config::Builder::new().retry_config(
-                aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(1),
-            ))
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(()),
-            Err(err) => err,
-        };
-        if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
-            err.as_service_error()
-        {
-            let reasons = cancel.cancellation_reasons();
-            let code_at = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
-            // Throttled on the table or an index: the client may retry later (503), which
-            // no amount of re-reading here would fix.
-            if let Some(code) = (0..reasons.len())
-                .map(code_at)
-                .find(|code| THROTTLED_REASONS.contains(code))
+        // resend the same item with a stamp growing stale). Throttled on the table or an
+        // index is a 503, which no amount of re-reading here would fix.
+        match transact_write(&self.client, "TransactWriteItems customer", items).await {
+            Ok(()) => Ok(()),
+            Err(TransactFailure::Conditions(failed))
+                if marker_put_index.is_some_and(|i| failed.contains(&i)) =>
             {
-                return Err(WriteError::Storage(StorageError::Unavailable(format!(
-                    "TransactWriteItems customer: cancelled, {code}"
-                ))));
+                Err(WriteError::ExternalIdTaken)
             }
-            if marker_put_index.is_some_and(|i| code_at(i) == "ConditionalCheckFailed") {
-                return Err(WriteError::ExternalIdTaken);
+            Err(TransactFailure::Conditions(_)) | Err(TransactFailure::Contended) => {
+                Err(WriteError::Contended)
             }
-            if (0..reasons.len())
-                .any(|i| matches!(code_at(i), "ConditionalCheckFailed" | "TransactionConflict"))
-            {
-                return Err(WriteError::Contended);
-            }
+            Err(TransactFailure::Storage(e)) => Err(WriteError::Storage(e)),
         }
-        if service_code(&err) == Some("TransactionConflictException") {
-            return Err(WriteError::Contended);
-        }
-        Err(WriteError::Storage(classify(
-            "TransactWriteItems customer",
-            &err,
-        )))
     }
 
     fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, StorageError> {
