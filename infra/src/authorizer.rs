@@ -60,10 +60,6 @@ impl JwtAuthorizer {
         }
     }
 
-    pub fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
     async fn fetch_keys(&self) -> Result<JwkSet, Refusal> {
         let url = self.jwks_url.clone();
         tokio::task::spawn_blocking(move || -> Result<JwkSet, String> {

@@ -107,10 +107,6 @@ impl App {
         })
     }
 
-    pub fn request_log(&self) -> Result<&RequestLogTable, ApiError> {
-        Ok(&self.request_log)
-    }
-
     /// The cursor secret, or a 500 for a deployment that forgot it (the listing function
     /// refuses to start without it, so this is a second line).
     pub fn cursor_key(&self) -> Result<&CursorKey, ApiError> {

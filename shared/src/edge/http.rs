@@ -224,6 +224,9 @@ async fn member_route(
     use crate::members::api;
     let member = crate::members::session::authenticate(&app.members, req, log).await?;
     let member = &member;
+    if let Some(permission) = route.permission() {
+        crate::members::session::require(member, permission)?;
+    }
     match route {
         Route::OrgMe => api::me(req, member, meta),
         Route::ListApiKeys => api::list_keys(app, req, member, meta).await,

@@ -6,6 +6,7 @@ use lambda_http::http::Method;
 
 use crate::error::ApiError;
 use crate::keys::scope::Scope;
+use crate::members::role::Permission;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {
@@ -109,6 +110,25 @@ impl Route {
         }
     }
 
+    /// The permission a member needs for this member route; `None`: any member (and every
+    /// integration route, which takes keys instead).
+    pub fn permission(self) -> Option<Permission> {
+        match self {
+            Route::ListApiKeys
+            | Route::CreateApiKey
+            | Route::GetApiKey
+            | Route::UpdateApiKey
+            | Route::RevokeApiKey
+            | Route::RollApiKey
+            | Route::ApiKeyRequests => Some(Permission::OrgApiKeys),
+            Route::ListMembers
+            | Route::InviteMember
+            | Route::UpdateMember
+            | Route::DeactivateMember => Some(Permission::OrgMembers),
+            _ => None,
+        }
+    }
+
     /// API Gateway's route key, e.g. `GET /v1/customers`.
     pub fn key(self) -> String {
         format!("{} {}", self.method(), self.path())
@@ -199,6 +219,22 @@ mod tests {
             }
         );
         assert_eq!(unrouted(&Method::GET, "/v2/things").code(), "not_found");
+    }
+
+    #[test]
+    fn member_routes_need_the_contracts_permissions_and_only_they_do() {
+        for &route in Route::ALL {
+            let expected = match route.path() {
+                "/v1/org/me" => None,
+                path if path.starts_with("/v1/org/api-keys") => Some(Permission::OrgApiKeys),
+                path if path.starts_with("/v1/org/members") => Some(Permission::OrgMembers),
+                _ => None,
+            };
+            assert_eq!(route.permission(), expected, "{route:?}");
+            if !route.is_member_route() {
+                assert_eq!(route.permission(), None);
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The member API (`/v1/org/…`): a signed-in member manages the org's keys and members.
-//! Every route reads the member record first (role and status as they are now), then checks
-//! the route's permission; objects of another org are as unknown as missing ones (404).
+//! The edge reads the member record first (role and status as they are now) and checks the
+//! route's permission (`Route::permission`); objects of another org are as unknown as
+//! missing ones (404).
 
 use std::collections::BTreeSet;
 
@@ -19,7 +20,6 @@ use crate::keys::table::{
     ApiKeyRecord, ApiKeysTable, KeyEdit, NewApiKey, MAX_LABEL_CHARS, MAX_RATE_LIMIT_RPS,
 };
 use crate::members::role::{Permission, Role};
-use crate::members::session::require;
 use crate::members::table::{Member, MemberChange, MemberError, MemberStatus, MAX_MEMBER_ID_CHARS};
 use crate::query::QueryParams;
 use crate::request::RequestMeta;
@@ -371,7 +371,6 @@ pub async fn list_keys(
     member: &Member,
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
-    require(member, Permission::OrgApiKeys)?;
     let query = QueryParams::parse(
         req.uri().query(),
         &["limit", "cursor", "status", "created_by"],
@@ -502,7 +501,6 @@ pub async fn create_key(
     member: &Member,
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
-    require(member, Permission::OrgApiKeys)?;
     refuse_idempotency_key(req)?;
     QueryParams::parse(req.uri().query(), &[])?;
     let (_, body) = json_object_body(req)?;
@@ -572,7 +570,6 @@ pub async fn get_key(
     member: &Member,
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
-    require(member, Permission::OrgApiKeys)?;
     QueryParams::parse(req.uri().query(), &[])?;
     let key = org_key(&app.keys, member, req).await?;
     ok(StatusCode::OK, &key_json(&key, meta.now), meta)
@@ -586,7 +583,6 @@ pub async fn update_key(
     member: &Member,
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
-    require(member, Permission::OrgApiKeys)?;
     QueryParams::parse(req.uri().query(), &[])?;
     let (_, body) = json_object_body(req)?;
     if body.contains_key("scopes") {
@@ -649,7 +645,6 @@ pub async fn revoke_key(
     member: &Member,
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
-    require(member, Permission::OrgApiKeys)?;
     QueryParams::parse(req.uri().query(), &[])?;
     let body = optional_body(req)?;
     only_fields(&body, &[])?;
@@ -673,7 +668,6 @@ pub async fn roll_key(
     member: &Member,
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
-    require(member, Permission::OrgApiKeys)?;
     refuse_idempotency_key(req)?;
     QueryParams::parse(req.uri().query(), &[])?;
     let body = optional_body(req)?;
@@ -731,7 +725,6 @@ pub async fn key_requests(
     member: &Member,
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
-    require(member, Permission::OrgApiKeys)?;
     let query = QueryParams::parse(
         req.uri().query(),
         &["limit", "cursor", "since", "until", "status", "customer_id"],
@@ -781,7 +774,7 @@ pub async fn key_requests(
         })
         .transpose()?;
     let key = org_key(&app.keys, member, req).await?;
-    let log = app.request_log()?;
+    let log = &app.request_log;
     let filter = crate::request_log::table::RequestFilter {
         since,
         until,
@@ -808,7 +801,6 @@ pub async fn list_members(
     member: &Member,
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
-    require(member, Permission::OrgMembers)?;
     let query = QueryParams::parse(req.uri().query(), &["limit", "cursor", "status", "role"])?;
     let limit = Limit::parse(query.get("limit"))?;
     let after = decode_cursor(query.get("cursor"))?;
@@ -860,7 +852,6 @@ pub async fn invite_member(
     member: &Member,
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
-    require(member, Permission::OrgMembers)?;
     QueryParams::parse(req.uri().query(), &[])?;
     let (_, body) = json_object_body(req)?;
     only_fields(&body, &["email", "role"])?;
@@ -922,7 +913,6 @@ pub async fn update_member(
     member: &Member,
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
-    require(member, Permission::OrgMembers)?;
     QueryParams::parse(req.uri().query(), &[])?;
     let (_, body) = json_object_body(req)?;
     only_fields(&body, &["role"])?;
@@ -1010,7 +1000,6 @@ pub async fn deactivate_member(
     member: &Member,
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
-    require(member, Permission::OrgMembers)?;
     QueryParams::parse(req.uri().query(), &[])?;
     let body = optional_body(req)?;
     only_fields(&body, &["transfer_keys_to"])?;

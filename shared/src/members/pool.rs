@@ -94,10 +94,6 @@ impl MemberPool {
         Some(Self::new(cognito_client().await, pool_id))
     }
 
-    pub fn id(&self) -> &str {
-        &self.pool_id
-    }
-
     /// Creates the pool user for `email` and returns its `sub`. Without `temporary_password`
     /// the pool makes one and emails it (the member sets their own at first sign-in); with
     /// one (the operator tool), nothing is sent.

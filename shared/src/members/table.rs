@@ -174,10 +174,6 @@ impl MembersTable {
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The member session's one read: strongly consistent, so a role change or a
     /// deactivation acts on the very next request.
     pub async fn get(&self, id: &str) -> Result<Option<Member>, StorageError> {
