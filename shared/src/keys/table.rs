@@ -762,16 +762,10 @@ impl ApiKeysTable {
         now: Timestamp,
         by: &str,
     ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StorageError> {
-        Self::transact_update(
-            aws_sdk_dynamodb::types::Update::builder()
-                .table_name(&self.name)
-                .key("key_hash", hash_key(&key.key_hash))
-                .update_expression("SET revoked_at = :now, revoked_by = :by")
-                .condition_expression(
-                    "attribute_exists(key_hash) AND attribute_not_exists(revoked_at)",
-                )
-                .expression_attribute_values(":now", AttributeValue::S(time::format(&now)))
-                .expression_attribute_values(":by", AttributeValue::S(by.to_owned())),
+        self.set_on_unrevoked(
+            key,
+            "revoked_at = :now, revoked_by = :by",
+            &[(":now", &time::format(&now)), (":by", by)],
         )
     }
 
@@ -782,17 +776,33 @@ impl ApiKeysTable {
         to: &str,
         to_email: &str,
     ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StorageError> {
-        Self::transact_update(
-            aws_sdk_dynamodb::types::Update::builder()
-                .table_name(&self.name)
-                .key("key_hash", hash_key(&key.key_hash))
-                .update_expression("SET owned_by = :to, owned_by_email = :email")
-                .condition_expression(
-                    "attribute_exists(key_hash) AND attribute_not_exists(revoked_at)",
-                )
-                .expression_attribute_values(":to", AttributeValue::S(to.to_owned()))
-                .expression_attribute_values(":email", AttributeValue::S(to_email.to_owned())),
+        self.set_on_unrevoked(
+            key,
+            "owned_by = :to, owned_by_email = :email",
+            &[(":to", to), (":email", to_email)],
         )
+    }
+
+    /// For a transaction: `SET <assignments>` on `key`, with these string values, on
+    /// condition that it exists and is not revoked.
+    fn set_on_unrevoked(
+        &self,
+        key: &ApiKeyRecord,
+        assignments: &str,
+        values: &[(&str, &str)],
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StorageError> {
+        let mut update = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.name)
+            .key("key_hash", hash_key(&key.key_hash))
+            .update_expression(format!("SET {assignments}"))
+            .condition_expression(
+                "attribute_exists(key_hash) AND attribute_not_exists(revoked_at)",
+            );
+        for (name, value) in values {
+            update =
+                update.expression_attribute_values(*name, AttributeValue::S((*value).to_owned()));
+        }
+        Self::transact_update(update)
     }
 
     /// The update that marks `old` as rolled to `new_id` and makes it expire at `until`
