@@ -16,13 +16,20 @@ CONTRACT_STAMP := $(CONTRACT_VENV)/.installed
 COGNITO_VENV := .venv-cognito
 COGNITO_STAMP := $(COGNITO_VENV)/.installed
 export COGNITO_EMULATOR := $(CURDIR)/$(COGNITO_VENV)/bin/moto_server
+# The page's browser tests: Chromium and its WebDriver from the OS packages, and axe-core
+# (the accessibility scan run in the page) from npm, pinned, in a project-local folder.
+AXE_VERSION := 4.14.1
+AXE_PREFIX := .local/axe
+AXE_STAMP := $(AXE_PREFIX)/.installed-$(AXE_VERSION)
+export AXE_CORE_JS := $(CURDIR)/$(AXE_PREFIX)/node_modules/axe-core/axe.min.js
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TOOLS_PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 FUNCTIONS := ListCustomersFunction CreateCustomerFunction GetCustomerFunction UpdateCustomerFunction GetCustomerAmlFunction MeFunction FallbackFunction LogWriterFunction \
   OrgMeFunction ListApiKeysFunction CreateApiKeyFunction GetApiKeyFunction UpdateApiKeyFunction RevokeApiKeyFunction RollApiKeyFunction ApiKeyRequestsFunction \
-  ListMembersFunction InviteMemberFunction UpdateMemberFunction DeactivateMemberFunction
+  ListMembersFunction InviteMemberFunction UpdateMemberFunction DeactivateMemberFunction DevelopersPageFunction
 
-.PHONY: help run test unit dynamodb-local check-java icadmin clean-local build lint contract ci bench
+.PHONY: help run test unit dynamodb-local check-java browser icadmin clean-local build lint contract ci bench
 
 help:
 	@echo "make run    - DynamoDB Local, the Cognito emulator and the API on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops all)"
@@ -51,8 +58,20 @@ run: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP)
 	$(CARGO) build -q -p infra --bin local-stack --bin icadmin
 	exec "$${CARGO_TARGET_DIR:-target}/debug/local-stack"
 
-test: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP)
+test: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) $(AXE_STAMP) browser
 	$(CARGO) test --workspace --all-targets
+
+# Debian's chromium and chromium-driver, installed once (apt-get needs root: sudo otherwise).
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  echo "Installing Chromium and its WebDriver (Debian packages chromium, chromium-driver)…"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+$(AXE_STAMP): | check-java
+	@mkdir -p $(AXE_PREFIX)
+	npm install --prefix $(AXE_PREFIX) --no-audit --no-fund --no-save --loglevel=error axe-core@$(AXE_VERSION)
+	@touch $@
 
 unit:
 	$(CARGO) test --workspace --lib --bins

@@ -15,10 +15,14 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use localdb::Template;
-use shared::edge::gateway_event::{invoke, v2_event, Context, GatewayRequest, GatewayResponse};
+use shared::edge::gateway_event::{
+    invoke, invoke_with, v2_event, Context, GatewayRequest, GatewayResponse,
+};
 use shared::edge::routes::{match_path, Route};
 use shared::{App, Endpoint};
 use tokio::net::TcpListener;
+
+use developers_page::PageConfig;
 
 use crate::authorizer::{JwtAuthorizer, Refusal};
 
@@ -52,6 +56,8 @@ pub struct RouteTable {
     timeout_secs: u64,
     /// The JWT authorizers by name, once the stack knows its pool's ids.
     authorizers: BTreeMap<String, Arc<JwtAuthorizer>>,
+    /// Where the page signs members in, once the stack knows its pool's ids.
+    page: Option<Arc<PageConfig>>,
 }
 
 impl RouteTable {
@@ -93,6 +99,7 @@ impl RouteTable {
                 .function_timeout_secs()
                 .unwrap_or(shared::request::FUNCTION_TIMEOUT_SECS),
             authorizers: BTreeMap::new(),
+            page: None,
         })
     }
 
@@ -100,6 +107,13 @@ impl RouteTable {
     /// authorizer was never given refuses every request (it never runs unchecked).
     pub fn with_authorizer(mut self, name: &str, authorizer: Arc<JwtAuthorizer>) -> Self {
         self.authorizers.insert(name.to_owned(), authorizer);
+        self
+    }
+
+    /// Serves the page's routes with `config` (without it they answer 503: there is no
+    /// pool to sign in to).
+    pub fn with_page(mut self, config: PageConfig) -> Self {
+        self.page = Some(Arc::new(config));
         self
     }
 
@@ -269,7 +283,28 @@ async fn answer(
     let mut context = Context::default();
     let deadline = chrono::Utc::now() + chrono::Duration::seconds(table.timeout_secs as i64);
     context.deadline = u64::try_from(deadline.timestamp_millis()).unwrap_or(0);
-    let response = invoke(app, endpoint, event, context).await;
+    let response = match endpoint {
+        // The page's function is not the library's: it is invoked the same way, with its
+        // own handler.
+        Endpoint::Route(route) if route.is_page() => match &table.page {
+            Some(config) => {
+                let config = config.clone();
+                invoke_with(
+                    move |req| developers_page::serve(config.clone(), req),
+                    event,
+                    context,
+                )
+                .await
+            }
+            None => {
+                return Ok(gateway_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service Unavailable",
+                ))
+            }
+        },
+        _ => invoke(app, endpoint, event, context).await,
+    };
     let response = match GatewayResponse::from_event(&response) {
         Ok(response) => response,
         Err(err) => {

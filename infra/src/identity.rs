@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use developers_page::PageConfig;
 use localdb::cognito_local::LOCAL_REGION;
 use localdb::{CognitoLocal, PoolIds, Template};
 use shared::members::pool::MemberPool;
@@ -27,8 +28,9 @@ pub fn physical_ids(ids: &PoolIds) -> BTreeMap<String, String> {
 }
 
 /// `routes` with every JWT authorizer of the template, checking tokens against the pool
-/// the emulator holds.
-pub fn with_authorizers(
+/// the emulator holds, and the page signing members in to that pool through the app
+/// client, at the emulator's endpoint.
+pub fn with_member_identity(
     routes: RouteTable,
     template: &Template,
     cognito: &CognitoLocal,
@@ -53,7 +55,8 @@ pub fn with_authorizers(
         let authorizer = JwtAuthorizer::new(issuer, audiences, cognito.jwks_url(&ids.pool_id));
         routes = routes.with_authorizer(&spec.name, Arc::new(authorizer));
     }
-    Ok(routes)
+    let page = PageConfig::new(&ids.client_id, &cognito.endpoint())?;
+    Ok(routes.with_page(page))
 }
 
 /// The user pool as the API's functions use it.

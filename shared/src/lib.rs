@@ -36,12 +36,27 @@ pub async fn run_function(endpoint: Endpoint) -> Result<(), lambda_http::Error> 
         .into());
     }
     let app = std::sync::Arc::new(app);
+    run_handler(move |req| {
+        let app = app.clone();
+        async move { handle(app, endpoint, req).await }
+    })
+    .await
+}
+
+/// The `main` of a function that serves something other than a library route (the page):
+/// logs, then `handler` for each event, through `gateway_event::invoke_with`.
+pub async fn run_handler<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(lambda_http::Request) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = lambda_http::Response<lambda_http::Body>> + Send,
+{
+    edge::telemetry::init();
     lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
         move |event: lambda_http::lambda_runtime::LambdaEvent<serde_json::Value>| {
-            let app = app.clone();
+            let handler = handler.clone();
             async move {
                 Ok::<_, std::convert::Infallible>(
-                    edge::gateway_event::invoke(app, endpoint, event.payload, event.context).await,
+                    edge::gateway_event::invoke_with(handler, event.payload, event.context).await,
                 )
             }
         },

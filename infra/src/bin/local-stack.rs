@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use infra::gateway::{serve, RouteTable};
-use infra::identity::{add_member_with_password, member_pool, random_password, with_authorizers};
+use infra::identity::{
+    add_member_with_password, member_pool, random_password, with_member_identity,
+};
 use infra::log_feed::{feed, tee};
 use localdb::cognito_local::LOCAL_REGION;
 use localdb::{workspace_root, DynamoDbLocal, Template};
@@ -140,7 +142,7 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
         .create_user_pool(&cognito.client(), "")
         .await
         .map_err(|e| e.to_string())?;
-    let routes = with_authorizers(routes, &template, &cognito, &pool)?;
+    let routes = with_member_identity(routes, &template, &cognito, &pool)?;
     let app = Arc::new(App::new(client, &tables).with_pool(member_pool(&cognito, &pool)));
     let admin_password = random_password()?;
     add_member_with_password(
@@ -197,6 +199,8 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
     println!("API key for org \"{DEMO_ORG}\" with scopes customers:write, customers:read, aml:read (shown once):");
     println!("  {key}");
     println!();
+    println!("Settings → Developers, the page (open it in a browser and sign in):");
+    println!("  {base}/settings/developers");
     println!("Member {DEMO_ADMIN} (administrator of \"{DEMO_ORG}\"), password (this stack only):");
     println!("  {admin_password}");
     println!();

@@ -7,7 +7,9 @@
 use std::sync::{Arc, OnceLock};
 
 use infra::gateway::{serve, RouteTable};
-use infra::identity::{add_member_with_password, member_pool, random_password, with_authorizers};
+use infra::identity::{
+    add_member_with_password, member_pool, random_password, with_member_identity,
+};
 use localdb::{
     test_client, CallCounter, CognitoLocal, DynamoDbLocal, FaultInjector, PoolIds, Template,
 };
@@ -108,7 +110,7 @@ impl Plane {
         });
         let app =
             Arc::new(App::new(client.clone(), &tables).with_pool(member_pool(cognito, &pool)));
-        let routes = with_authorizers(
+        let routes = with_member_identity(
             RouteTable::from_template(&template).unwrap(),
             &template,
             cognito,
@@ -141,7 +143,16 @@ impl Plane {
 
     /// A member of `org` with `role`, signed in.
     pub fn member(&self, org: &str, role: Role) -> Signed {
-        let email = format!("{}@{org}.test", uuid::Uuid::new_v4().simple());
+        self.member_as(
+            &format!("{}@{org}.test", uuid::Uuid::new_v4().simple()),
+            org,
+            role,
+        )
+    }
+
+    /// A member with this email (each plane has its own pool), signed in.
+    pub fn member_as(&self, email: &str, org: &str, role: Role) -> Signed {
+        let email = email.to_owned();
         let password = random_password().unwrap();
         let member = self
             .runtime

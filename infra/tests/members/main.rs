@@ -839,7 +839,11 @@ fn a_keys_request_log_reads_newest_first_with_filters_and_a_cursor() {
             method: "GET".into(),
             route: "GET /v1/customers/{id}".into(),
             path: format!("/v1/customers/{customer}"),
-            status: if i % 3 == 0 { 403 } else { 200 },
+            status: match i {
+                0 | 3 | 6 => 403,
+                5 => 429,
+                _ => 200,
+            },
             error_code: None,
             source_ip: Some("203.0.113.9".into()),
             user_agent: None,
@@ -881,6 +885,19 @@ fn a_keys_request_log_reads_newest_first_with_filters_and_a_cursor() {
         ids(&plane.get(&format!("{path}?status=403"), &admin.token)),
         ["req-6", "req-3", "req-0"]
     );
+    // A class: every 4xx, the 429 with the 403s; 2xx the rest.
+    assert_eq!(
+        ids(&plane.get(&format!("{path}?status=4xx"), &admin.token)),
+        ["req-6", "req-5", "req-3", "req-0"]
+    );
+    assert_eq!(
+        ids(&plane.get(&format!("{path}?status=2xx"), &admin.token)),
+        ["req-4", "req-2", "req-1"]
+    );
+    assert_eq!(
+        ids(&plane.get(&format!("{path}?status=5xx"), &admin.token)),
+        Vec::<String>::new()
+    );
     assert_eq!(
         ids(&plane.get(&format!("{path}?customer_id={customer}"), &admin.token)),
         ["req-3", "req-2", "req-1", "req-0"]
@@ -892,9 +909,11 @@ fn a_keys_request_log_reads_newest_first_with_filters_and_a_cursor() {
         )),
         ["req-4", "req-3", "req-2"]
     );
-    plane
-        .get(&format!("{path}?status=abc"), &admin.token)
-        .assert_error(400, "invalid_request");
+    for bad in ["abc", "6xx", "4XX", "40"] {
+        plane
+            .get(&format!("{path}?status={bad}"), &admin.token)
+            .assert_error(400, "invalid_request");
+    }
     plane
         .get(&format!("{path}?since=yesterday"), &admin.token)
         .assert_error(400, "invalid_request");

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use base64::Engine;
 use lambda_http::request::LambdaRequest;
 use lambda_http::tower::Service;
 pub use lambda_http::Context;
-use lambda_http::{service_fn, Adapter, LambdaEvent};
+use lambda_http::{service_fn, Adapter, Body, LambdaEvent, Request, Response};
 use serde_json::{json, Map, Value};
 
 use crate::app::App;
@@ -117,12 +118,26 @@ pub fn v2_event(req: &GatewayRequest) -> Value {
 /// Invokes the endpoint's handler with an event, as the Lambda runtime does in production
 /// (`run_function` calls this very function). Never fails: an event lambda_http cannot turn
 /// into a request gets a 400 envelope instead of an invocation error.
-pub async fn invoke(
-    app: Arc<App>,
-    endpoint: Endpoint,
-    mut event: Value,
-    context: Context,
-) -> Value {
+pub async fn invoke(app: Arc<App>, endpoint: Endpoint, event: Value, context: Context) -> Value {
+    invoke_with(
+        move |req| {
+            let app = app.clone();
+            async move { handle(app, endpoint, req).await }
+        },
+        event,
+        context,
+    )
+    .await
+}
+
+/// Invokes any request handler with an event, as [`invoke`] does the library's routes (a
+/// function that serves something other than a library route, such as the page, runs
+/// through this).
+pub async fn invoke_with<F, Fut>(handler: F, mut event: Value, context: Context) -> Value
+where
+    F: FnMut(Request) -> Fut,
+    Fut: Future<Output = Response<Body>> + Send,
+{
     let request_id = event["requestContext"]["requestId"]
         .as_str()
         .unwrap_or_default()
@@ -135,9 +150,10 @@ pub async fn invoke(
         Ok(request) => request,
         Err(_) => return malformed_event_response(&request_id, MALFORMED),
     };
+    let mut handler = handler;
     let service = service_fn(move |req| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(handle(app, endpoint, req).await) }
+        let answer = handler(req);
+        async move { Ok::<_, Infallible>(answer.await) }
     });
     let mut adapter = Adapter::from(service);
     // lambda_http builds the http::Request inside `call` and panics on what `repair` missed.

@@ -182,6 +182,10 @@ async fn dispatch(
     let Endpoint::Route(route) = endpoint else {
         return Err(unrouted(req.method(), req.uri().path()));
     };
+    if route.is_page() {
+        // The page's own function serves it; the library's handlers never do.
+        return Err(ApiError::Internal);
+    }
     // Everything, authentication included, answers by the route's deadline: out of time
     // is a 503 whose log line still names the key (writes set a tighter bound of their
     // own, so they can release an idempotency record in the time left).

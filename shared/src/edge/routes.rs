@@ -29,6 +29,9 @@ pub enum Route {
     InviteMember,
     UpdateMember,
     DeactivateMember,
+    // Settings → Developers, the page on the member API (its own function serves it).
+    DevelopersPage,
+    DevelopersAsset,
 }
 
 impl Route {
@@ -51,11 +54,19 @@ impl Route {
         Route::InviteMember,
         Route::UpdateMember,
         Route::DeactivateMember,
+        Route::DevelopersPage,
+        Route::DevelopersAsset,
     ];
 
     /// Whether the route is the member API's (a member session, not an API key).
     pub fn is_member_route(self) -> bool {
         self.path().starts_with("/v1/org/")
+    }
+
+    /// Whether the route is the page's (served by its own function, not the library's
+    /// handlers: it takes neither a key nor a session, and the page signs in itself).
+    pub fn is_page(self) -> bool {
+        matches!(self, Route::DevelopersPage | Route::DevelopersAsset)
     }
 
     pub fn method(self) -> Method {
@@ -68,7 +79,9 @@ impl Route {
             | Route::ListApiKeys
             | Route::GetApiKey
             | Route::ApiKeyRequests
-            | Route::ListMembers => Method::GET,
+            | Route::ListMembers
+            | Route::DevelopersPage
+            | Route::DevelopersAsset => Method::GET,
             Route::CreateCustomer
             | Route::CreateApiKey
             | Route::RevokeApiKey
@@ -95,6 +108,8 @@ impl Route {
             Route::ListMembers | Route::InviteMember => "/v1/org/members",
             Route::UpdateMember => "/v1/org/members/{id}",
             Route::DeactivateMember => "/v1/org/members/{id}/deactivate",
+            Route::DevelopersPage => "/settings/developers",
+            Route::DevelopersAsset => "/settings/developers/{asset}",
         }
     }
 

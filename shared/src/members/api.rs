@@ -752,15 +752,12 @@ pub async fn key_requests(
     let status = query
         .get("status")
         .map(|text| {
-            text.parse::<u16>()
-                .ok()
-                .filter(|s| (100..=599).contains(s))
-                .ok_or_else(|| {
-                    ApiError::invalid_param(
-                        "status",
-                        "status must be an HTTP status code such as 403.",
-                    )
-                })
+            status_range(text).ok_or_else(|| {
+                ApiError::invalid_param(
+                    "status",
+                    "status must be an HTTP status code such as 403, or a class such as 4xx.",
+                )
+            })
         })
         .transpose()?;
     let customer_id = query
@@ -792,6 +789,18 @@ pub async fn key_requests(
         &list_body(data, next.map(|p| encode_cursor(&p)), &url),
         meta,
     )
+}
+
+/// A request-log status filter: one code (`403` → 403..=403) or a class (`4xx` → 400..=499).
+fn status_range(text: &str) -> Option<(u16, u16)> {
+    match text.as_bytes() {
+        [class @ b'1'..=b'5', b'x', b'x'] => {
+            let low = u16::from(class - b'0') * 100;
+            Some((low, low + 99))
+        }
+        [b'1'..=b'5', b'0'..=b'9', b'0'..=b'9'] => text.parse().ok().map(|code| (code, code)),
+        _ => None,
+    }
 }
 
 /// `GET /v1/org/members`: by email.
@@ -1152,6 +1161,18 @@ pub async fn deactivate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_log_status_filters_are_a_code_or_a_class() {
+        assert_eq!(status_range("403"), Some((403, 403)));
+        assert_eq!(status_range("4xx"), Some((400, 499)));
+        assert_eq!(status_range("2xx"), Some((200, 299)));
+        for bad in [
+            "6xx", "0xx", "4XX", "40", "4000", "099", "600", "x4x", "", "+403", "4x",
+        ] {
+            assert_eq!(status_range(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn pages_follow_positions_and_cursors_round_trip() {

@@ -36,7 +36,8 @@ pub struct RequestFilter {
     pub until: Option<Timestamp>,
     /// Older than the record at this position (a cursor: the previous page's last `sk`).
     pub before_position: Option<String>,
-    pub status: Option<u16>,
+    /// Statuses from..=to: one code (`403`), or a class (`4xx` is 400..=499).
+    pub status: Option<(u16, u16)>,
     pub customer_id: Option<String>,
 }
 
@@ -171,11 +172,12 @@ impl RequestLogTable {
             .expression_attribute_values(":high", s(high.clone()))
             .scan_index_forward(false);
         let mut filters = Vec::new();
-        if let Some(status) = filter.status {
+        if let Some((from, to)) = filter.status {
             query = query
                 .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":status", AttributeValue::N(status.to_string()));
-            filters.push("#status = :status");
+                .expression_attribute_values(":status_from", AttributeValue::N(from.to_string()))
+                .expression_attribute_values(":status_to", AttributeValue::N(to.to_string()));
+            filters.push("#status BETWEEN :status_from AND :status_to");
         }
         if let Some(customer) = &filter.customer_id {
             query = query.expression_attribute_values(":customer", s(customer.clone()));

@@ -1,0 +1,586 @@
+// The keys screen: the org's API keys in a table, and creating, editing, rolling and
+// revoking them. A new key's plaintext is shown once, in its dialog, and goes with it.
+
+import { api } from './api.js';
+import { allowlistEntries } from './cidr.js';
+import {
+  announce,
+  confirmAction,
+  dialog,
+  errorBox,
+  field,
+  h,
+  roleName,
+  secretBox,
+  setFieldError,
+  uid,
+  when,
+} from './ui.js';
+
+export const SCOPES = [
+  ['customers:read', 'Read customers and their KYC status'],
+  ['customers:write', 'Create and update customers'],
+  ['aml:read', 'Read AML screening results'],
+];
+const SOON_MS = 7 * 864e5;
+const MAX_RATE_LIMIT = 1000;
+const DEFAULT_RATE_LIMIT = 50;
+const GRACE_PERIODS = [
+  [0, 'Expire it now'],
+  [3600, 'In 1 hour'],
+  [86400, 'In 24 hours'],
+  [259200, 'In 3 days'],
+  [604800, 'In 7 days'],
+];
+
+// active / expires soon / expired / revoked, from the key and the clock.
+export function keyStatus(key, now = Date.now()) {
+  if (key.status === 'revoked') return ['revoked', 'Revoked'];
+  const expires = key.expires_at ? Date.parse(key.expires_at) : null;
+  if (key.status === 'expired' || (expires !== null && expires <= now)) return ['expired', 'Expired'];
+  if (expires !== null && expires - now < SOON_MS) return ['soon', 'Expires soon'];
+  return ['active', 'Active'];
+}
+
+export function keyDisplay(key) {
+  return `${key.prefix}…${key.last4}`;
+}
+
+function canRoll(me, key) {
+  return key.scopes.every((scope) => me.grantable_scopes.includes(scope));
+}
+
+export async function renderKeys(view, me) {
+  view.replaceChildren(
+    h('h1', {}, 'API keys'),
+    h(
+      'p',
+      { class: 'muted' },
+      'Keys let your systems call the Instant Compliance API. Treat them like passwords: anyone with a key can act as your org within its scopes.',
+    ),
+  );
+  if (!me.permissions.includes('org.api-keys')) {
+    view.append(
+      h(
+        'p',
+        { class: 'notice' },
+        `Your role (${roleName(me.role)}) doesn’t manage API keys. Ask an administrator or compliance officer of your org for a key, or for a role that manages them.`,
+      ),
+    );
+    return;
+  }
+  const filters = { mine: false, status: '' };
+  const table = h('div', { class: 'table-area', 'aria-live': 'polite', 'aria-busy': 'true' });
+  const load = () => loadKeys(table, me, filters);
+  const whose = h(
+    'select',
+    {
+      onchange: () => {
+        filters.mine = whose.value === 'mine';
+        load();
+      },
+    },
+    h('option', { value: 'all' }, 'All of the org’s keys'),
+    h('option', { value: 'mine' }, 'Keys I created'),
+  );
+  const status = h(
+    'select',
+    {
+      onchange: () => {
+        filters.status = status.value;
+        load();
+      },
+    },
+    h('option', { value: '' }, 'Any status'),
+    h('option', { value: 'active' }, 'Active'),
+    h('option', { value: 'expired' }, 'Expired'),
+    h('option', { value: 'revoked' }, 'Revoked'),
+  );
+  view.append(
+    h(
+      'div',
+      { class: 'toolbar' },
+      field('Show', whose),
+      field('Status', status),
+      h(
+        'button',
+        { type: 'button', class: 'primary', id: 'create-key', onclick: () => createKeyDialog(me, load) },
+        'Create key',
+      ),
+    ),
+    table,
+  );
+  await load();
+}
+
+async function loadKeys(area, me, filters, cursor = null, rows = null) {
+  area.setAttribute('aria-busy', 'true');
+  const query = new URLSearchParams({ limit: '50' });
+  if (filters.mine) query.set('created_by', me.id);
+  if (filters.status) query.set('status', filters.status);
+  if (cursor) query.set('cursor', cursor);
+  let page;
+  try {
+    page = await api('GET', `/v1/org/api-keys?${query}`);
+  } catch (failure) {
+    area.replaceChildren(errorBox(failure));
+    area.setAttribute('aria-busy', 'false');
+    return;
+  }
+  const reload = () => loadKeys(area, me, filters);
+  let body = rows;
+  if (!body) {
+    body = h('tbody');
+    area.replaceChildren();
+    if (page.data.length === 0) {
+      area.append(
+        h(
+          'p',
+          { class: 'empty' },
+          filters.mine || filters.status
+            ? 'No keys match these filters.'
+            : 'Your org has no API keys yet. Create one to connect your first system.',
+        ),
+      );
+      area.setAttribute('aria-busy', 'false');
+      return;
+    }
+    area.append(
+      h(
+        'table',
+        { class: 'data keys' },
+        h('caption', { class: 'visually-hidden' }, 'API keys, newest first'),
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ['Name', 'Key', 'Scopes', 'Status', 'Created', 'Last used', 'Expires', 'Actions'].map((name) =>
+              h('th', { scope: 'col' }, name),
+            ),
+          ),
+        ),
+        body,
+      ),
+    );
+  }
+  for (const key of page.data) body.append(keyRow(key, me, reload));
+  area.querySelector('.more')?.remove();
+  if (page.has_more) {
+    area.append(
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'more',
+          onclick: () => loadKeys(area, me, filters, page.next_cursor, body),
+        },
+        'Show more keys',
+      ),
+    );
+  }
+  area.setAttribute('aria-busy', 'false');
+}
+
+function keyRow(key, me, reload) {
+  const [statusClass, statusText] = keyStatus(key);
+  const live = statusClass === 'active' || statusClass === 'soon';
+  const rolled = Boolean(key.rolled_to);
+  const actions = [
+    h('a', { href: `#/keys/${key.id}/requests`, class: 'button' }, 'Requests', h('span', { class: 'visually-hidden' }, ` of ${key.label}`)),
+  ];
+  if (live && !rolled) {
+    actions.push(
+      h('button', { type: 'button', onclick: () => editKeyDialog(key, reload) }, 'Edit', h('span', { class: 'visually-hidden' }, ` ${key.label}`)),
+    );
+    if (canRoll(me, key)) {
+      actions.push(
+        h('button', { type: 'button', onclick: () => rollKeyDialog(key, reload) }, 'Roll', h('span', { class: 'visually-hidden' }, ` ${key.label}`)),
+      );
+    }
+  }
+  if (live) {
+    actions.push(
+      h(
+        'button',
+        { type: 'button', class: 'danger-outline', onclick: () => revokeKey(key, reload) },
+        'Revoke',
+        h('span', { class: 'visually-hidden' }, ` ${key.label}`),
+      ),
+    );
+  }
+  const createdBy = key.created_by.email || key.created_by.id;
+  return h(
+    'tr',
+    { 'data-key-id': key.id },
+    h('td', { 'data-label': 'Name' }, h('span', { class: 'label' }, key.label), rolled ? h('span', { class: 'muted small' }, ' (rolled)') : null),
+    h(
+      'td',
+      { 'data-label': 'Key' },
+      h('code', { class: 'key-id' }, keyDisplay(key)),
+      ' ',
+      h('span', { class: `badge mode-${key.mode}` }, key.mode),
+    ),
+    h('td', { 'data-label': 'Scopes' }, h('ul', { class: 'scopes' }, key.scopes.map((s) => h('li', {}, h('code', {}, s))))),
+    h('td', { 'data-label': 'Status' }, h('span', { class: `badge status-${statusClass}` }, statusText)),
+    h('td', { 'data-label': 'Created' }, when(key.created_at), h('span', { class: 'muted small block' }, `by ${createdBy}`)),
+    h(
+      'td',
+      { 'data-label': 'Last used', class: 'last-used' },
+      key.last_used_at
+        ? [when(key.last_used_at), key.last_used_ip ? h('span', { class: 'muted small block' }, `from ${key.last_used_ip}`) : null]
+        : h('span', { class: 'muted' }, 'Never'),
+    ),
+    h('td', { 'data-label': 'Expires' }, key.expires_at ? when(key.expires_at) : h('span', { class: 'muted' }, 'Never')),
+    h('td', { 'data-label': 'Actions' }, h('div', { class: 'row-actions' }, actions)),
+  );
+}
+
+// The settings both the create and edit dialogs take: label, allowlist, rate limit.
+function settingsFields(key = null) {
+  const label = h('input', {
+    type: 'text',
+    name: 'label',
+    maxlength: 100,
+    required: true,
+    autocomplete: 'off',
+    value: key ? key.label : '',
+  });
+  const allowlist = h('textarea', {
+    name: 'ip_allowlist',
+    rows: 3,
+    spellcheck: 'false',
+    autocomplete: 'off',
+    value: key ? key.ip_allowlist.join('\n') : '',
+  });
+  const rate = h('input', {
+    type: 'number',
+    name: 'rate_limit',
+    min: 1,
+    max: MAX_RATE_LIMIT,
+    step: 1,
+    inputmode: 'numeric',
+    placeholder: String(DEFAULT_RATE_LIMIT),
+    value: key ? String(key.rate_limit.requests_per_second) : '',
+  });
+  allowlist.addEventListener('input', () => setFieldError(allowlist, allowlistEntries(allowlist.value).problem));
+  rate.addEventListener('input', () => setFieldError(rate, rateProblem(rate.value)));
+  label.addEventListener('input', () => setFieldError(label, null));
+  const nodes = [
+    field('Name', label, 'What uses this key, e.g. “CRM sync” or “Zapier”.'),
+    field(
+      'IP allowlist (optional)',
+      allowlist,
+      'One IPv4 or IPv6 address or CIDR a line, e.g. 203.0.113.0/24. Leave empty to allow any address.',
+    ),
+    field('Rate limit (optional)', rate, `Requests per second, 1–${MAX_RATE_LIMIT}. Default ${DEFAULT_RATE_LIMIT}.`),
+  ];
+  return { label, allowlist, rate, nodes };
+}
+
+function rateProblem(text) {
+  if (text.trim() === '') return null;
+  const value = Number(text);
+  return Number.isInteger(value) && value >= 1 && value <= MAX_RATE_LIMIT
+    ? null
+    : `Enter a whole number from 1 to ${MAX_RATE_LIMIT}.`;
+}
+
+// Checks the settings; returns false (with the first bad field focused) when one is wrong.
+function checkSettings(fields) {
+  const problems = [
+    [fields.label, fields.label.value.trim() === '' ? 'Give the key a name.' : null],
+    [fields.allowlist, allowlistEntries(fields.allowlist.value).problem],
+    [fields.rate, rateProblem(fields.rate.value)],
+  ];
+  for (const [control, problem] of problems) setFieldError(control, problem);
+  const first = problems.find(([, problem]) => problem);
+  if (first) first[0].focus();
+  return !first;
+}
+
+// Puts an API error on the field it names, and in the dialog's error area.
+function showFailure(problem, failure, controls) {
+  problem.replaceChildren(errorBox(failure));
+  const control = controls[failure.param];
+  if (control) {
+    setFieldError(control, failure.message);
+    control.focus();
+  }
+}
+
+function expiryFields() {
+  const choice = h(
+    'select',
+    { name: 'expires' },
+    h('option', { value: '' }, 'Never'),
+    h('option', { value: '30' }, 'In 30 days'),
+    h('option', { value: '90' }, 'In 90 days'),
+    h('option', { value: '365' }, 'In 1 year'),
+    h('option', { value: 'date' }, 'On a date…'),
+  );
+  const tomorrow = new Date(Date.now() + 864e5).toISOString().slice(0, 10);
+  const date = h('input', { type: 'date', name: 'expires_on', min: tomorrow });
+  const dateField = field('Expires on', date, 'The key stops working at the end of this day (your time).');
+  dateField.hidden = true;
+  choice.addEventListener('change', () => {
+    dateField.hidden = choice.value !== 'date';
+    setFieldError(date, null);
+  });
+  const value = () => {
+    if (choice.value === '') return { ok: true, at: null };
+    if (choice.value === 'date') {
+      if (!date.value) return { ok: false, control: date, problem: 'Pick the day the key expires.' };
+      const end = new Date(`${date.value}T23:59:59`);
+      if (Number.isNaN(end.getTime()) || end.getTime() <= Date.now()) {
+        return { ok: false, control: date, problem: 'Pick a day in the future.' };
+      }
+      return { ok: true, at: end.toISOString() };
+    }
+    return { ok: true, at: new Date(Date.now() + Number(choice.value) * 864e5).toISOString() };
+  };
+  return { choice, date, nodes: [field('Expires', choice), dateField], value };
+}
+
+function createKeyDialog(me, reload) {
+  const box = dialog('Create an API key', { wide: true, onClose: reload });
+  const settings = settingsFields();
+  const expiry = expiryFields();
+  const scopeBoxes = SCOPES.map(([scope, what]) => {
+    const grantable = me.grantable_scopes.includes(scope);
+    const id = uid('scope');
+    const why = grantable ? null : `Your role (${roleName(me.role)}) can’t grant ${scope}.`;
+    const box = h('input', {
+      type: 'checkbox',
+      name: 'scopes',
+      value: scope,
+      id,
+      disabled: !grantable,
+      'aria-describedby': `${id}-what${why ? ` ${id}-why` : ''}`,
+    });
+    return {
+      scope,
+      box,
+      node: h(
+        'div',
+        { class: `check${grantable ? '' : ' disabled'}` },
+        box,
+        h('label', { for: id }, h('code', {}, scope)),
+        h('span', { class: 'hint', id: `${id}-what` }, what),
+        why ? h('span', { class: 'why', id: `${id}-why` }, why) : null,
+      ),
+    };
+  });
+  const scopesError = h('p', { class: 'field-error', id: uid('scopes-error') });
+  const modes = h(
+    'fieldset',
+    { class: 'modes' },
+    h('legend', {}, 'Mode'),
+    h(
+      'div',
+      { class: 'check' },
+      h('input', { type: 'radio', name: 'mode', value: 'live', id: 'mode-live', checked: true }),
+      h('label', { for: 'mode-live' }, 'Live'),
+      h('span', { class: 'hint' }, 'Real customers and real checks.'),
+    ),
+    h(
+      'div',
+      { class: 'check disabled' },
+      h('input', { type: 'radio', name: 'mode', value: 'test', id: 'mode-test', disabled: true, 'aria-describedby': 'mode-test-why' }),
+      h('label', { for: 'mode-test' }, 'Test'),
+      h('span', { class: 'why', id: 'mode-test-why' }, 'Test-mode keys are not available yet.'),
+    ),
+  );
+  const problem = h('div', { class: 'problem' });
+  const submit = h('button', { type: 'submit', class: 'primary' }, 'Create key');
+  const form = h(
+    'form',
+    {
+      novalidate: true,
+      onsubmit: async (event) => {
+        event.preventDefault();
+        problem.replaceChildren();
+        if (!checkSettings(settings)) return;
+        const scopes = scopeBoxes.filter((s) => s.box.checked).map((s) => s.scope);
+        if (scopes.length === 0) {
+          scopesError.textContent = 'Choose at least one scope.';
+          scopeBoxes.find((s) => !s.box.disabled)?.box.focus();
+          return;
+        }
+        scopesError.textContent = '';
+        const expires = expiry.value();
+        if (!expires.ok) {
+          setFieldError(expires.control, expires.problem);
+          expires.control.focus();
+          return;
+        }
+        const body = { label: settings.label.value.trim(), scopes };
+        if (expires.at) body.expires_at = expires.at;
+        const { entries } = allowlistEntries(settings.allowlist.value);
+        if (entries.length) body.ip_allowlist = entries;
+        if (settings.rate.value.trim() !== '') {
+          body.rate_limit = { requests_per_second: Number(settings.rate.value) };
+        }
+        submit.disabled = true;
+        try {
+          const created = await api('POST', '/v1/org/api-keys', { body });
+          showSecret(box, `Key “${created.label}” created`, created);
+        } catch (failure) {
+          submit.disabled = false;
+          showFailure(problem, failure, {
+            label: settings.label,
+            ip_allowlist: settings.allowlist,
+            rate_limit: settings.rate,
+            expires_at: expiry.choice,
+          });
+        }
+      },
+    },
+    settings.nodes[0],
+    h(
+      'fieldset',
+      { class: 'scopes-field', 'aria-describedby': scopesError.id },
+      h('legend', {}, 'Scopes'),
+      scopeBoxes.map((s) => s.node),
+      scopesError,
+    ),
+    modes,
+    expiry.nodes,
+    settings.nodes.slice(1),
+    problem,
+    h(
+      'div',
+      { class: 'actions' },
+      h('button', { type: 'button', onclick: () => box.close() }, 'Cancel'),
+      submit,
+    ),
+  );
+  box.body.append(form);
+  settings.label.focus();
+}
+
+// Replaces a dialog's form with the new key's plaintext; closing the dialog removes it.
+function showSecret(box, title, created) {
+  box.setTitle(title);
+  const done = h('button', { type: 'button', class: 'primary', onclick: () => box.close() }, 'Done');
+  box.body.replaceChildren(
+    secretBox(created.key),
+    h(
+      'dl',
+      { class: 'facts' },
+      h('dt', {}, 'Scopes'),
+      h('dd', {}, created.scopes.join(', ')),
+      h('dt', {}, 'Expires'),
+      h('dd', {}, created.expires_at ? when(created.expires_at, { exact: true }) : 'Never'),
+    ),
+    h('div', { class: 'actions' }, done),
+  );
+  box.body.querySelector('.secret button').focus();
+  announce(`${title}. Copy it now: it won’t be shown again.`);
+}
+
+function editKeyDialog(key, reload) {
+  const box = dialog(`Edit “${key.label}”`, { wide: true });
+  const settings = settingsFields(key);
+  const problem = h('div', { class: 'problem' });
+  const submit = h('button', { type: 'submit', class: 'primary' }, 'Save changes');
+  const form = h(
+    'form',
+    {
+      novalidate: true,
+      onsubmit: async (event) => {
+        event.preventDefault();
+        problem.replaceChildren();
+        if (!checkSettings(settings)) return;
+        const body = {};
+        const label = settings.label.value.trim();
+        if (label !== key.label) body.label = label;
+        const { entries } = allowlistEntries(settings.allowlist.value);
+        if (entries.join('\n') !== key.ip_allowlist.join('\n')) body.ip_allowlist = entries;
+        const rate = settings.rate.value.trim() === '' ? DEFAULT_RATE_LIMIT : Number(settings.rate.value);
+        if (rate !== key.rate_limit.requests_per_second) body.rate_limit = { requests_per_second: rate };
+        if (Object.keys(body).length === 0) {
+          box.close();
+          return;
+        }
+        submit.disabled = true;
+        try {
+          await api('PATCH', `/v1/org/api-keys/${key.id}`, { body, idempotent: true });
+          box.close();
+          announce(`Saved “${label}”.`);
+          reload();
+        } catch (failure) {
+          submit.disabled = false;
+          showFailure(problem, failure, {
+            label: settings.label,
+            ip_allowlist: settings.allowlist,
+            rate_limit: settings.rate,
+          });
+        }
+      },
+    },
+    h('p', { class: 'muted' }, h('code', {}, keyDisplay(key)), ' · scopes never change: roll the key to get one with other scopes.'),
+    settings.nodes,
+    problem,
+    h('div', { class: 'actions' }, h('button', { type: 'button', onclick: () => box.close() }, 'Cancel'), submit),
+  );
+  box.body.append(form);
+  settings.label.focus();
+}
+
+function rollKeyDialog(key, reload) {
+  const box = dialog(`Roll “${key.label}”`, { wide: true, onClose: reload });
+  const grace = h(
+    'select',
+    { name: 'grace' },
+    GRACE_PERIODS.map(([seconds, text]) => h('option', { value: String(seconds), selected: seconds === 86400 }, text)),
+  );
+  const problem = h('div', { class: 'problem' });
+  const submit = h('button', { type: 'submit', class: 'primary' }, 'Roll key');
+  const form = h(
+    'form',
+    {
+      novalidate: true,
+      onsubmit: async (event) => {
+        event.preventDefault();
+        problem.replaceChildren();
+        submit.disabled = true;
+        try {
+          const created = await api('POST', `/v1/org/api-keys/${key.id}/roll`, {
+            body: { expire_old_in_seconds: Number(grace.value) },
+          });
+          showSecret(box, `“${created.label}” rolled`, created);
+        } catch (failure) {
+          submit.disabled = false;
+          showFailure(problem, failure, { expire_old_in_seconds: grace });
+        }
+      },
+    },
+    h(
+      'p',
+      {},
+      'Rolling makes a new key with the same name, scopes, IP allowlist and rate limit. ',
+      h('code', {}, keyDisplay(key)),
+      ' keeps working until the time you choose, so you can deploy the new one first.',
+    ),
+    field('Old key expires', grace),
+    problem,
+    h('div', { class: 'actions' }, h('button', { type: 'button', onclick: () => box.close() }, 'Cancel'), submit),
+  );
+  box.body.append(form);
+  grace.focus();
+}
+
+function revokeKey(key, reload) {
+  confirmAction({
+    title: `Revoke “${key.label}”?`,
+    message: `${keyDisplay(key)} stops working immediately: every request with it is refused (401). This can’t be undone.`,
+    confirmLabel: 'Revoke key',
+    run: async () => {
+      await api('POST', `/v1/org/api-keys/${key.id}/revoke`, { idempotent: true });
+      announce(`Revoked “${key.label}”.`);
+      reload();
+    },
+  });
+}

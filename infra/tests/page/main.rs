@@ -1,0 +1,700 @@
+//! Settings → Developers in a real browser: headless Chromium signs in to the plane's user
+//! pool (the Cognito emulator) through the page, and uses the member API through the local
+//! gateway, exactly as a member would; the tests then check what the API says happened.
+
+mod browser;
+#[path = "../members/helpers.rs"]
+mod helpers;
+
+use browser::{ensure, Browser, Step};
+use helpers::Plane;
+use serde_json::{json, Value};
+use shared::keys::scope::Scope;
+use shared::members::role::Role;
+use shared::org::OrgId;
+
+const PAGE: &str = "/settings/developers";
+const DESKTOP: (u32, u32) = (1280, 900);
+
+fn open(plane: &Plane, name: &str) -> Browser {
+    open_sized(plane, name, DESKTOP)
+}
+
+fn open_sized(plane: &Plane, name: &str, (width, height): (u32, u32)) -> Browser {
+    let base = plane.url("");
+    plane
+        .runtime
+        .block_on(Browser::open(&base, name, width, height))
+}
+
+/// Hands the plane's request lines for `key_id` to the request-log writer, as the log
+/// subscription does deployed (here: at once, rather than within the minute).
+fn deliver_request_log(plane: &Plane, key_id: &str) {
+    use shared::request_log::writer::{handle, passes_filter, subscription_event};
+    let needle = format!("\"key_id\":\"{key_id}\"");
+    let lines: Vec<(i64, String)> = helpers::logs()
+        .text()
+        .lines()
+        .filter(|line| passes_filter(line) && line.contains(&needle))
+        .map(|line| (chrono::Utc::now().timestamp_millis(), line.to_owned()))
+        .collect();
+    assert!(!lines.is_empty(), "no request line names {key_id}");
+    let event = subscription_event("/aws/lambda/page-tests", &lines).unwrap();
+    plane
+        .runtime
+        .block_on(handle(&plane.app.request_log, &event))
+        .unwrap();
+}
+
+/// The key id of the newest row labelled `label` that is not one of `except`.
+async fn row_id(b: &Browser, label: &str, except: &[&str]) -> Step<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        for row in b.find_all("tr[data-key-id]").await? {
+            let id = row.attr("data-key-id").await.map_err(|e| e.to_string())?;
+            let name = row
+                .find(fantoccini::Locator::Css(".label"))
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(id) = id.filter(|id| name == label && !except.contains(&id.as_str())) {
+                return Ok(id);
+            }
+        }
+        ensure(
+            std::time::Instant::now() < deadline,
+            format!("no key row labelled {label:?}"),
+        )?;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The plaintext a dialog shows, once.
+async fn shown_key(b: &Browser) -> Step<String> {
+    let key = b.text("dialog .secret-value").await?;
+    ensure(
+        key.starts_with("ic_live_") && key.len() > 40,
+        format!("the dialog shows no key: {key:?}"),
+    )?;
+    Ok(key)
+}
+
+/// Closes the dialog with Done and checks that nothing in the document holds `key` any more.
+async fn done_and_gone(b: &Browser, key: &str) -> Step {
+    b.click_button("dialog", "Done").await?;
+    b.wait_until("!document.querySelector('dialog')", "the dialog to close")
+        .await?;
+    let html = b
+        .js("return document.documentElement.outerHTML;", vec![])
+        .await?;
+    ensure(
+        !html.as_str().unwrap_or_default().contains(key),
+        "the plaintext is still in the document after the dialog closed",
+    )
+}
+
+fn customers_status(plane: &Plane, key: &str) -> u16 {
+    plane.get("/v1/customers", key).status
+}
+
+#[test]
+fn an_administrator_creates_uses_rolls_and_revokes_a_key() {
+    let plane = Plane::new();
+    let admin = plane.member_as("ada@acme.test", "acme", Role::Administrator);
+    let b = open(&plane, "admin-flow");
+    let key_id = std::cell::RefCell::new(String::new());
+    let plaintext = std::cell::RefCell::new(String::new());
+    plane.runtime.block_on(b.run(async |b: &mut Browser| {
+        b.goto(PAGE).await?;
+        b.find("form input[name=email]").await?;
+        b.accessible("sign-in").await?;
+        b.sign_in(&admin.email, &admin.password).await?;
+        b.wait_for_text("main", "Your org has no API keys yet")
+            .await?;
+        ensure(
+            b.text("#who-email").await? == admin.email,
+            "the header names the member",
+        )?;
+        b.accessible("keys (empty)").await?;
+
+        b.click("#create-key").await?;
+        b.find("dialog[open] input[name=label]").await?;
+        b.fill("dialog input[name=label]", "CRM sync").await?;
+        for scope in ["customers:read", "customers:write", "aml:read"] {
+            b.click(&format!("dialog input[value='{scope}']")).await?;
+        }
+        b.fill("dialog textarea[name=ip_allowlist]", "127.0.0.0/8\n::1")
+            .await?;
+        b.fill("dialog input[name=rate_limit]", "20").await?;
+        b.js(
+            "document.querySelector('dialog').scrollTop = 0; return true;",
+            vec![],
+        )
+        .await?;
+        b.document("create-dialog").await?;
+        b.accessible("create dialog").await?;
+        b.click("dialog button[type=submit]").await?;
+        let key = shown_key(b).await?;
+        ensure(
+            b.text("dialog .warning")
+                .await?
+                .contains("won’t see it again"),
+            "the dialog says the key is shown once",
+        )?;
+        b.accessible("new key").await?;
+        done_and_gone(b, &key).await?;
+        *key_id.borrow_mut() = row_id(b, "CRM sync", &[]).await?;
+        *plaintext.borrow_mut() = key;
+        Ok(())
+    }));
+
+    // The key works, from the allowlisted loopback, and its use is seen.
+    let key = plaintext.into_inner();
+    let id = key_id.into_inner();
+    assert_eq!(customers_status(&plane, &key), 200);
+    let stored = plane
+        .get(&format!("/v1/org/api-keys/{id}"), &admin.token)
+        .json();
+    assert_eq!(
+        stored["scopes"],
+        json!(["customers:write", "customers:read", "aml:read"])
+    );
+    assert_eq!(stored["ip_allowlist"], json!(["127.0.0.0/8", "::1/128"]));
+    assert_eq!(stored["rate_limit"], json!({"requests_per_second": 20}));
+    assert_eq!(stored["created_by"]["email"], json!(admin.email));
+    deliver_request_log(&plane, &id);
+
+    let b = open(&plane, "admin-flow-2");
+    let rolled_to = std::cell::RefCell::new((String::new(), String::new()));
+    plane.runtime.block_on(b.run(async |b: &mut Browser| {
+        b.goto(PAGE).await?;
+        b.sign_in(&admin.email, &admin.password).await?;
+        let row = format!("tr[data-key-id='{id}']");
+        b.wait_for_text(&format!("{row} .last-used"), "from 127.0.0.1")
+            .await?;
+        ensure(
+            b.text(&format!("{row} .key-id")).await?
+                == format!("{}…{}", &key[..12], &key[key.len() - 4..]),
+            "the row shows prefix…last4",
+        )?;
+        b.document("keys").await?;
+
+        b.click_button(&row, "Requests").await?;
+        b.wait_for_text("table.requests", "GET /v1/customers")
+            .await?;
+        let cells = b.text("table.requests tbody tr").await?;
+        ensure(
+            cells.contains("200") && cells.contains("127.0.0.1"),
+            format!("the request row: {cells}"),
+        )?;
+        b.accessible("request log").await?;
+        b.document("request-log").await?;
+        // A filter that matches nothing says so, and stays in the URL.
+        b.select("select[name=status]", "4xx").await?;
+        b.click_button("form.filters", "Apply").await?;
+        b.wait_for_text("main", "No requests match these filters")
+            .await?;
+        let url = b.client.current_url().await.map_err(|e| e.to_string())?;
+        ensure(
+            url.fragment().unwrap_or_default().contains("status=4xx"),
+            format!("the filter is in the URL: {url}"),
+        )?;
+
+        b.click("p.back a").await?;
+        b.click_button(&row, "Roll").await?;
+        b.select("dialog select[name=grace]", "0").await?;
+        b.accessible("roll dialog").await?;
+        b.click("dialog button[type=submit]").await?;
+        let new_key = shown_key(b).await?;
+        ensure(new_key != key, "the roll shows a new key")?;
+        done_and_gone(b, &new_key).await?;
+        let new_id = row_id(b, "CRM sync", &[id.as_str()]).await?;
+        *rolled_to.borrow_mut() = (new_id, new_key);
+        Ok(())
+    }));
+    let (new_id, new_key) = rolled_to.into_inner();
+    // Rolled with no grace: the old key has expired, the new one works with the same
+    // settings.
+    assert_eq!(customers_status(&plane, &key), 401);
+    assert_eq!(customers_status(&plane, &new_key), 200);
+    let new = plane
+        .get(&format!("/v1/org/api-keys/{new_id}"), &admin.token)
+        .json();
+    assert_eq!(new["rolled_from"], json!(id));
+    assert_eq!(new["rate_limit"], json!({"requests_per_second": 20}));
+
+    let b = open(&plane, "admin-flow-3");
+    plane.runtime.block_on(b.run(async |b: &mut Browser| {
+        b.goto(PAGE).await?;
+        b.sign_in(&admin.email, &admin.password).await?;
+        let row = format!("tr[data-key-id='{new_id}']");
+        // The expired old key offers nothing but its log.
+        let old = format!("tr[data-key-id='{id}']");
+        b.wait_for_text(&old, "Expired").await?;
+        ensure(
+            b.find_all(&format!("{old} button")).await?.is_empty(),
+            "an expired key offers no action",
+        )?;
+        b.click_button(&row, "Revoke").await?;
+        let question = b.text("dialog").await?;
+        ensure(
+            question.contains("CRM sync") && question.contains(&new_key[..12]),
+            format!("the confirmation names the key: {question}"),
+        )?;
+        b.click_button("dialog", "Revoke key").await?;
+        b.wait_for_text(&row, "Revoked").await?;
+        Ok(())
+    }));
+    assert_eq!(customers_status(&plane, &new_key), 401);
+    let revoked = plane
+        .get(&format!("/v1/org/api-keys/{new_id}"), &admin.token)
+        .json();
+    assert_eq!(revoked["status"], "revoked");
+    assert_eq!(revoked["revoked_by"], json!(admin.member.id));
+}
+
+#[test]
+fn what_a_role_cannot_do_is_not_offered() {
+    let plane = Plane::new();
+    let developer = plane.member("acme", Role::Developer);
+    let analyst = plane.member("acme", Role::Analyst);
+    let admin = plane.member("acme", Role::Administrator);
+    // A key of the administrator's with aml:read: the developer may not roll it.
+    let (admins_key, _) = plane.create_key(&admin, &[Scope::AmlRead, Scope::CustomersRead]);
+
+    let b = open(&plane, "developer");
+    plane.runtime.block_on(b.run(async |b: &mut Browser| {
+        b.goto(PAGE).await?;
+        b.sign_in(&developer.email, &developer.password).await?;
+        let row = format!("tr[data-key-id='{admins_key}']");
+        b.find(&row).await?;
+        let actions = b.text(&format!("{row} .row-actions")).await?;
+        ensure(
+            actions.contains("Revoke") && !actions.contains("Roll"),
+            format!("a key beyond the developer's role can't be rolled by them: {actions:?}"),
+        )?;
+        ensure(
+            !b.find("#nav-members")
+                .await?
+                .is_displayed()
+                .await
+                .map_err(|e| e.to_string())?,
+            "no Members screen for a developer",
+        )?;
+        b.click("#create-key").await?;
+        let aml = b.find("dialog input[value='aml:read']").await?;
+        ensure(
+            !aml.is_enabled().await.map_err(|e| e.to_string())?,
+            "aml:read is disabled for a developer",
+        )?;
+        let why = b.text("dialog .check.disabled .why").await?;
+        ensure(
+            why.contains("Developer") && why.contains("aml:read"),
+            format!("the reason is given: {why:?}"),
+        )?;
+        for scope in ["customers:read", "customers:write"] {
+            let box_ = b.find(&format!("dialog input[value='{scope}']")).await?;
+            ensure(
+                box_.is_enabled().await.map_err(|e| e.to_string())?,
+                format!("{scope} is grantable by a developer"),
+            )?;
+        }
+        b.accessible("create dialog (developer)").await?;
+        // A developer creates a key within their role.
+        b.fill("dialog input[name=label]", "Build server").await?;
+        b.click("dialog input[value='customers:read']").await?;
+        b.click("dialog button[type=submit]").await?;
+        shown_key(b).await?;
+        Ok(())
+    }));
+    let keys = plane.get("/v1/org/api-keys", &admin.token).json();
+    let made = keys["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["label"] == "Build server")
+        .expect("the developer's key exists");
+    assert_eq!(made["scopes"], json!(["customers:read"]));
+    assert_eq!(made["created_by"]["id"], json!(developer.member.id));
+
+    let b = open(&plane, "analyst");
+    plane.runtime.block_on(b.run(async |b: &mut Browser| {
+        b.goto(PAGE).await?;
+        b.sign_in(&analyst.email, &analyst.password).await?;
+        b.wait_for_text("main", "doesn’t manage API keys").await?;
+        ensure(
+            b.find_all("#create-key").await?.is_empty(),
+            "no Create button for an analyst",
+        )?;
+        ensure(
+            b.find_all("table").await?.is_empty(),
+            "no key table for an analyst",
+        )?;
+        b.accessible("keys (analyst)").await?;
+        // Typing the members screen's address shows no members either.
+        b.goto(&format!("{PAGE}#/members")).await?;
+        b.wait_for_text("main", "doesn’t manage members").await?;
+        Ok(())
+    }));
+}
+
+#[test]
+fn an_invited_member_chooses_their_password_at_first_sign_in() {
+    let plane = Plane::new();
+    let email = format!("{}@acme.test", uuid::Uuid::new_v4().simple());
+    let temporary = infra::identity::random_password().unwrap();
+    // Invited as the member API invites (a pool user with a temporary password), with the
+    // temporary password known to the test instead of mailed.
+    plane
+        .runtime
+        .block_on(shared::members::api::add_member(
+            &plane.app,
+            &OrgId::parse("acme").unwrap(),
+            &email,
+            Role::Developer,
+            "tests",
+            Some(&temporary),
+        ))
+        .unwrap();
+    let chosen = infra::identity::random_password().unwrap();
+    let b = open(&plane, "invited");
+    plane.runtime.block_on(b.run(async |b: &mut Browser| {
+        b.goto(PAGE).await?;
+        // A wrong password: the pool's refusal, said plainly, and the form stays.
+        b.fill("input[name=email]", &email).await?;
+        b.fill("input[name=password]", "Wrong-password-1").await?;
+        b.click("form button[type=submit]").await?;
+        b.wait_for_text("[role=alert]", "Incorrect email or password")
+            .await?;
+        b.fill("input[name=password]", &temporary).await?;
+        b.click("form button[type=submit]").await?;
+        b.wait_for_text("main h1", "Choose your password").await?;
+        b.accessible("new password").await?;
+        // Two different passwords are refused before the pool is asked.
+        b.fill("input[name=new-password]", &chosen).await?;
+        b.fill("input[name=confirm-password]", "something-else-1A")
+            .await?;
+        b.click("form button[type=submit]").await?;
+        b.wait_for_text("[role=alert]", "differ").await?;
+        b.fill("input[name=confirm-password]", &chosen).await?;
+        b.click("form button[type=submit]").await?;
+        b.wait_until("!document.getElementById('who').hidden", "signed in")
+            .await?;
+        b.wait_for_text("main", "Your org has no API keys yet")
+            .await?;
+        Ok(())
+    }));
+    // The chosen password is now the member's; the temporary one is spent.
+    assert!(plane.sign_in(&email, &chosen).is_ok());
+    assert!(plane.sign_in(&email, &temporary).is_err());
+}
+
+#[test]
+fn an_ended_session_returns_to_sign_in_and_then_to_the_same_place() {
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let (id, _) = plane.create_key(&admin, &[Scope::CustomersRead]);
+    let b = open(&plane, "session");
+    plane.runtime.block_on(b.run(async |b: &mut Browser| {
+        b.goto(PAGE).await?;
+        b.sign_in(&admin.email, &admin.password).await?;
+        let place = format!("#/keys/{id}/requests?range=7d&status=4xx");
+        b.goto(&format!("{PAGE}{place}")).await?;
+        b.find("form.filters").await?;
+        // The token is kept in this tab's sessionStorage only: no cookie, no localStorage.
+        let stores = b
+            .js(
+                "return [document.cookie, localStorage.length, Object.keys(sessionStorage)];",
+                vec![],
+            )
+            .await?;
+        ensure(
+            stores == json!(["", 0, ["ic.developers.session"]]),
+            format!("where the session lives: {stores}"),
+        )?;
+        // The pool's token stops being accepted (here: it is replaced by one the API's
+        // authorizer refuses, as an expired one is): the next call ends the session.
+        b.js(
+            "const s = JSON.parse(sessionStorage.getItem('ic.developers.session'));
+             s.accessToken = s.accessToken.slice(0, -4) + 'AAAA';
+             sessionStorage.setItem('ic.developers.session', JSON.stringify(s));
+             return true;",
+            vec![],
+        )
+        .await?;
+        b.click_button("form.filters", "Refresh").await?;
+        b.wait_for_text("main", "Your session has ended").await?;
+        let url = b.client.current_url().await.map_err(|e| e.to_string())?;
+        ensure(
+            url.fragment().map(|f| format!("#{f}")) == Some(place.clone()),
+            format!("the place is kept while signed out: {url}"),
+        )?;
+        b.sign_in(&admin.email, &admin.password).await?;
+        b.wait_for_text("main h1", "Request log").await?;
+        let status = b
+            .js(
+                "return document.querySelector('select[name=status]').value;",
+                vec![],
+            )
+            .await?;
+        ensure(status == json!("4xx"), "the filters are kept")?;
+        // Signing out forgets the session: a reload asks for the password.
+        b.click("#sign-out").await?;
+        b.wait_for_text("main", "You have signed out").await?;
+        b.client.refresh().await.map_err(|e| e.to_string())?;
+        b.find("input[name=password]").await?;
+        let left = b.js("return sessionStorage.length;", vec![]).await?;
+        ensure(left == json!(0), "nothing of the session is left")?;
+        Ok(())
+    }));
+}
+
+#[test]
+fn members_are_invited_given_roles_and_deactivated_with_their_keys_moved() {
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let leaving = plane.member("acme", Role::Developer);
+    let heir = plane.member("acme", Role::ComplianceOfficer);
+    let (leaving_key, leaving_plaintext) = plane.create_key(&leaving, &[Scope::CustomersRead]);
+    let invited = format!("{}@acme.test", uuid::Uuid::new_v4().simple());
+    let b = open(&plane, "members");
+    plane.runtime.block_on(b.run(async |b: &mut Browser| {
+        b.goto(PAGE).await?;
+        b.sign_in(&admin.email, &admin.password).await?;
+        b.click("#nav-members").await?;
+        b.wait_for_text("table.members", &leaving.email).await?;
+        b.accessible("members").await?;
+        // No action on oneself.
+        let me = format!("tr[data-member-id='{}']", admin.member.id);
+        ensure(
+            b.find_all(&format!("{me} button")).await?.is_empty(),
+            "no action on oneself",
+        )?;
+
+        b.click("#invite-member").await?;
+        b.fill("dialog input[name=email]", &invited).await?;
+        b.select("dialog select[name=role]", "analyst").await?;
+        b.accessible("invite dialog").await?;
+        b.click("dialog button[type=submit]").await?;
+        b.wait_for_text("table.members", &invited).await?;
+
+        let row = format!("tr[data-member-id='{}']", leaving.member.id);
+        b.click_button(&row, "Change role").await?;
+        b.select("dialog select[name=role]", "analyst").await?;
+        b.click("dialog button[type=submit]").await?;
+        b.wait_for_text(&row, "Analyst").await?;
+
+        b.click_button(&row, "Deactivate").await?;
+        b.wait_for_text("dialog .member-keys", "test").await?;
+        b.click("dialog #keys-transfer").await?;
+        b.select("dialog select[name=transfer_keys_to]", &heir.member.id)
+            .await?;
+        b.accessible("deactivate dialog").await?;
+        b.click("dialog button[type=submit]").await?;
+        b.wait_for_text(&row, "Deactivated").await?;
+        Ok(())
+    }));
+    let members = plane.get("/v1/org/members", &admin.token).json();
+    let find = |email: &str| -> Value {
+        members["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["email"] == email)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(find(&invited)["role"], "analyst");
+    assert_eq!(find(&leaving.email)["status"], "deactivated");
+    assert_eq!(find(&leaving.email)["role"], "analyst");
+    // The key moved to the heir and still works.
+    let key = plane
+        .get(&format!("/v1/org/api-keys/{leaving_key}"), &admin.token)
+        .json();
+    assert_eq!(key["owned_by"]["id"], json!(heir.member.id));
+    assert_eq!(key["status"], "active");
+    assert_eq!(customers_status(&plane, &leaving_plaintext), 200);
+}
+
+#[test]
+fn the_create_dialog_checks_as_typed_keeps_focus_and_shows_the_apis_errors() {
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let b = open(&plane, "create-dialog");
+    plane.runtime.block_on(b.run(async |b: &mut Browser| {
+        b.goto(PAGE).await?;
+        b.sign_in(&admin.email, &admin.password).await?;
+        b.click("#create-key").await?;
+        let allowlist = "dialog textarea[name=ip_allowlist]";
+        b.fill(allowlist, "203.0.113.0/24\n10.0.0.1/8").await?;
+        b.wait_for_text(
+            "dialog",
+            "Line 2: \"10.0.0.1/8\" has host bits set; did you mean 10.0.0.0/8?",
+        )
+        .await?;
+        let invalid = b
+            .find(allowlist)
+            .await?
+            .attr("aria-invalid")
+            .await
+            .map_err(|e| e.to_string())?;
+        ensure(
+            invalid.as_deref() == Some("true"),
+            "the field is marked invalid",
+        )?;
+        b.fill(allowlist, "0.0.0.0/0").await?;
+        b.wait_for_text("dialog", "allows every address").await?;
+        b.fill(allowlist, "").await?;
+
+        // Keyboard: Tab never leaves the open dialog.
+        for _ in 0..25 {
+            b.find(":focus")
+                .await?
+                .send_keys("\u{e004}")
+                .await
+                .map_err(|e| e.to_string())?;
+            let inside = b
+                .js(
+                    "return Boolean(document.activeElement.closest('dialog'));",
+                    vec![],
+                )
+                .await?;
+            ensure(inside == json!(true), "focus left the open dialog")?;
+        }
+
+        // What only the API refuses (an invisible character in the name) comes back with
+        // its message, on the field, with the Request-Id.
+        b.fill("dialog input[name=label]", "CRM\u{200b}sync")
+            .await?;
+        b.click("dialog input[value='customers:read']").await?;
+        b.click("dialog button[type=submit]").await?;
+        b.wait_for_text("dialog [role=alert]", "label must be")
+            .await?;
+        let alert = b.text("dialog [role=alert]").await?;
+        ensure(
+            alert.contains("Request-Id: "),
+            format!("the Request-Id is shown: {alert}"),
+        )?;
+        let label_error = b
+            .find("dialog input[name=label]")
+            .await?
+            .attr("aria-invalid")
+            .await
+            .map_err(|e| e.to_string())?;
+        ensure(
+            label_error.as_deref() == Some("true"),
+            "the API's error is put on its field",
+        )?;
+
+        // Escape closes the dialog; nothing was created.
+        b.find("dialog input[name=label]")
+            .await?
+            .send_keys("\u{e00c}")
+            .await
+            .map_err(|e| e.to_string())?;
+        b.wait_until(
+            "!document.querySelector('dialog')",
+            "Escape to close the dialog",
+        )
+        .await?;
+        Ok(())
+    }));
+    let keys = plane.get("/v1/org/api-keys", &admin.token).json();
+    assert_eq!(keys["data"], json!([]), "a refused create leaves nothing");
+}
+
+#[test]
+fn on_a_phone_the_page_fits_and_stays_usable() {
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    plane.create_key(&admin, &[Scope::CustomersRead, Scope::CustomersWrite]);
+    let b = open_sized(&plane, "phone", (375, 812));
+    plane.runtime.block_on(b.run(async |b: &mut Browser| {
+        b.goto(PAGE).await?;
+        b.sign_in(&admin.email, &admin.password).await?;
+        b.find("tr[data-key-id]").await?;
+        let fits = "window.innerWidth === 375 && document.documentElement.scrollWidth <= 375";
+        b.wait_until(fits, "the keys screen to fit 375 px").await?;
+        b.accessible("keys (375 px)").await?;
+        b.document("keys-phone").await?;
+        b.click("#create-key").await?;
+        b.find("dialog[open]").await?;
+        b.wait_until(fits, "the create dialog to fit 375 px")
+            .await?;
+        let dialog_width = b
+            .js(
+                "return document.querySelector('dialog').getBoundingClientRect().right;",
+                vec![],
+            )
+            .await?;
+        ensure(
+            dialog_width.as_f64().unwrap_or(f64::MAX) <= 375.0,
+            format!("the dialog ends within the screen: {dialog_width}"),
+        )?;
+        Ok(())
+    }));
+}
+
+/// The page over plain HTTP: what it is served with.
+#[test]
+fn the_page_is_served_with_a_strict_policy_and_no_cache_for_the_document() {
+    let plane = Plane::new();
+    let page = plane.call_with("GET", PAGE, &[], None);
+    assert_eq!(page.status, 200);
+    let csp = page.header("content-security-policy").unwrap();
+    for part in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
+    // The page calls this origin and the pool's endpoint, nothing else.
+    let cognito = helpers::cognito().endpoint();
+    assert!(
+        csp.contains(&format!(
+            "connect-src 'self' {}",
+            cognito.trim_end_matches('/')
+        )),
+        "{csp}"
+    );
+    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    assert!(page.header("request-id").is_some());
+    assert!(page.body.contains(&format!(
+        "<meta name=\"ic-client-id\" content=\"{}\">",
+        plane.pool.client_id
+    )));
+    // No inline script or style anywhere in the document.
+    assert!(!page.body.contains("<script>") && !page.body.contains("style="));
+
+    let js = plane.call_with("GET", &format!("{PAGE}/keys.js"), &[], None);
+    assert_eq!(js.status, 200);
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(js.header("cache-control"), Some("no-cache"));
+    let etag = js.header("etag").unwrap().to_owned();
+    let again = plane.call_with(
+        "GET",
+        &format!("{PAGE}/keys.js"),
+        &[("if-none-match", &etag)],
+        None,
+    );
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+
+    plane
+        .call_with("GET", &format!("{PAGE}/secrets.txt"), &[], None)
+        .assert_error(404, "not_found");
+    plane
+        .call_with("POST", PAGE, &[], Some("{}"))
+        .assert_error(405, "method_not_allowed");
+}
