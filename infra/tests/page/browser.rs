@@ -97,6 +97,8 @@ pub struct Browser {
     base: String,
     name: String,
     shots: usize,
+    /// Where this browser saves downloads.
+    pub downloads: PathBuf,
 }
 
 impl Browser {
@@ -106,8 +108,16 @@ impl Browser {
     pub async fn open(base: &str, name: &str, width: u32, height: u32) -> Browser {
         let chromium =
             which("chromium").expect("chromium is not installed: `make test` installs it");
+        let downloads = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("page-downloads")
+            .join(format!("{name}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&downloads).unwrap();
         let mut options = json!({
             "binary": chromium,
+            "prefs": {
+                "download.default_directory": downloads,
+                "download.prompt_for_download": false,
+            },
             "args": [
                 "--headless=new",
                 "--no-sandbox",
@@ -135,6 +145,7 @@ impl Browser {
             base: base.to_owned(),
             name: name.to_owned(),
             shots: 0,
+            downloads,
         }
     }
 
@@ -291,6 +302,32 @@ impl Browser {
             if std::time::Instant::now() > deadline {
                 return Err(format!("{css} never said {needle:?}; it says {text:?}"));
             }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The text of the one file downloaded so far, once it is complete.
+    pub async fn downloaded(&self) -> Step<(String, String)> {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let done: Vec<PathBuf> = std::fs::read_dir(&self.downloads)
+                .map_err(|e| e.to_string())?
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| !path.to_string_lossy().ends_with(".crdownload"))
+                .collect();
+            if let [file] = done.as_slice() {
+                let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
+                let name = file.file_name().unwrap().to_string_lossy().into_owned();
+                return Ok((name, text));
+            }
+            ensure(
+                std::time::Instant::now() < deadline,
+                format!(
+                    "no single finished download in {}",
+                    self.downloads.display()
+                ),
+            )?;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -191,6 +191,29 @@ fn an_administrator_creates_uses_rolls_and_revokes_a_key() {
         )?;
         b.accessible("request log").await?;
         b.document("request-log").await?;
+        // What is shown, as CSV: a header and the one request, with its Request-Id.
+        b.click_button("form.filters", "Download CSV").await?;
+        let (file, csv) = b.downloaded().await?;
+        ensure(
+            file.starts_with(&format!("requests-{id}-")) && file.ends_with(".csv"),
+            format!("the file is named after the key: {file}"),
+        )?;
+        let request_id = b
+            .find("table.requests tbody tr")
+            .await?
+            .attr("data-request-id")
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        let lines: Vec<&str> = csv.lines().collect();
+        ensure(
+            lines.len() == 2
+                && lines[0]
+                    .starts_with("at,request_id,method,route,path,status,error_code,source_ip")
+                && lines[1].contains(&format!("\"{request_id}\",\"GET\",\"GET /v1/customers\""))
+                && lines[1].contains("\"200\""),
+            format!("the CSV: {csv}"),
+        )?;
         // A filter that matches nothing says so, and stays in the URL.
         b.select("select[name=status]", "4xx").await?;
         b.click_button("form.filters", "Apply").await?;
@@ -632,6 +655,30 @@ fn on_a_phone_the_page_fits_and_stays_usable() {
         ensure(
             dialog_width.as_f64().unwrap_or(f64::MAX) <= 375.0,
             format!("the dialog ends within the screen: {dialog_width}"),
+        )?;
+        Ok(())
+    }));
+}
+
+/// What `make run` serves: the real local-stack binary prints the page's address and the
+/// demo administrator's password, and that member signs in there and finds the demo key.
+#[test]
+fn the_page_of_make_run_signs_in_the_demo_administrator() {
+    let stack = helpers::http::Stack::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{}", stack.port);
+    let b = runtime.block_on(Browser::open(&base, "make-run", 1280, 900));
+    runtime.block_on(b.run(async |b: &mut Browser| {
+        b.goto(PAGE).await?;
+        b.sign_in("admin@demo.test", &stack.admin_password).await?;
+        b.wait_for_text("table.keys", "local demo key").await?;
+        ensure(
+            b.text("#who-role").await? == "Administrator",
+            "the demo member is an administrator",
         )?;
         Ok(())
     }));
