@@ -188,7 +188,7 @@ mod tests {
         assert_eq!(authorizer.check(None, 0).await, Err(Refusal::Missing));
         assert_eq!(authorizer.check(Some("  "), 0).await, Err(Refusal::Missing));
         // An API key, made here (a real one is never committed).
-        let api_key = shared::keys::token::ApiKeyToken::generate().unwrap();
+        let api_key = shared::keys::token::ApiKeyToken::generate(shared::org::Mode::Live).unwrap();
         let api_key = format!("Bearer {}", api_key.expose_secret());
         for token in [
             api_key.as_str(),

@@ -1,4 +1,6 @@
-//! Organisation ids: the tenant boundary. Every key belongs to one; every query is scoped to it.
+//! Organisation ids and modes: the tenant boundary. Every key belongs to one org and one
+//! mode; every query of customer data is scoped to both (an org's test data is a namespace
+//! of its own in the same tables, which no live key reaches, and back).
 
 use std::fmt;
 
@@ -30,6 +32,47 @@ impl OrgId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl OrgId {
+    /// The partition an org's data of `mode` lives in: the org id itself for live data;
+    /// `<org>#test` for test data. `#` is outside the org alphabet, so a test namespace is
+    /// never another org's id, and no id a client sends can name it.
+    pub fn data_space(&self, mode: Mode) -> OrgId {
+        match mode {
+            Mode::Live => self.clone(),
+            Mode::Test => OrgId(format!("{}#test", self.0)),
+        }
+    }
+}
+
+/// Live data is real; test data is an org's rehearsal space, reached only by test keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mode {
+    #[default]
+    Live,
+    Test,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 2] = [Mode::Live, Mode::Test];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Live => "live",
+            Mode::Test => "test",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.as_str() == text)
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -65,5 +108,20 @@ mod tests {
             assert!(OrgId::parse(bad).is_err(), "{bad:?}");
         }
         assert!(serde_json::from_str::<OrgId>("\"x#y\"").is_err());
+    }
+
+    #[test]
+    fn an_orgs_test_data_space_is_no_orgs_id() {
+        let acme = OrgId::parse("acme").unwrap();
+        assert_eq!(acme.data_space(Mode::Live), acme);
+        let test = acme.data_space(Mode::Test);
+        assert_eq!(test.as_str(), "acme#test");
+        assert!(
+            OrgId::parse(test.as_str()).is_err(),
+            "no org can be named so"
+        );
+        assert_ne!(test, OrgId::parse("acme_test").unwrap());
+        assert_eq!(Mode::parse("test"), Some(Mode::Test));
+        assert_eq!(Mode::parse("Test"), None);
     }
 }

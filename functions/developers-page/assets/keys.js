@@ -380,16 +380,16 @@ function createKeyDialog(me, reload) {
     h(
       'div',
       { class: 'check' },
-      h('input', { type: 'radio', name: 'mode', value: 'live', id: 'mode-live', checked: true }),
+      h('input', { type: 'radio', name: 'mode', value: 'live', id: 'mode-live', checked: true, 'aria-describedby': 'mode-live-what' }),
       h('label', { for: 'mode-live' }, 'Live'),
-      h('span', { class: 'hint' }, 'Real customers and real checks.'),
+      h('span', { class: 'hint', id: 'mode-live-what' }, 'Real customers and real checks.'),
     ),
     h(
       'div',
-      { class: 'check disabled' },
-      h('input', { type: 'radio', name: 'mode', value: 'test', id: 'mode-test', disabled: true, 'aria-describedby': 'mode-test-why' }),
+      { class: 'check' },
+      h('input', { type: 'radio', name: 'mode', value: 'test', id: 'mode-test', 'aria-describedby': 'mode-test-what' }),
       h('label', { for: 'mode-test' }, 'Test'),
-      h('span', { class: 'why', id: 'mode-test-why' }, 'Test-mode keys are not available yet.'),
+      h('span', { class: 'hint', id: 'mode-test-what' }, 'Your org’s test data only: rehearse an integration without touching real customers.'),
     ),
   );
   const problem = h('div', { class: 'problem' });
@@ -415,7 +415,8 @@ function createKeyDialog(me, reload) {
           expires.control.focus();
           return;
         }
-        const body = { label: settings.label.value.trim(), scopes };
+        const mode = modes.querySelector('input[name=mode]:checked').value;
+        const body = { label: settings.label.value.trim(), scopes, mode };
         if (expires.at) body.expires_at = expires.at;
         const { entries } = allowlistEntries(settings.allowlist.value);
         if (entries.length) body.ip_allowlist = entries;

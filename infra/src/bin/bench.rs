@@ -87,7 +87,7 @@ fn timed<F: FnMut(usize) -> u16>(n: usize, mut f: F) -> (Vec<Duration>, Vec<u16>
 #[tokio::main]
 async fn main() -> Result<(), String> {
     // Pure part of verification: format, checksum and SHA-256, no I/O.
-    let key = ApiKeyToken::generate().map_err(|e| e.to_string())?;
+    let key = ApiKeyToken::generate(shared::org::Mode::Live).map_err(|e| e.to_string())?;
     let text = key.expose_secret().to_owned();
     let started = Instant::now();
     for _ in 0..HASH_ITERATIONS {

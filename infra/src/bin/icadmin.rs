@@ -140,6 +140,10 @@ enum KeysCommand {
         /// Requests per second the key may make, 1-1000 (default 50).
         #[arg(long)]
         rate_limit: Option<u32>,
+        /// `live` (default) or `test`: a test key (`ic_test_…`) reaches only the org's
+        /// test data.
+        #[arg(long, default_value = "live", value_parser = ["live", "test"])]
+        mode: String,
     },
     /// Every key of the org, revoked and expired ones too; never a hash or a plaintext.
     List {
@@ -390,6 +394,7 @@ async fn run(cli: Cli) -> Result<Value, String> {
                 expires_at,
                 allow_ips,
                 rate_limit,
+                mode,
             } => {
                 // Validate everything before touching AWS; the creator is who STS says.
                 let mut request = NewApiKey::parse(
@@ -405,7 +410,8 @@ async fn run(cli: Cli) -> Result<Value, String> {
                     Some(rps) => new.with_rate_limit(rps),
                     None => Ok(new),
                 })
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.to_string())?
+                .with_mode(shared::org::Mode::parse(&mode).unwrap_or_default());
                 request.created_by = operator_identity().await?;
                 let issued = keys_table()
                     .await?

@@ -4,6 +4,7 @@
 //! keys they make.
 
 mod helpers;
+mod test_mode;
 
 use std::collections::BTreeSet;
 

@@ -314,7 +314,11 @@ impl Browser {
                 .map_err(|e| e.to_string())?
                 .filter_map(Result::ok)
                 .map(|entry| entry.path())
-                .filter(|path| !path.to_string_lossy().ends_with(".crdownload"))
+                // Chrome writes `.org.chromium.…` and `….crdownload` first, then renames.
+                .filter(|path| {
+                    let name = path.file_name().unwrap_or_default().to_string_lossy();
+                    !name.starts_with('.') && !name.ends_with(".crdownload")
+                })
                 .collect();
             if let [file] = done.as_slice() {
                 let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;

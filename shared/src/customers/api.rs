@@ -233,7 +233,7 @@ where
         let response = before(meta.write_by(), execute(None)).await?;
         return Ok(shaped(response, view, log));
     };
-    let org = &principal.org_id;
+    let org = &principal.data_space();
     let fp = fingerprint(req.method().as_str(), req.uri().path(), body);
     let proposed = id_created_at(time::now()).to_string();
     let lease = match app
@@ -289,7 +289,7 @@ pub async fn create(
         |reserved| async move {
             let change = app
                 .customers
-                .upsert(&principal.org_id, &input, reserved)
+                .upsert(&principal.data_space(), &input, reserved)
                 .await?;
             let customer = change.customer();
             let status = if matches!(change, Change::Created(_)) {
@@ -323,7 +323,7 @@ pub async fn update(
     idempotent(app, req, principal, meta, &body, log, |_| async {
         let change = app
             .customers
-            .update(&principal.org_id, &id, |customer, stamp| {
+            .update(&principal.data_space(), &id, |customer, stamp| {
                 Ok(customer.apply(&input, stamp))
             })
             .await?
@@ -348,7 +348,7 @@ async fn fetch_customer(
     let id = customer_id(req)?;
     let stored = app
         .customers
-        .get(&principal.org_id, &id)
+        .get(&principal.data_space(), &id)
         .await?
         .ok_or_else(not_found)?;
     log.customer_ids.push(id.to_string());
@@ -401,7 +401,7 @@ pub async fn list(
         &["limit", "cursor", "updated_since", "external_id"],
     )?;
     let limit = Limit::parse(query.get("limit"))?;
-    let org = &principal.org_id;
+    let org = &principal.data_space();
     let listing = match query.get("updated_since") {
         Some(text) => Listing::UpdatedSince(parse_updated_since(text)?),
         None => Listing::ByCreation,

@@ -6,20 +6,10 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 use crate::error::{json_response, ApiError};
-use crate::keys::token::KEY_PREFIX;
 use crate::keys::verify::Principal;
 use crate::query::QueryParams;
 use crate::request::RequestMeta;
 use crate::time;
-
-/// `live` for `ic_live_` keys (test mode's `ic_test_` keys come with their own plane).
-fn mode(prefix: &str) -> &'static str {
-    if prefix.starts_with(KEY_PREFIX) {
-        "live"
-    } else {
-        "test"
-    }
-}
 
 /// `GET /v1/me`: any valid key, no scope.
 pub fn me(
@@ -36,7 +26,7 @@ pub fn me(
         "prefix": key.prefix,
         "last4": key.last4,
         "scopes": key.scopes,
-        "mode": mode(&key.prefix),
+        "mode": key.mode().as_str(),
         "org": {"id": key.org_id},
         "expires_at": key.expires_at.as_ref().map(time::format),
         "rate_limit": {"requests_per_second": key.rate_limit_rps},

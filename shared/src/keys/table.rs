@@ -145,7 +145,7 @@ impl ApiKeyRecord {
             "prefix": self.prefix,
             "last4": self.last4,
             "status": self.status(now),
-            "mode": self.mode(),
+            "mode": self.mode().as_str(),
             "created_at": time::format(&self.created_at),
             "created_by": {"id": self.created_by, "email": self.created_by_email},
             "owned_by": {"id": self.owner(), "email": self.owned_by_email.as_ref().or(self.created_by_email.as_ref())},
@@ -161,13 +161,9 @@ impl ApiKeyRecord {
         })
     }
 
-    /// `live` for `ic_live_` keys, `test` for test mode's.
-    pub fn mode(&self) -> &'static str {
-        if self.prefix.starts_with(crate::keys::token::KEY_PREFIX) {
-            "live"
-        } else {
-            "test"
-        }
+    /// Live for `ic_live_` keys, test for `ic_test_` keys.
+    pub fn mode(&self) -> crate::org::Mode {
+        crate::keys::token::mode_of_prefix(&self.prefix)
     }
 
     /// Who answers for the key: its creator unless it was transferred.
@@ -217,9 +213,17 @@ pub struct NewApiKey {
     pub created_by_email: Option<String>,
     pub rate_limit_rps: u32,
     pub rolled_from: Option<String>,
+    /// Live unless asked: test keys reach only the org's test data.
+    pub mode: crate::org::Mode,
 }
 
 impl NewApiKey {
+    /// The same request for a key of `mode`.
+    pub fn with_mode(mut self, mode: crate::org::Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
     /// The same request with another rate limit (1-1000 requests per second).
     pub fn with_rate_limit(mut self, rps: u32) -> Result<Self, InvalidKeyRequest> {
         if !(1..=MAX_RATE_LIMIT_RPS).contains(&rps) {
@@ -274,6 +278,7 @@ impl NewApiKey {
             created_by_email: None,
             rate_limit_rps: DEFAULT_RATE_LIMIT_RPS,
             rolled_from: None,
+            mode: crate::org::Mode::Live,
         })
     }
 }
@@ -439,7 +444,7 @@ impl ApiKeysTable {
     /// A new key and its record, not yet stored (a member's key is stored in a transaction
     /// with its creator's record: `put_new_item`).
     pub fn prepare(new: NewApiKey, now: Timestamp) -> Result<IssuedKey, StorageError> {
-        let token = ApiKeyToken::generate()
+        let token = ApiKeyToken::generate(new.mode)
             .map_err(|e| StorageError::Other(format!("OS randomness: {e}")))?;
         let id = format!(
             "{KEY_ID_PREFIX}{}",
@@ -1107,7 +1112,7 @@ mod tests {
 
     #[test]
     fn record_round_trips_through_the_stored_shape() {
-        let token = ApiKeyToken::generate().unwrap();
+        let token = ApiKeyToken::generate(crate::org::Mode::Live).unwrap();
         let record = ApiKeyRecord {
             id: "key_abc".into(),
             org_id: OrgId::parse("acme").unwrap(),
@@ -1148,7 +1153,7 @@ mod tests {
     }
 
     fn sample_record() -> ApiKeyRecord {
-        let token = ApiKeyToken::generate().unwrap();
+        let token = ApiKeyToken::generate(crate::org::Mode::Live).unwrap();
         ApiKeyRecord {
             id: "key_x".into(),
             org_id: OrgId::parse("acme").unwrap(),

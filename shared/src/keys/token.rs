@@ -1,4 +1,5 @@
-//! The API key format (`ic_live_` + 32 random base62 + 6 base62 CRC32 checksum) and its hash.
+//! The API key format (`ic_live_` or `ic_test_` + 32 random base62 + 6 base62 CRC32
+//! checksum) and its hash.
 //! Pure code: generating, parsing and hashing a key never touches storage.
 
 use std::fmt;
@@ -6,8 +7,11 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// Fixed prefix, so secret scanners can recognise a leaked key.
+pub use crate::org::Mode;
+
+/// Fixed prefixes, so secret scanners can recognise a leaked key and people its mode.
 pub const KEY_PREFIX: &str = "ic_live_";
+pub const TEST_KEY_PREFIX: &str = "ic_test_";
 pub const KEY_RANDOM_CHARS: usize = 32;
 pub const KEY_CHECKSUM_CHARS: usize = 6;
 pub const KEY_LEN_CHARS: usize = KEY_PREFIX.len() + KEY_RANDOM_CHARS + KEY_CHECKSUM_CHARS;
@@ -15,7 +19,15 @@ pub const KEY_LEN_CHARS: usize = KEY_PREFIX.len() + KEY_RANDOM_CHARS + KEY_CHECK
 pub const DISPLAY_PREFIX_CHARS: usize = 12;
 pub const LAST_CHARS: usize = 4;
 /// The regex a secret scanner can use to find our keys.
-pub const SCANNER_REGEX: &str = r"\bic_live_[0-9A-Za-z]{38}\b";
+pub const SCANNER_REGEX: &str = r"\bic_(?:live|test)_[0-9A-Za-z]{38}\b";
+
+/// The prefix of a mode's keys.
+pub fn prefix_of(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Live => KEY_PREFIX,
+        Mode::Test => TEST_KEY_PREFIX,
+    }
+}
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -37,10 +49,10 @@ pub enum MalformedKey {
 pub struct ApiKeyToken(String);
 
 impl ApiKeyToken {
-    /// A fresh key from the operating system's CSPRNG.
-    pub fn generate() -> Result<Self, getrandom::Error> {
+    /// A fresh key of `mode` from the operating system's CSPRNG.
+    pub fn generate(mode: Mode) -> Result<Self, getrandom::Error> {
         let mut key = String::with_capacity(KEY_LEN_CHARS);
-        key.push_str(KEY_PREFIX);
+        key.push_str(prefix_of(mode));
         key.push_str(&random_base62(KEY_RANDOM_CHARS)?);
         let sum = checksum(&key);
         key.push_str(&sum);
@@ -52,7 +64,10 @@ impl ApiKeyToken {
         if candidate.len() != KEY_LEN_CHARS {
             return Err(MalformedKey::Length);
         }
-        let Some(rest) = candidate.strip_prefix(KEY_PREFIX) else {
+        let Some(rest) = Mode::ALL
+            .into_iter()
+            .find_map(|mode| candidate.strip_prefix(prefix_of(mode)))
+        else {
             return Err(MalformedKey::Prefix);
         };
         if !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -64,6 +79,11 @@ impl ApiKeyToken {
         } else {
             Err(MalformedKey::Checksum)
         }
+    }
+
+    /// Live or test, from the prefix.
+    pub fn mode(&self) -> Mode {
+        mode_of_prefix(&self.0)
     }
 
     /// The plaintext. Only the key-creation response may show it.
@@ -116,6 +136,15 @@ impl fmt::Debug for KeyHash {
     }
 }
 
+/// The mode a key, or a stored display prefix, names (`ic_test_…` is test; all else live).
+pub fn mode_of_prefix(prefix: &str) -> Mode {
+    if prefix.starts_with(TEST_KEY_PREFIX) {
+        Mode::Test
+    } else {
+        Mode::Live
+    }
+}
+
 /// Six base62 digits of the CRC32 of `body` (62^6 > 2^32, so every value fits).
 fn checksum(body: &str) -> String {
     let mut n = crc32fast::hash(body.as_bytes());
@@ -149,7 +178,7 @@ mod tests {
     use super::*;
 
     fn fresh() -> ApiKeyToken {
-        ApiKeyToken::generate().expect("OS randomness")
+        ApiKeyToken::generate(Mode::Live).expect("OS randomness")
     }
 
     #[test]
@@ -162,6 +191,21 @@ mod tests {
         assert_eq!(key.display_prefix(), &s[..12]);
         assert_eq!(key.last4(), &s[42..]);
         assert_eq!(ApiKeyToken::parse(s), Ok(key.clone()));
+        assert_eq!(key.mode(), Mode::Live);
+    }
+
+    #[test]
+    fn test_keys_differ_only_by_prefix_and_checksum() {
+        let key = ApiKeyToken::generate(Mode::Test).unwrap();
+        let s = key.expose_secret();
+        assert_eq!(s.len(), KEY_LEN_CHARS);
+        assert!(s.starts_with("ic_test_"));
+        assert_eq!(key.mode(), Mode::Test);
+        assert_eq!(ApiKeyToken::parse(s).unwrap().mode(), Mode::Test);
+        assert_eq!(mode_of_prefix(key.display_prefix()), Mode::Test);
+        // The checksum covers the prefix: a test key relabelled live is no key at all.
+        let relabelled = s.replacen("ic_test_", "ic_live_", 1);
+        assert_eq!(ApiKeyToken::parse(&relabelled), Err(MalformedKey::Checksum));
     }
 
     #[test]
@@ -209,8 +253,8 @@ mod tests {
             Err(MalformedKey::Length)
         );
         assert_eq!(ApiKeyToken::parse(""), Err(MalformedKey::Length));
-        let test_prefix = s.replacen("ic_live_", "ic_test_", 1);
-        assert_eq!(ApiKeyToken::parse(&test_prefix), Err(MalformedKey::Prefix));
+        let other_prefix = s.replacen("ic_live_", "ic_demo_", 1);
+        assert_eq!(ApiKeyToken::parse(&other_prefix), Err(MalformedKey::Prefix));
         let dashed = format!("{}-{}", &s[..20], &s[21..]);
         assert_eq!(ApiKeyToken::parse(&dashed), Err(MalformedKey::Alphabet));
         // Multi-byte characters must not be sliced mid-character.
@@ -247,10 +291,11 @@ mod tests {
         assert_eq!(
             SCANNER_REGEX,
             format!(
-                r"\b{KEY_PREFIX}[0-9A-Za-z]{{{}}}\b",
+                r"\bic_(?:live|test)_[0-9A-Za-z]{{{}}}\b",
                 KEY_RANDOM_CHARS + KEY_CHECKSUM_CHARS
             )
         );
+        assert_eq!(KEY_PREFIX.len(), TEST_KEY_PREFIX.len());
     }
 
     #[test]

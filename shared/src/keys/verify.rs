@@ -67,6 +67,17 @@ impl Principal {
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
     }
+
+    /// Live or test: the key's own mode.
+    pub fn mode(&self) -> crate::org::Mode {
+        self.key.mode()
+    }
+
+    /// Where this key's customer data, cursors and idempotency records live: the org's
+    /// live data, or its test data (never both).
+    pub fn data_space(&self) -> OrgId {
+        self.org_id.data_space(self.mode())
+    }
 }
 
 /// Step 1: exactly one `Authorization: Bearer <key>` header whose key has a valid checksum.
@@ -171,7 +182,7 @@ mod tests {
 
     #[test]
     fn bearer_parsing() {
-        let key = ApiKeyToken::generate().unwrap();
+        let key = ApiKeyToken::generate(crate::org::Mode::Live).unwrap();
         let s = key.expose_secret();
         assert_eq!(
             bearer_token(&headers(&[&format!("Bearer {s}")])),

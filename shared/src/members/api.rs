@@ -21,6 +21,7 @@ use crate::keys::table::{
 };
 use crate::members::role::{Permission, Role};
 use crate::members::table::{Member, MemberChange, MemberError, MemberStatus, MAX_MEMBER_ID_CHARS};
+use crate::org::Mode;
 use crate::query::QueryParams;
 use crate::request::RequestMeta;
 use crate::storage::{transact_write, TransactFailure};
@@ -533,19 +534,17 @@ pub async fn create_key(
         None | Some(Value::Null) => crate::keys::table::DEFAULT_RATE_LIMIT_RPS,
         Some(value) => parse_rate_limit(value)?,
     };
-    match body.get("mode") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(mode)) if mode == "live" => {}
-        Some(Value::String(mode)) if mode == "test" => {
+    let mode = match body.get("mode") {
+        None | Some(Value::Null) => Mode::Live,
+        Some(Value::String(text)) => Mode::parse(text)
+            .ok_or_else(|| ApiError::invalid_param("mode", "mode must be \"live\" or \"test\"."))?,
+        Some(_) => {
             return Err(ApiError::invalid_param(
                 "mode",
-                "Test-mode keys are not available yet; use mode \"live\".",
+                "mode must be \"live\" or \"test\".",
             ))
         }
-        Some(_) => {
-            return Err(ApiError::invalid_param("mode", "mode must be \"live\"."));
-        }
-    }
+    };
     within_role(member, &scopes, "scopes")?;
     let new = NewApiKey {
         org_id: member.org_id.clone(),
@@ -557,6 +556,7 @@ pub async fn create_key(
         created_by_email: Some(member.email.clone()),
         rate_limit_rps: rate_limit,
         rolled_from: None,
+        mode,
     };
     let issued = ApiKeysTable::prepare(new, time::now())?;
     store_member_key(app, member, &issued.record, Vec::new(), "").await?;
@@ -703,6 +703,8 @@ pub async fn roll_key(
         created_by_email: Some(member.email.clone()),
         rate_limit_rps: old.rate_limit_rps,
         rolled_from: Some(old.id.clone()),
+        // The successor of a test key is a test key: rolling never changes what a key reaches.
+        mode: old.mode(),
     };
     let issued = ApiKeysTable::prepare(new, now)?;
     let until = now + chrono::Duration::seconds(grace);

@@ -316,7 +316,9 @@ async fn one_call_finds_a_key_and_counts_its_requests_per_second() {
     );
 
     // An unknown key is not found, and nothing is written for it.
-    let stranger = shared::keys::token::ApiKeyToken::generate().unwrap().hash();
+    let stranger = shared::keys::token::ApiKeyToken::generate(shared::org::Mode::Live)
+        .unwrap()
+        .hash();
     assert_eq!(
         env.app.keys.find_and_count(&stranger, t0).await.unwrap(),
         Lookup::Unknown
@@ -335,7 +337,7 @@ async fn revoked_and_expired_keys_are_identified_but_never_written() {
         .unwrap();
     let expired = env.full_key("acme").await;
     let mut record = expired.record.clone();
-    let token = shared::keys::token::ApiKeyToken::generate().unwrap();
+    let token = shared::keys::token::ApiKeyToken::generate(shared::org::Mode::Live).unwrap();
     record.id = "key_expired".into();
     record.key_hash = token.hash();
     record.expires_at = Some(time::now() - Duration::seconds(1));

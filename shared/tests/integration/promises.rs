@@ -453,7 +453,7 @@ async fn refusals_are_logged_under_the_key_that_was_refused() {
         "authorization",
         &format!(
             "Bearer {}",
-            shared::keys::token::ApiKeyToken::generate()
+            shared::keys::token::ApiKeyToken::generate(shared::org::Mode::Live)
                 .unwrap()
                 .expose_secret()
         ),
@@ -557,7 +557,7 @@ async fn ip_allowlists_hold_at_their_edges() {
 
     // A stored entry that no longer parses fails closed, as a 403 — not a 500, not open.
     let mut record = env.full_key("acme").await.record;
-    let token = shared::keys::token::ApiKeyToken::generate().unwrap();
+    let token = shared::keys::token::ApiKeyToken::generate(shared::org::Mode::Live).unwrap();
     record.id = "key_badallowlist".into();
     record.key_hash = token.hash();
     record.ip_allowlist = IpAllowlist::from_stored(["198.51.100.0/24", "10.0.0.0/33"]);

@@ -71,7 +71,7 @@ async fn every_identified_request_is_recorded_for_its_key_and_nothing_else() {
         env.send(Req::json("POST", "/v1/customers", &body).key(&reader))
             .await,
     );
-    let stranger = shared::keys::token::ApiKeyToken::generate().unwrap();
+    let stranger = shared::keys::token::ApiKeyToken::generate(shared::org::Mode::Live).unwrap();
     send(
         env.send(Req::get("/v1/customers").header(
             "authorization",

@@ -69,7 +69,7 @@ async fn missing_or_malformed_headers_are_401_without_a_database_call() {
 #[tokio::test]
 async fn unknown_revoked_and_expired_keys_get_the_same_401() {
     let env = TestEnv::new().await;
-    let unknown = ApiKeyToken::generate().unwrap();
+    let unknown = ApiKeyToken::generate(shared::org::Mode::Live).unwrap();
     let revoked = env.full_key("demo").await;
     env.app
         .keys
@@ -79,7 +79,7 @@ async fn unknown_revoked_and_expired_keys_get_the_same_401() {
     let expired = env.full_key("demo").await;
     let mut record = expired.record.clone();
     // Plant an expired copy under a fresh hash: icadmin refuses past expiries.
-    let planted = ApiKeyToken::generate().unwrap();
+    let planted = ApiKeyToken::generate(shared::org::Mode::Live).unwrap();
     record.key_hash = planted.hash();
     record.id = "key_expired".into();
     record.expires_at = Some(time::now() - Duration::seconds(1));
