@@ -27,9 +27,10 @@ TOOLS_PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 FUNCTIONS := ListCustomersFunction CreateCustomerFunction GetCustomerFunction UpdateCustomerFunction GetCustomerAmlFunction MeFunction FallbackFunction LogWriterFunction \
   OrgMeFunction ListApiKeysFunction CreateApiKeyFunction GetApiKeyFunction UpdateApiKeyFunction RevokeApiKeyFunction RollApiKeyFunction ApiKeyRequestsFunction \
-  ListMembersFunction InviteMemberFunction UpdateMemberFunction DeactivateMemberFunction DevelopersPageFunction
+  ListMembersFunction InviteMemberFunction UpdateMemberFunction DeactivateMemberFunction DevelopersPageFunction \
+  TestHelperKycFunction TestHelperAmlFunction
 
-.PHONY: help run test unit dynamodb-local check-java browser icadmin clean-local build lint contract ci bench
+.PHONY: help run test unit dynamodb-local check-java browser icadmin clean-local build lint contract rehearse ci bench
 
 help:
 	@echo "make run    - DynamoDB Local, the Cognito emulator and the API on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops all)"
@@ -39,7 +40,8 @@ help:
 	@echo "make build  - sam build: an arm64 bootstrap per function in .aws-sam/build (slow: minutes)"
 	@echo "make lint   - cargo fmt --check, clippy -D warnings, sam validate --lint, cfn-lint"
 	@echo "make contract - the local stack checked against openapi.yaml by schemathesis"
-	@echo "make ci     - what .ci/run runs: lint, test, contract"
+	@echo "make rehearse - test mode end to end: ingest, test helpers, poll to VERIFIED + CLEAR"
+	@echo "make ci     - what .ci/run runs: lint, test, contract, rehearse"
 	@echo "make bench  - latency of each route through the local gateway (numbers in README)"
 
 check-java:
@@ -118,7 +120,13 @@ contract: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) $(CONTRACT_STAMP)
 	$(CARGO) build -q -p infra --bin local-stack --bin icadmin
 	SCHEMATHESIS="$(CURDIR)/$(CONTRACT_VENV)/bin/schemathesis" infra/tools/contract.sh
 
-ci: lint test contract
+# Test mode's CI recipe: ingest → test helpers → poll until VERIFIED + CLEAR, with a test
+# key alone (README "Test mode"). Against the local stack, or IC_API_URL + IC_TEST_KEY.
+rehearse: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP)
+	$(CARGO) build -q -p infra --bin local-stack --bin icadmin
+	infra/tools/rehearse.sh
+
+ci: lint test contract rehearse
 
 # Latency through the local gateway against DynamoDB Local (see README "Performance").
 bench: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP)

@@ -7,6 +7,7 @@ pub mod app;
 pub mod customers;
 pub mod edge;
 pub mod error;
+pub mod form;
 pub mod idempotency;
 pub mod json;
 pub mod keys;

@@ -180,3 +180,130 @@ fn a_test_key_rolls_into_a_test_key_and_bad_modes_are_refused() {
         .iter()
         .all(|k| k["mode"] == "test"));
 }
+
+fn helper(plane: &Plane, key: &str, id: &str, what: &str, body: Value) -> Reply {
+    plane.post(
+        &format!("/v1/test_helpers/customers/{id}/{what}"),
+        key,
+        body,
+    )
+}
+
+#[test]
+fn test_helpers_drive_a_test_customer_to_verified_and_clear_and_pollers_see_it() {
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let test = key(&plane, &admin, "test");
+    let created = create(&plane, &test, "crm-42", None).json();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let before = created["updated_at"].as_str().unwrap().to_owned();
+    let steps = [
+        ("kyc", json!({"status": "IN_PROGRESS"})),
+        ("kyc", json!({"status": "VERIFIED"})),
+        ("aml", json!({"status": "PENDING"})),
+        ("aml", json!({"status": "CLEAR"})),
+    ];
+    let mut last = before.clone();
+    for (what, body) in steps {
+        let moved = helper(&plane, &test, &id, what, body.clone());
+        assert_eq!(moved.status, 200, "{what} {body}: {}", moved.body);
+        let at = moved.json()["updated_at"].as_str().unwrap().to_owned();
+        assert!(at > last, "updated_at moves forward: {at} after {last}");
+        last = at;
+    }
+    // A poller with the time it last saw finds the change, with the final statuses.
+    let polled = plane
+        .get(&format!("/v1/customers?updated_since={before}"), &test)
+        .json();
+    let seen = &polled["data"][0];
+    assert_eq!(seen["id"], json!(id));
+    assert_eq!(seen["kyc_status"], "VERIFIED");
+    assert_eq!(seen["aml"]["status"], "CLEAR");
+    // A match carries categories.
+    helper(&plane, &test, &id, "aml", json!({"status": "PENDING"}));
+    let matched = helper(
+        &plane,
+        &test,
+        &id,
+        "aml",
+        json!({"status": "POTENTIAL_MATCH", "categories": ["PEP"]}),
+    );
+    assert_eq!(matched.json()["aml"]["categories"], json!(["PEP"]));
+}
+
+#[test]
+fn test_helpers_refuse_live_keys_bad_moves_and_bad_bodies_and_change_nothing() {
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let live = key(&plane, &admin, "live");
+    let test = key(&plane, &admin, "test");
+    let test_id = create(&plane, &test, "t-1", None).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let live_id = create(&plane, &live, "l-1", None).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let kyc = json!({"status": "IN_PROGRESS"});
+    // A live key has no test helpers, for its own customers or any.
+    for id in [&live_id, &test_id] {
+        helper(&plane, &live, id, "kyc", kyc.clone()).assert_error(404, "not_found");
+    }
+    // A test key can't reach a live customer.
+    helper(&plane, &test, &live_id, "kyc", kyc.clone()).assert_error(404, "not_found");
+    // A test key without customers:write.
+    let reader = plane.post(
+        "/v1/org/api-keys",
+        &admin.token,
+        json!({"label": "reader", "scopes": ["customers:read"], "mode": "test"}),
+    );
+    let reader = reader.json()["key"].as_str().unwrap().to_owned();
+    helper(&plane, &reader, &test_id, "kyc", kyc.clone()).assert_error(403, "forbidden_scope");
+    // An illegal move: NOT_STARTED can't become VERIFIED.
+    let refused = helper(
+        &plane,
+        &test,
+        &test_id,
+        "kyc",
+        json!({"status": "VERIFIED"}),
+    )
+    .assert_error(409, "conflict");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("NOT_STARTED"),
+        "{refused}"
+    );
+    for (what, body, param) in [
+        ("kyc", json!({"status": "DONE"}), "status"),
+        ("kyc", json!({}), "status"),
+        ("kyc", json!({"status": "IN_PROGRESS", "note": "x"}), "note"),
+        (
+            "aml",
+            json!({"status": "PENDING", "categories": ["PEP"]}),
+            "categories",
+        ),
+        (
+            "aml",
+            json!({"status": "PENDING", "categories": "PEP"}),
+            "categories",
+        ),
+        (
+            "aml",
+            json!({"status": "PENDING", "categories": ["FRAUD"]}),
+            "categories",
+        ),
+    ] {
+        let refused = helper(&plane, &test, &test_id, what, body.clone())
+            .assert_error(400, "invalid_request");
+        assert_eq!(refused["error"]["param"], param, "{body}");
+    }
+    // Nothing moved, in either mode.
+    let test_customer = plane.get(&format!("/v1/customers/{test_id}"), &test).json();
+    assert_eq!(test_customer["kyc_status"], "NOT_STARTED");
+    assert_eq!(test_customer["aml"]["status"], "NOT_SCREENED");
+    let live_customer = plane.get(&format!("/v1/customers/{live_id}"), &live).json();
+    assert_eq!(live_customer["kyc_status"], "NOT_STARTED");
+}

@@ -71,44 +71,58 @@ fn parse_updated_since(text: &str) -> Result<time::Timestamp, ApiError> {
         })
 }
 
-fn not_found() -> ApiError {
+pub(super) fn not_found() -> ApiError {
     ApiError::NotFound("No customer with this id.".into())
 }
 
 /// The `{id}` path parameter. An id that is not a UUID names no customer: 404, as for any
 /// id the caller's org does not have.
-fn customer_id(req: &Request) -> Result<Uuid, ApiError> {
+pub(super) fn customer_id(req: &Request) -> Result<Uuid, ApiError> {
     req.path_parameters_ref()
         .and_then(|params| params.first("id"))
         .and_then(|id| Uuid::parse_str(id).ok())
         .ok_or_else(not_found)
 }
 
-/// Whether a `Content-Type` is JSON we read: `application/json`, and if a charset is
-/// declared, UTF-8 (JSON is UTF-8 only, RFC 8259). `Err` names what is wrong.
-fn check_json_content_type(content_type: Option<&str>) -> Result<(), &'static str> {
+/// What a write's body is, from its `Content-Type`: JSON, or a form, each in UTF-8 (a
+/// declared charset must be UTF-8). `Err` says what is wrong (a 415).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    Json,
+    Form,
+}
+
+const UNSUPPORTED: &str =
+    "Request bodies must be application/json (or application/x-www-form-urlencoded).";
+
+fn body_kind(content_type: Option<&str>) -> Result<BodyKind, &'static str> {
     let Some(content_type) = content_type else {
-        return Err("Request bodies must be application/json.");
+        return Err(UNSUPPORTED);
     };
     let mut parts = content_type.split(';');
     let mime = parts.next().unwrap_or_default().trim();
-    if !mime.eq_ignore_ascii_case("application/json") {
-        return Err("Request bodies must be application/json.");
-    }
+    let kind = if mime.eq_ignore_ascii_case("application/json") {
+        BodyKind::Json
+    } else if mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        BodyKind::Form
+    } else {
+        return Err(UNSUPPORTED);
+    };
     for parameter in parts {
         let Some((name, value)) = parameter.split_once('=') else {
             continue;
         };
         let value = value.trim().trim_matches('"');
         if name.trim().eq_ignore_ascii_case("charset") && !value.eq_ignore_ascii_case("utf-8") {
-            return Err("JSON request bodies must be UTF-8: send charset=utf-8 or no charset.");
+            return Err("Request bodies must be UTF-8: send charset=utf-8 or no charset.");
         }
     }
-    Ok(())
+    Ok(kind)
 }
 
-/// The body of a write: at most 64 KiB, `application/json` in UTF-8, a JSON object that
-/// names each field once.
+/// The body of a write: at most 64 KiB, JSON (an object that names each field once) or a
+/// form (read into the object it stands for: `form::parse_form`), in UTF-8. The value is
+/// what the idempotency fingerprint is taken over, so a form and its JSON twin match.
 pub(crate) fn json_object_body(req: &Request) -> Result<(Value, Map<String, Value>), ApiError> {
     let bytes: &[u8] = match req.body() {
         Body::Text(text) => text.as_bytes(),
@@ -124,8 +138,14 @@ pub(crate) fn json_object_body(req: &Request) -> Result<(Value, Map<String, Valu
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    if !bytes.is_empty() || content_type.is_some() {
-        check_json_content_type(content_type).map_err(ApiError::UnsupportedMediaType)?;
+    let kind = if !bytes.is_empty() || content_type.is_some() {
+        body_kind(content_type).map_err(ApiError::UnsupportedMediaType)?
+    } else {
+        BodyKind::Json
+    };
+    if kind == BodyKind::Form {
+        let map = crate::form::parse_form(bytes)?;
+        return Ok((Value::Object(map.clone()), map));
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::invalid("A JSON object body is required."));
@@ -150,7 +170,7 @@ fn view_of(principal: &Principal) -> CustomerView {
 
 /// A customer as the store keeps it: whole. What the caller may see is cut from it by
 /// `shaped`, the same way for a first answer and for a replay.
-fn full_customer_response(
+pub(super) fn full_customer_response(
     status: StatusCode,
     customer: &Customer,
     meta: &RequestMeta,
@@ -209,7 +229,7 @@ const COMPLETE_MARGIN_MILLIS: u64 = 100;
 /// releases the key for the client's retry. The write gets the id a new customer takes,
 /// reserved in the record, and must finish by `meta.write_by()`, which leaves time to
 /// release or complete the record before the function's deadline.
-async fn idempotent<F, Fut>(
+pub(super) async fn idempotent<F, Fut>(
     app: &App,
     req: &Request,
     principal: &Principal,

@@ -1,5 +1,5 @@
 //! Customers: the model, strict input parsing, the lifecycle state machine, listing cursors,
-//! the customers table and the route handlers.
+//! the customers table, the route handlers and test mode's helpers.
 
 pub mod api;
 pub mod cursor;
@@ -7,3 +7,4 @@ pub mod input;
 pub mod lifecycle;
 pub mod model;
 pub mod table;
+pub mod test_helpers;

@@ -16,6 +16,9 @@ pub enum Route {
     UpdateCustomer,
     GetCustomerAml,
     Me,
+    // Test mode's helpers: move a test customer as the back office would.
+    TestHelperKyc,
+    TestHelperAml,
     // The member API (`/v1/org/…`, a member session).
     OrgMe,
     ListApiKeys,
@@ -42,6 +45,8 @@ impl Route {
         Route::UpdateCustomer,
         Route::GetCustomerAml,
         Route::Me,
+        Route::TestHelperKyc,
+        Route::TestHelperAml,
         Route::OrgMe,
         Route::ListApiKeys,
         Route::CreateApiKey,
@@ -83,6 +88,8 @@ impl Route {
             | Route::DevelopersPage
             | Route::DevelopersAsset => Method::GET,
             Route::CreateCustomer
+            | Route::TestHelperKyc
+            | Route::TestHelperAml
             | Route::CreateApiKey
             | Route::RevokeApiKey
             | Route::RollApiKey
@@ -99,6 +106,8 @@ impl Route {
             Route::GetCustomer | Route::UpdateCustomer => "/v1/customers/{id}",
             Route::GetCustomerAml => "/v1/customers/{id}/aml",
             Route::Me => "/v1/me",
+            Route::TestHelperKyc => "/v1/test_helpers/customers/{id}/kyc",
+            Route::TestHelperAml => "/v1/test_helpers/customers/{id}/aml",
             Route::OrgMe => "/v1/org/me",
             Route::ListApiKeys | Route::CreateApiKey => "/v1/org/api-keys",
             Route::GetApiKey | Route::UpdateApiKey => "/v1/org/api-keys/{id}",
@@ -117,7 +126,10 @@ impl Route {
     pub fn scope(self) -> Option<Scope> {
         match self {
             Route::ListCustomers | Route::GetCustomer => Some(Scope::CustomersRead),
-            Route::CreateCustomer | Route::UpdateCustomer => Some(Scope::CustomersWrite),
+            Route::CreateCustomer
+            | Route::UpdateCustomer
+            | Route::TestHelperKyc
+            | Route::TestHelperAml => Some(Scope::CustomersWrite),
             Route::GetCustomerAml => Some(Scope::AmlRead),
             Route::Me => None,
             // Member routes take no key at all.

@@ -161,11 +161,12 @@ async fn size_and_media_type_are_checked() {
         415,
         "unsupported_media_type",
     );
-    let form = Req::new("POST", "/v1/customers")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(b"fullName=Jane");
+    // Forms are read (forms.rs); other encodings are not.
+    let multipart = Req::new("POST", "/v1/customers")
+        .header("content-type", "multipart/form-data; boundary=x")
+        .body(b"--x\r\nContent-Disposition: form-data; name=\"fullName\"\r\n\r\nJane\r\n--x--");
     assert_error(
-        &env.send(form.key(&key)).await,
+        &env.send(multipart.key(&key)).await,
         415,
         "unsupported_media_type",
     );

@@ -12,6 +12,8 @@ use shared::{time, Endpoint};
 use crate::helpers::TestEnv;
 
 const PLACEHOLDER: &str = "ic_live_REPLACE_WITH_A_KEY_FROM_ICADMIN";
+/// The test helpers' events take a test key (`icadmin keys create --mode test`).
+const TEST_PLACEHOLDER: &str = "ic_test_REPLACE_WITH_A_TEST_KEY_FROM_ICADMIN";
 const SAMPLE_CUSTOMER: &str = "0193f1d2-7a2b-7c3d-8e4f-5a6b7c8d9e0f";
 
 /// file, status with a real key, and what the body must be (`object` or error `code`).
@@ -24,6 +26,9 @@ const EXPECTED: &[(&str, u16, &str)] = &[
     ("update-customer.json", 200, "customer"),
     ("get-customer-aml.json", 200, "aml_result"),
     ("me.json", 200, "api_key"),
+    // Test mode's helpers, with a test key: the sample test customer moves on.
+    ("test-helper-kyc.json", 200, "customer"),
+    ("test-helper-aml.json", 200, "customer"),
     ("unknown-route.json", 404, "not_found"),
     // The member API: as API Gateway passes them after its JWT authorizer, claims included.
     ("org-me.json", 200, "member"),
@@ -139,6 +144,25 @@ async fn every_sample_event_is_answered_as_documented() {
 
     let env = TestEnv::new().await;
     let key = env.full_key("events").await;
+    let test_key = env
+        .app
+        .keys
+        .issue(
+            shared::keys::table::NewApiKey::parse(
+                "events",
+                "test key",
+                &["customers:write".to_owned()],
+                None,
+                &[],
+                "tests",
+                time::now(),
+            )
+            .unwrap()
+            .with_mode(shared::org::Mode::Test),
+            time::now(),
+        )
+        .await
+        .unwrap();
     // The member the member events name: an administrator of `events`, in a user pool of
     // the Cognito emulator (the invitation creates a pool user).
     let cognito = tokio::task::spawn_blocking(localdb::CognitoLocal::start_on_free_port)
@@ -175,12 +199,15 @@ async fn every_sample_event_is_answered_as_documented() {
     .unwrap();
     let mut sample = Customer::create(&input, AddedVia::Integration, time::now()).unwrap();
     sample.id = SAMPLE_CUSTOMER.parse().unwrap();
-    env.app
-        .customers
-        .insert(&OrgId::parse("events").unwrap(), &sample)
-        .await
-        .map_err(|e| format!("{e:?}"))
-        .unwrap();
+    // In both modes: the helpers' events move the test one.
+    for mode in shared::org::Mode::ALL {
+        env.app
+            .customers
+            .insert(&OrgId::parse("events").unwrap().data_space(mode), &sample)
+            .await
+            .map_err(|e| format!("{e:?}"))
+            .unwrap();
+    }
 
     for &(name, status, what) in EXPECTED {
         let as_committed = load(name);
@@ -202,6 +229,7 @@ async fn every_sample_event_is_answered_as_documented() {
         let text = serde_json::to_string(&as_committed)
             .unwrap()
             .replace(PLACEHOLDER, key.token.expose_secret())
+            .replace(TEST_PLACEHOLDER, test_key.token.expose_secret())
             .replace(MEMBER_PLACEHOLDER, &member.id);
         let event: Value = serde_json::from_str(&text).unwrap();
         let response = invoke(

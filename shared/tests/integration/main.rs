@@ -7,6 +7,7 @@ mod customers;
 mod edge;
 mod events;
 mod faults;
+mod forms;
 mod idempotency;
 mod key_storage;
 mod promises;
