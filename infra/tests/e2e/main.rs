@@ -442,3 +442,68 @@ fn a_newcomer_signs_in_creates_a_key_reads_its_log_rolls_and_revokes_it() {
     assert_eq!(get(&stack.url("/v1/me"), &new_key).status, 200);
     assert!(stack.terminate().success());
 }
+
+/// Test mode's CI recipe, as a team runs it against a running stack: a test key from
+/// `icadmin keys create --mode test` alone takes a customer to VERIFIED + CLEAR; a live key,
+/// or a key the API refuses, stops it with a non-zero exit that says why.
+#[test]
+fn the_rehearsal_script_reaches_verified_and_clear_with_a_test_key_alone() {
+    let stack = Stack::start();
+    let created = stack.icadmin_json(&[
+        "keys",
+        "create",
+        "--org",
+        "demo",
+        "--label",
+        "CI",
+        "--mode",
+        "test",
+        "--scope",
+        "customers:write",
+        "--scope",
+        "customers:read",
+        "--scope",
+        "aml:read",
+    ]);
+    let test_key = created["key"].as_str().unwrap();
+    assert!(test_key.starts_with("ic_test_"), "{created}");
+    assert_eq!(created["mode"], "test");
+    let url = format!("http://127.0.0.1:{}", stack.port);
+    let rehearse = |key: &str| {
+        std::process::Command::new(helpers::root().join("infra/tools/rehearse.sh"))
+            .env("IC_API_URL", &url)
+            .env("IC_TEST_KEY", key)
+            .env("REHEARSE_POLL_SECONDS", "20")
+            .output()
+            .expect("the script runs")
+    };
+    let ok = rehearse(test_key);
+    let said = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(said.contains("VERIFIED + CLEAR"), "{said}");
+    // The live demo key has the same data model, but the rehearsal refuses to touch live data.
+    let live = rehearse(&stack.key);
+    assert!(!live.status.success());
+    assert!(
+        String::from_utf8_lossy(&live.stderr).contains("a rehearsal takes a test key"),
+        "{}",
+        String::from_utf8_lossy(&live.stderr)
+    );
+    // A revoked test key: the first call is refused, and the script says so.
+    let id = created["id"].as_str().unwrap();
+    stack.icadmin_json(&["keys", "revoke", "--org", "demo", id]);
+    let revoked = rehearse(test_key);
+    assert!(!revoked.status.success());
+    assert!(
+        String::from_utf8_lossy(&revoked.stderr).contains("expected 200, got 401"),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    // Nothing the live key can see was touched by the rehearsal.
+    let live_list = get(&format!("{url}/v1/customers"), &stack.key).json();
+    assert_eq!(live_list["data"], serde_json::json!([]));
+}
