@@ -2,7 +2,8 @@
 # `make contract`: start the local stack on free ports, issue nothing by hand (it prints a
 # demo key with every scope and the password of admin@demo.test), and let schemathesis
 # check the API against openapi.yaml: the integration API with the key, the member API
-# with the administrator's access token (signed in through the Cognito emulator).
+# with the administrator's access token (signed in through the Cognito emulator), and the
+# test helpers with a test key from icadmin.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${SCHEMATHESIS:=.venv-contract/bin/schemathesis}"
@@ -28,6 +29,10 @@ KEY=$(grep -o 'ic_live_[0-9A-Za-z]*' "$out" | head -1)
 PASSWORD=$(sed -n '/password (this stack only)/{n;p}' "$out" | tr -d ' ')
 TOKEN=$(set -a; . ".local/env.$PORT"; set +a
         "$BIN/icadmin" members login --email admin@demo.test --password "$PASSWORD" --token-only)
+TEST_KEY=$(set -a; . ".local/env.$PORT"; set +a
+           "$BIN/icadmin" keys create --org demo --label contract --mode test \
+             --scope customers:write --scope customers:read --scope aml:read |
+           python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
 
 # The config allows the few answers that depend on server state (see the file).
 # schemathesis keeps its example database under the working directory: use a scratch one.
@@ -50,4 +55,6 @@ echo "== The integration API, with an API key"
 check "$KEY" '^/v1/(customers|me)'
 echo "== The member API, with a member's access token"
 check "$TOKEN" '^/v1/org/'
+echo "== Test mode: the test helpers, with a test key"
+check "$TEST_KEY" '^/v1/test_helpers/'
 
