@@ -339,18 +339,47 @@ pub async fn update(
     let id = customer_id(req)?;
     let (body, object) = json_object_body(req)?;
     let input = CustomerInput::parse(&object, meta.now.date_naive())?;
+    update_one(
+        app,
+        req,
+        principal,
+        meta,
+        log,
+        id,
+        &body,
+        |customer, stamp| Ok(customer.apply(&input, stamp)),
+    )
+    .await
+}
+
+/// Changes one customer of the caller's data space with `change` (which says whether it
+/// changed anything, or why it refuses), under the request's Idempotency-Key if it has
+/// one: 404 when there is no such customer, else the whole customer, shaped to the caller.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn update_one<F>(
+    app: &App,
+    req: &Request,
+    principal: &Principal,
+    meta: &RequestMeta,
+    log: &mut RequestLog,
+    id: Uuid,
+    body: &Value,
+    change: F,
+) -> Result<Response<Body>, ApiError>
+where
+    F: FnMut(&mut Customer, time::Timestamp) -> Result<bool, ApiError>,
+{
     log.customer_ids.push(id.to_string());
-    idempotent(app, req, principal, meta, &body, log, |_| async {
-        let change = app
+    let space = principal.data_space();
+    idempotent(app, req, principal, meta, body, log, |_| async {
+        let changed = app
             .customers
-            .update(&principal.data_space(), &id, |customer, stamp| {
-                Ok(customer.apply(&input, stamp))
-            })
+            .update(&space, &id, change)
             .await?
             .ok_or_else(not_found)?;
         Ok(full_customer_response(
             StatusCode::OK,
-            change.customer(),
+            changed.customer(),
             meta,
         ))
     })

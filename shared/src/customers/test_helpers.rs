@@ -3,15 +3,12 @@
 //! integration can rehearse ingest → poll → VERIFIED + CLEAR with a test key alone. A live
 //! key finds no such route (404): the helpers can never touch live data.
 
-use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::app::App;
-use crate::customers::api::{
-    customer_id, full_customer_response, idempotent, json_object_body, not_found,
-};
+use crate::customers::api::{customer_id, json_object_body, update_one};
 use crate::customers::lifecycle::{self, IllegalMove};
 use crate::customers::model::{AmlCategory, AmlStatus, Customer, KycStatus};
 use crate::error::ApiError;
@@ -131,8 +128,8 @@ fn wire<T: DeserializeOwned>(
         .map_err(|_| ApiError::invalid_param(name, format!("{name} must be one of {allowed}.")))
 }
 
-/// Moves the caller's test customer under the request's Idempotency-Key, if any. An illegal
-/// move is a 409 that changes nothing; categories that don't fit the status are a 400.
+/// Moves the caller's test customer (under the request's Idempotency-Key, if any). An
+/// illegal move is a 409 that changes nothing; categories that don't fit the status a 400.
 #[allow(clippy::too_many_arguments)]
 async fn apply(
     app: &App,
@@ -144,31 +141,26 @@ async fn apply(
     body: &Value,
     step: impl Fn(&mut Customer, Timestamp) -> Result<(), IllegalMove>,
 ) -> Result<Response<Body>, ApiError> {
-    log.customer_ids.push(id.to_string());
-    let space = principal.data_space();
-    idempotent(app, req, principal, meta, body, log, |_| async {
-        let change = app
-            .customers
-            .update(&space, &id, |customer, stamp| {
-                step(customer, stamp)
-                    .map(|()| true)
-                    .map_err(|illegal| match illegal {
-                        IllegalMove::Kyc { .. } | IllegalMove::Aml { .. } => {
-                            ApiError::conflict(illegal.to_string())
-                        }
-                        IllegalMove::CategoriesRequired(_)
-                        | IllegalMove::CategoriesNotAllowed(_) => {
-                            ApiError::invalid_param("categories", format!("{illegal}."))
-                        }
-                    })
-            })
-            .await?
-            .ok_or_else(not_found)?;
-        Ok(full_customer_response(
-            StatusCode::OK,
-            change.customer(),
-            meta,
-        ))
-    })
+    update_one(
+        app,
+        req,
+        principal,
+        meta,
+        log,
+        id,
+        body,
+        |customer, stamp| {
+            step(customer, stamp)
+                .map(|()| true)
+                .map_err(|illegal| match illegal {
+                    IllegalMove::Kyc { .. } | IllegalMove::Aml { .. } => {
+                        ApiError::conflict(illegal.to_string())
+                    }
+                    IllegalMove::CategoriesRequired(_) | IllegalMove::CategoriesNotAllowed(_) => {
+                        ApiError::invalid_param("categories", format!("{illegal}."))
+                    }
+                })
+        },
+    )
     .await
 }
