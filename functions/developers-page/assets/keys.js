@@ -6,9 +6,9 @@ import { allowlistEntries } from './cidr.js';
 import {
   announce,
   confirmAction,
-  dialog,
   errorBox,
   field,
+  formDialog,
   h,
   roleName,
   secretBox,
@@ -300,15 +300,17 @@ function checkSettings(fields) {
   return !first;
 }
 
-// Puts an API error on the field it names, and in the dialog's error area.
-function showFailure(problem, failure, controls) {
-  problem.replaceChildren(errorBox(failure));
+// Puts an API error on the field it names too (the dialog shows it with its Request-Id).
+function markField(failure, controls) {
   const control = controls[failure.param];
   if (control) {
     setFieldError(control, failure.message);
     control.focus();
   }
+  return failure;
 }
+
+const CHECK_FIELDS = { message: 'Check the fields marked above.' };
 
 function expiryFields() {
   const choice = h(
@@ -344,7 +346,6 @@ function expiryFields() {
 }
 
 function createKeyDialog(me, reload) {
-  const box = dialog('Create an API key', { wide: true, onClose: reload });
   const settings = settingsFields();
   const expiry = expiryFields();
   const scopeBoxes = SCOPES.map(([scope, what]) => {
@@ -392,73 +393,55 @@ function createKeyDialog(me, reload) {
       h('span', { class: 'hint', id: 'mode-test-what' }, 'Your org’s test data only: rehearse an integration without touching real customers.'),
     ),
   );
-  const problem = h('div', { class: 'problem' });
-  const submit = h('button', { type: 'submit', class: 'primary' }, 'Create key');
-  const form = h(
-    'form',
-    {
-      novalidate: true,
-      onsubmit: async (event) => {
-        event.preventDefault();
-        problem.replaceChildren();
-        if (!checkSettings(settings)) return;
-        const scopes = scopeBoxes.filter((s) => s.box.checked).map((s) => s.scope);
-        if (scopes.length === 0) {
-          scopesError.textContent = 'Choose at least one scope.';
-          scopeBoxes.find((s) => !s.box.disabled)?.box.focus();
-          return;
-        }
-        scopesError.textContent = '';
-        const expires = expiry.value();
-        if (!expires.ok) {
-          setFieldError(expires.control, expires.problem);
-          expires.control.focus();
-          return;
-        }
-        const mode = modes.querySelector('input[name=mode]:checked').value;
-        const body = { label: settings.label.value.trim(), scopes, mode };
-        if (expires.at) body.expires_at = expires.at;
-        const { entries } = allowlistEntries(settings.allowlist.value);
-        if (entries.length) body.ip_allowlist = entries;
-        if (settings.rate.value.trim() !== '') {
-          body.rate_limit = { requests_per_second: Number(settings.rate.value) };
-        }
-        submit.disabled = true;
-        try {
-          const created = await api('POST', '/v1/org/api-keys', { body });
-          showSecret(box, `Key “${created.label}” created`, created);
-        } catch (failure) {
-          submit.disabled = false;
-          showFailure(problem, failure, {
-            label: settings.label,
-            ip_allowlist: settings.allowlist,
-            rate_limit: settings.rate,
-            expires_at: expiry.choice,
-          });
-        }
-      },
+  formDialog('Create an API key', {
+    onClose: reload,
+    submitLabel: 'Create key',
+    fields: [
+      settings.nodes[0],
+      h(
+        'fieldset',
+        { class: 'scopes-field', 'aria-describedby': scopesError.id },
+        h('legend', {}, 'Scopes'),
+        scopeBoxes.map((s) => s.node),
+        scopesError,
+      ),
+      modes,
+      expiry.nodes,
+      settings.nodes.slice(1),
+    ],
+    run: async (box) => {
+      if (!checkSettings(settings)) throw CHECK_FIELDS;
+      const scopes = scopeBoxes.filter((s) => s.box.checked).map((s) => s.scope);
+      scopesError.textContent = scopes.length ? '' : 'Choose at least one scope.';
+      if (scopes.length === 0) {
+        scopeBoxes.find((s) => !s.box.disabled)?.box.focus();
+        throw CHECK_FIELDS;
+      }
+      const expires = expiry.value();
+      if (!expires.ok) {
+        setFieldError(expires.control, expires.problem);
+        expires.control.focus();
+        throw CHECK_FIELDS;
+      }
+      const mode = modes.querySelector('input[name=mode]:checked').value;
+      const body = { label: settings.label.value.trim(), scopes, mode };
+      if (expires.at) body.expires_at = expires.at;
+      const { entries } = allowlistEntries(settings.allowlist.value);
+      if (entries.length) body.ip_allowlist = entries;
+      if (settings.rate.value.trim() !== '') {
+        body.rate_limit = { requests_per_second: Number(settings.rate.value) };
+      }
+      const created = await api('POST', '/v1/org/api-keys', { body }).catch((failure) => {
+        throw markField(failure, {
+          label: settings.label,
+          ip_allowlist: settings.allowlist,
+          rate_limit: settings.rate,
+          expires_at: expiry.choice,
+        });
+      });
+      showSecret(box, `Key “${created.label}” created`, created);
     },
-    settings.nodes[0],
-    h(
-      'fieldset',
-      { class: 'scopes-field', 'aria-describedby': scopesError.id },
-      h('legend', {}, 'Scopes'),
-      scopeBoxes.map((s) => s.node),
-      scopesError,
-    ),
-    modes,
-    expiry.nodes,
-    settings.nodes.slice(1),
-    problem,
-    h(
-      'div',
-      { class: 'actions' },
-      h('button', { type: 'button', onclick: () => box.close() }, 'Cancel'),
-      submit,
-    ),
-  );
-  box.body.append(form);
-  settings.label.focus();
+  });
 }
 
 // Replaces a dialog's form with the new key's plaintext; closing the dialog removes it.
@@ -482,95 +465,60 @@ function showSecret(box, title, created) {
 }
 
 function editKeyDialog(key, reload) {
-  const box = dialog(`Edit “${key.label}”`, { wide: true });
   const settings = settingsFields(key);
-  const problem = h('div', { class: 'problem' });
-  const submit = h('button', { type: 'submit', class: 'primary' }, 'Save changes');
-  const form = h(
-    'form',
-    {
-      novalidate: true,
-      onsubmit: async (event) => {
-        event.preventDefault();
-        problem.replaceChildren();
-        if (!checkSettings(settings)) return;
-        const body = {};
-        const label = settings.label.value.trim();
-        if (label !== key.label) body.label = label;
-        const { entries } = allowlistEntries(settings.allowlist.value);
-        if (entries.join('\n') !== key.ip_allowlist.join('\n')) body.ip_allowlist = entries;
-        const rate = settings.rate.value.trim() === '' ? DEFAULT_RATE_LIMIT : Number(settings.rate.value);
-        if (rate !== key.rate_limit.requests_per_second) body.rate_limit = { requests_per_second: rate };
-        if (Object.keys(body).length === 0) {
-          box.close();
-          return;
-        }
-        submit.disabled = true;
-        try {
-          await api('PATCH', `/v1/org/api-keys/${key.id}`, { body, idempotent: true });
-          box.close();
-          announce(`Saved “${label}”.`);
-          reload();
-        } catch (failure) {
-          submit.disabled = false;
-          showFailure(problem, failure, {
+  formDialog(`Edit “${key.label}”`, {
+    intro: h('p', { class: 'muted' }, h('code', {}, keyDisplay(key)), ' · scopes never change: roll the key to get one with other scopes.'),
+    fields: settings.nodes,
+    submitLabel: 'Save changes',
+    run: async (box) => {
+      if (!checkSettings(settings)) throw CHECK_FIELDS;
+      const body = {};
+      const label = settings.label.value.trim();
+      if (label !== key.label) body.label = label;
+      const { entries } = allowlistEntries(settings.allowlist.value);
+      if (entries.join('\n') !== key.ip_allowlist.join('\n')) body.ip_allowlist = entries;
+      const rate = settings.rate.value.trim() === '' ? DEFAULT_RATE_LIMIT : Number(settings.rate.value);
+      if (rate !== key.rate_limit.requests_per_second) body.rate_limit = { requests_per_second: rate };
+      if (Object.keys(body).length > 0) {
+        await api('PATCH', `/v1/org/api-keys/${key.id}`, { body, idempotent: true }).catch((failure) => {
+          throw markField(failure, {
             label: settings.label,
             ip_allowlist: settings.allowlist,
             rate_limit: settings.rate,
           });
-        }
-      },
+        });
+        announce(`Saved “${label}”.`);
+        reload();
+      }
+      box.close();
     },
-    h('p', { class: 'muted' }, h('code', {}, keyDisplay(key)), ' · scopes never change: roll the key to get one with other scopes.'),
-    settings.nodes,
-    problem,
-    h('div', { class: 'actions' }, h('button', { type: 'button', onclick: () => box.close() }, 'Cancel'), submit),
-  );
-  box.body.append(form);
-  settings.label.focus();
+  });
 }
 
 function rollKeyDialog(key, reload) {
-  const box = dialog(`Roll “${key.label}”`, { wide: true, onClose: reload });
   const grace = h(
     'select',
     { name: 'grace' },
     GRACE_PERIODS.map(([seconds, text]) => h('option', { value: String(seconds), selected: seconds === 86400 }, text)),
   );
-  const problem = h('div', { class: 'problem' });
-  const submit = h('button', { type: 'submit', class: 'primary' }, 'Roll key');
-  const form = h(
-    'form',
-    {
-      novalidate: true,
-      onsubmit: async (event) => {
-        event.preventDefault();
-        problem.replaceChildren();
-        submit.disabled = true;
-        try {
-          const created = await api('POST', `/v1/org/api-keys/${key.id}/roll`, {
-            body: { expire_old_in_seconds: Number(grace.value) },
-          });
-          showSecret(box, `“${created.label}” rolled`, created);
-        } catch (failure) {
-          submit.disabled = false;
-          showFailure(problem, failure, { expire_old_in_seconds: grace });
-        }
-      },
-    },
-    h(
+  formDialog(`Roll “${key.label}”`, {
+    onClose: reload,
+    intro: h(
       'p',
       {},
       'Rolling makes a new key with the same name, scopes, IP allowlist and rate limit. ',
       h('code', {}, keyDisplay(key)),
       ' keeps working until the time you choose, so you can deploy the new one first.',
     ),
-    field('Old key expires', grace),
-    problem,
-    h('div', { class: 'actions' }, h('button', { type: 'button', onclick: () => box.close() }, 'Cancel'), submit),
-  );
-  box.body.append(form);
-  grace.focus();
+    fields: [field('Old key expires', grace)],
+    submitLabel: 'Roll key',
+    run: async (box) => {
+      const created = await api('POST', `/v1/org/api-keys/${key.id}/roll`, {
+        body: { expire_old_in_seconds: Number(grace.value) },
+      });
+      showSecret(box, `“${created.label}” rolled`, created);
+    },
+  });
 }
 
 function revokeKey(key, reload) {

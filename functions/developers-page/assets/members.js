@@ -3,7 +3,7 @@
 
 import { api, listAll } from './api.js';
 import { keyDisplay } from './keys.js';
-import { announce, dialog, errorBox, field, h, ROLE_NAMES, roleName, when } from './ui.js';
+import { announce, errorBox, field, formDialog, h, ROLE_NAMES, roleName, when } from './ui.js';
 
 const ROLE_HINTS = {
   administrator: 'Everything, members included.',
@@ -90,36 +90,6 @@ function memberRow(member, me, members, reload) {
     h('td', { 'data-label': 'Added' }, when(member.created_at)),
     h('td', { 'data-label': 'Actions' }, actions.length ? h('div', { class: 'row-actions' }, actions) : h('span', { class: 'muted' }, '—')),
   );
-}
-
-function formDialog(title, { intro = null, fields, submitLabel, danger = false, run }) {
-  const box = dialog(title, { wide: true });
-  const problem = h('div', { class: 'problem' });
-  const submit = h('button', { type: 'submit', class: danger ? 'danger' : 'primary' }, submitLabel);
-  const form = h(
-    'form',
-    {
-      novalidate: true,
-      onsubmit: async (event) => {
-        event.preventDefault();
-        problem.replaceChildren();
-        submit.disabled = true;
-        try {
-          await run(box);
-        } catch (failure) {
-          problem.replaceChildren(errorBox(failure));
-          submit.disabled = false;
-        }
-      },
-    },
-    intro,
-    fields,
-    problem,
-    h('div', { class: 'actions' }, h('button', { type: 'button', onclick: () => box.close() }, 'Cancel'), submit),
-  );
-  box.body.append(form);
-  form.querySelector('input, select, textarea, button[type=submit]').focus();
-  return box;
 }
 
 function inviteDialog(reload) {

@@ -134,11 +134,14 @@ export function dialog(title, { wide = false, onClose = null } = {}) {
   };
 }
 
-// Asks before a destructive action, then runs it; an error stays in the dialog.
-export function confirmAction({ title, message, confirmLabel, danger = true, run }) {
-  const box = dialog(title);
+// A dialog holding a form: `fields`, an error area, Cancel and the submit button. `run(box)`
+// does the work; what it throws (an ApiFailure, or {message}) is shown in the dialog, and
+// the button can be pressed again. Focus starts on the first field — or, when there is none
+// and the action is destructive, on Cancel, so it is never one Enter away.
+export function formDialog(title, { intro = null, fields = [], submitLabel, danger = false, wide = true, onClose = null, run }) {
+  const box = dialog(title, { wide, onClose });
   const problem = h('div', { class: 'problem' });
-  const confirm = h('button', { type: 'submit', class: danger ? 'danger' : 'primary' }, confirmLabel);
+  const submit = h('button', { type: 'submit', class: danger ? 'danger' : 'primary' }, submitLabel);
   const cancel = h('button', { type: 'button', onclick: () => box.close() }, 'Cancel');
   const form = h(
     'form',
@@ -146,25 +149,39 @@ export function confirmAction({ title, message, confirmLabel, danger = true, run
       novalidate: true,
       onsubmit: async (event) => {
         event.preventDefault();
-        confirm.disabled = true;
         problem.replaceChildren();
+        submit.disabled = true;
         try {
-          await run();
-          box.close();
+          await run(box);
         } catch (failure) {
           problem.replaceChildren(errorBox(failure));
-          confirm.disabled = false;
+          submit.disabled = false;
         }
       },
     },
-    h('p', {}, message),
+    intro,
+    fields,
     problem,
-    h('div', { class: 'actions' }, cancel, confirm),
+    h('div', { class: 'actions' }, cancel, submit),
   );
   box.body.append(form);
-  // A destructive step is never one Enter away: focus starts on Cancel.
-  (danger ? cancel : confirm).focus();
+  const first = form.querySelector('input, select, textarea');
+  (first || (danger ? cancel : submit)).focus();
   return box;
+}
+
+// Asks before a destructive action, then runs it (and closes); an error stays in the dialog.
+export function confirmAction({ title, message, confirmLabel, danger = true, run }) {
+  return formDialog(title, {
+    intro: h('p', {}, message),
+    submitLabel: confirmLabel,
+    danger,
+    wide: false,
+    run: async (box) => {
+      await run();
+      box.close();
+    },
+  });
 }
 
 // The plaintext of a new key, once: a monospace box, a copy button, the warning. The
