@@ -114,6 +114,8 @@ export async function renderKeys(view, me) {
 }
 
 async function loadKeys(area, me, filters, cursor = null, rows = null) {
+  // Only the newest load of this area writes into it (filters changed while one ran).
+  const ticket = (area.ticket = (area.ticket || 0) + 1);
   area.setAttribute('aria-busy', 'true');
   const query = new URLSearchParams({ limit: '50' });
   if (filters.mine) query.set('created_by', me.id);
@@ -123,10 +125,12 @@ async function loadKeys(area, me, filters, cursor = null, rows = null) {
   try {
     page = await api('GET', `/v1/org/api-keys?${query}`);
   } catch (failure) {
+    if (area.ticket !== ticket) return;
     area.replaceChildren(errorBox(failure));
     area.setAttribute('aria-busy', 'false');
     return;
   }
+  if (area.ticket !== ticket) return;
   const reload = () => loadKeys(area, me, filters);
   let body = rows;
   if (!body) {

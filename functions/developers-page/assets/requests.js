@@ -99,6 +99,8 @@ export async function renderRequests(view, me, keyId, params) {
 }
 
 async function load(area, key, filter, rows, download, cursor = null, body = null) {
+  // Only the newest load of this area writes into it (filters changed while one ran).
+  const ticket = (area.ticket = (area.ticket || 0) + 1);
   const query = new URLSearchParams({ limit: '50' });
   query.set('since', new Date(Date.now() - filter.range[2]).toISOString());
   if (filter.status) query.set('status', filter.status);
@@ -109,10 +111,12 @@ async function load(area, key, filter, rows, download, cursor = null, body = nul
   try {
     page = await api('GET', `/v1/org/api-keys/${key.id}/requests?${query}`);
   } catch (failure) {
+    if (area.ticket !== ticket) return;
     area.replaceChildren(errorBox(failure));
     area.setAttribute('aria-busy', 'false');
     return;
   }
+  if (area.ticket !== ticket) return;
   let tbody = body;
   if (!tbody) {
     area.replaceChildren();
