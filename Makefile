@@ -28,7 +28,10 @@ export SAM_CLI_TELEMETRY := 0
 FUNCTIONS := ListCustomersFunction CreateCustomerFunction GetCustomerFunction UpdateCustomerFunction GetCustomerAmlFunction MeFunction FallbackFunction LogWriterFunction \
   OrgMeFunction ListApiKeysFunction CreateApiKeyFunction GetApiKeyFunction UpdateApiKeyFunction RevokeApiKeyFunction RollApiKeyFunction ApiKeyRequestsFunction \
   ListMembersFunction InviteMemberFunction UpdateMemberFunction DeactivateMemberFunction DevelopersPageFunction \
-  TestHelperKycFunction TestHelperAmlFunction
+  TestHelperKycFunction TestHelperAmlFunction \
+  ListWebhookEndpointsFunction CreateWebhookEndpointFunction GetWebhookEndpointFunction UpdateWebhookEndpointFunction DeleteWebhookEndpointFunction \
+  OrgListWebhookEndpointsFunction OrgCreateWebhookEndpointFunction OrgGetWebhookEndpointFunction OrgUpdateWebhookEndpointFunction OrgDeleteWebhookEndpointFunction \
+  OrgWebhookEndpointSecretFunction OrgRotateWebhookSecretFunction
 
 .PHONY: help run test unit dynamodb-local check-java browser icadmin clean-local build lint contract rehearse ci bench
 

@@ -14,6 +14,8 @@ use crate::keys::table::ApiKeysTable;
 use crate::members::pool::MemberPool;
 use crate::members::table::{MembersTable, MEMBERS_TABLE_ENV};
 use crate::request_log::table::{RequestLogTable, REQUEST_LOG_TABLE_ENV};
+use crate::webhooks::table::{WebhookEndpointsTable, WEBHOOK_ENDPOINTS_TABLE_ENV};
+use crate::webhooks::target::TargetGuard;
 
 pub const API_KEYS_TABLE_ENV: &str = "API_KEYS_TABLE";
 pub const CUSTOMERS_TABLE_ENV: &str = "CUSTOMERS_TABLE";
@@ -30,6 +32,7 @@ pub struct TableNames {
     pub idempotency: String,
     pub members: String,
     pub request_log: String,
+    pub webhook_endpoints: String,
 }
 
 impl TableNames {
@@ -48,6 +51,7 @@ impl TableNames {
             idempotency: var(IDEMPOTENCY_TABLE_ENV)?,
             members: var(MEMBERS_TABLE_ENV)?,
             request_log: var(REQUEST_LOG_TABLE_ENV)?,
+            webhook_endpoints: var(WEBHOOK_ENDPOINTS_TABLE_ENV)?,
         })
     }
 }
@@ -59,6 +63,9 @@ pub struct App {
     pub idempotency: IdempotencyTable,
     pub members: MembersTable,
     pub request_log: RequestLogTable,
+    pub webhook_endpoints: WebhookEndpointsTable,
+    /// Where webhooks may go: public https targets (the local stack also allows private).
+    pub webhook_targets: TargetGuard,
     /// The org's user pool: only the functions that invite or deactivate members need it.
     pub pool: Option<MemberPool>,
     /// The secret listing cursors are authenticated with; only the listing needs it.
@@ -74,7 +81,9 @@ impl App {
             customers: CustomersTable::new(client.clone(), &tables.customers),
             idempotency: IdempotencyTable::new(client.clone(), &tables.idempotency),
             members: MembersTable::new(client.clone(), &tables.members),
-            request_log: RequestLogTable::new(client, &tables.request_log),
+            request_log: RequestLogTable::new(client.clone(), &tables.request_log),
+            webhook_endpoints: WebhookEndpointsTable::new(client, &tables.webhook_endpoints),
+            webhook_targets: TargetGuard::from_env(),
             pool: None,
             cursor_key: CursorKey::random().ok(),
         }

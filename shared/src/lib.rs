@@ -18,6 +18,7 @@ pub mod request;
 pub mod request_log;
 pub mod storage;
 pub mod time;
+pub mod webhooks;
 
 pub use app::App;
 pub use edge::http::{handle, Endpoint};

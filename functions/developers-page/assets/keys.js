@@ -21,6 +21,7 @@ export const SCOPES = [
   ['customers:read', 'Read customers and their KYC status'],
   ['customers:write', 'Create and update customers'],
   ['aml:read', 'Read AML screening results'],
+  ['webhooks:write', 'Manage webhook endpoints (Zapier subscribes with it)'],
 ];
 const SOON_MS = 7 * 864e5;
 const MAX_RATE_LIMIT = 1000;

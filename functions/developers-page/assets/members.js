@@ -16,6 +16,7 @@ const SCOPE_PERMISSION = {
   'customers:read': 'customers.read',
   'customers:write': 'customers.write',
   'aml:read': 'aml.read',
+  'webhooks:write': 'org.api-keys',
 };
 
 function roleSelect(selected) {

@@ -143,7 +143,11 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let routes = with_member_identity(routes, &template, &cognito, &pool)?;
-    let app = Arc::new(App::new(client, &tables).with_pool(member_pool(&cognito, &pool)));
+    let mut app = App::new(client, &tables).with_pool(member_pool(&cognito, &pool));
+    // The local stack alone lets webhooks go to http and private addresses (a receiver on
+    // localhost); a deployment never sets WEBHOOK_ALLOW_PRIVATE_TARGETS.
+    app.webhook_targets.allow_private = true;
+    let app = Arc::new(app);
     let admin_password = random_password()?;
     add_member_with_password(
         &app,
@@ -196,7 +200,7 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
         created.values().cloned().collect::<Vec<_>>().join(", ")
     );
     println!();
-    println!("API key for org \"{DEMO_ORG}\" with scopes customers:write, customers:read, aml:read (shown once):");
+    println!("API key for org \"{DEMO_ORG}\" with scopes customers:write, customers:read, aml:read, webhooks:write (shown once):");
     println!("  {key}");
     println!();
     println!("Settings → Developers, the page (open it in a browser and sign in):");

@@ -5,6 +5,7 @@
 
 mod helpers;
 mod test_mode;
+mod webhooks;
 
 use std::collections::BTreeSet;
 
@@ -37,7 +38,12 @@ fn a_member_signs_in_creates_a_key_uses_it_rolls_it_and_revokes_it() {
     assert_eq!(me["role"], "administrator");
     assert_eq!(
         me["grantable_scopes"],
-        json!(["customers:write", "customers:read", "aml:read"])
+        json!([
+            "customers:write",
+            "customers:read",
+            "aml:read",
+            "webhooks:write"
+        ])
     );
 
     let created = plane.post(

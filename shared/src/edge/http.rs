@@ -19,6 +19,7 @@ use crate::keys;
 use crate::keys::verify::authenticate;
 use crate::request::{before, RequestLog, RequestMeta};
 use crate::request_log::record::{truncate_chars, MAX_USER_AGENT_CHARS};
+use crate::webhooks::api::Owner;
 
 /// What a function serves: one route, or API Gateway's `$default` catch-all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,10 +147,12 @@ pub fn loggable_path(path: &str) -> String {
                 && segment.bytes().all(|b| {
                     b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
                 });
-            let key_id = segment.strip_prefix("key_").is_some_and(|rest| {
-                !rest.is_empty()
-                    && rest.len() <= 60
-                    && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+            let key_id = ["key_", "we_", "msg_"].iter().any(|prefix| {
+                segment.strip_prefix(prefix).is_some_and(|rest| {
+                    !rest.is_empty()
+                        && rest.len() <= 60
+                        && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+                })
             });
             if ours || key_id || uuid::Uuid::parse_str(segment).is_ok() {
                 segment
@@ -216,6 +219,13 @@ async fn dispatch(
             Route::TestHelperAml => {
                 customers::test_helpers::move_aml(app, req, principal, meta, log).await
             }
+            Route::ListWebhookEndpoints
+            | Route::CreateWebhookEndpoint
+            | Route::GetWebhookEndpoint
+            | Route::UpdateWebhookEndpoint
+            | Route::DeleteWebhookEndpoint => {
+                webhook_route(app, route, req, &Owner::of_key(principal), meta).await
+            }
             _ => Err(ApiError::Internal),
         }
     };
@@ -250,6 +260,46 @@ async fn member_route(
         Route::InviteMember => api::invite_member(app, req, member, meta).await,
         Route::UpdateMember => api::update_member(app, req, member, meta).await,
         Route::DeactivateMember => api::deactivate_member(app, req, member, meta).await,
+        Route::OrgListWebhookEndpoints
+        | Route::OrgCreateWebhookEndpoint
+        | Route::OrgGetWebhookEndpoint
+        | Route::OrgUpdateWebhookEndpoint
+        | Route::OrgDeleteWebhookEndpoint
+        | Route::OrgWebhookEndpointSecret
+        | Route::OrgRotateWebhookSecret => {
+            webhook_route(app, route, req, &Owner::of_member(member), meta).await
+        }
+        _ => Err(ApiError::Internal),
+    }
+}
+
+/// The webhook endpoint routes of either plane, once the caller is known.
+async fn webhook_route(
+    app: &App,
+    route: Route,
+    req: &Request,
+    owner: &Owner,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    use crate::webhooks::api;
+    match route {
+        Route::ListWebhookEndpoints | Route::OrgListWebhookEndpoints => {
+            api::list(app, req, owner, meta).await
+        }
+        Route::CreateWebhookEndpoint | Route::OrgCreateWebhookEndpoint => {
+            api::create(app, req, owner, meta).await
+        }
+        Route::GetWebhookEndpoint | Route::OrgGetWebhookEndpoint => {
+            api::get(app, req, owner, meta).await
+        }
+        Route::UpdateWebhookEndpoint | Route::OrgUpdateWebhookEndpoint => {
+            api::update(app, req, owner, meta).await
+        }
+        Route::DeleteWebhookEndpoint | Route::OrgDeleteWebhookEndpoint => {
+            api::delete(app, req, owner, meta).await
+        }
+        Route::OrgWebhookEndpointSecret => api::reveal_secret(app, req, owner, meta).await,
+        Route::OrgRotateWebhookSecret => api::rotate_secret(app, req, owner, meta).await,
         _ => Err(ApiError::Internal),
     }
 }

@@ -32,6 +32,20 @@ pub enum Route {
     InviteMember,
     UpdateMember,
     DeactivateMember,
+    // Webhook endpoints: with a key holding webhooks:write...
+    ListWebhookEndpoints,
+    CreateWebhookEndpoint,
+    GetWebhookEndpoint,
+    UpdateWebhookEndpoint,
+    DeleteWebhookEndpoint,
+    // ...and on the member API, with the secret and its rotation.
+    OrgListWebhookEndpoints,
+    OrgCreateWebhookEndpoint,
+    OrgGetWebhookEndpoint,
+    OrgUpdateWebhookEndpoint,
+    OrgDeleteWebhookEndpoint,
+    OrgWebhookEndpointSecret,
+    OrgRotateWebhookSecret,
     // Settings → Developers, the page on the member API (its own function serves it).
     DevelopersPage,
     DevelopersAsset,
@@ -59,6 +73,18 @@ impl Route {
         Route::InviteMember,
         Route::UpdateMember,
         Route::DeactivateMember,
+        Route::ListWebhookEndpoints,
+        Route::CreateWebhookEndpoint,
+        Route::GetWebhookEndpoint,
+        Route::UpdateWebhookEndpoint,
+        Route::DeleteWebhookEndpoint,
+        Route::OrgListWebhookEndpoints,
+        Route::OrgCreateWebhookEndpoint,
+        Route::OrgGetWebhookEndpoint,
+        Route::OrgUpdateWebhookEndpoint,
+        Route::OrgDeleteWebhookEndpoint,
+        Route::OrgWebhookEndpointSecret,
+        Route::OrgRotateWebhookSecret,
         Route::DevelopersPage,
         Route::DevelopersAsset,
     ];
@@ -85,6 +111,11 @@ impl Route {
             | Route::GetApiKey
             | Route::ApiKeyRequests
             | Route::ListMembers
+            | Route::ListWebhookEndpoints
+            | Route::GetWebhookEndpoint
+            | Route::OrgListWebhookEndpoints
+            | Route::OrgGetWebhookEndpoint
+            | Route::OrgWebhookEndpointSecret
             | Route::DevelopersPage
             | Route::DevelopersAsset => Method::GET,
             Route::CreateCustomer
@@ -94,8 +125,16 @@ impl Route {
             | Route::RevokeApiKey
             | Route::RollApiKey
             | Route::InviteMember
-            | Route::DeactivateMember => Method::POST,
-            Route::UpdateCustomer | Route::UpdateApiKey | Route::UpdateMember => Method::PATCH,
+            | Route::DeactivateMember
+            | Route::CreateWebhookEndpoint
+            | Route::OrgCreateWebhookEndpoint
+            | Route::OrgRotateWebhookSecret => Method::POST,
+            Route::UpdateCustomer
+            | Route::UpdateApiKey
+            | Route::UpdateMember
+            | Route::UpdateWebhookEndpoint
+            | Route::OrgUpdateWebhookEndpoint => Method::PATCH,
+            Route::DeleteWebhookEndpoint | Route::OrgDeleteWebhookEndpoint => Method::DELETE,
         }
     }
 
@@ -117,6 +156,18 @@ impl Route {
             Route::ListMembers | Route::InviteMember => "/v1/org/members",
             Route::UpdateMember => "/v1/org/members/{id}",
             Route::DeactivateMember => "/v1/org/members/{id}/deactivate",
+            Route::ListWebhookEndpoints | Route::CreateWebhookEndpoint => "/v1/webhook_endpoints",
+            Route::GetWebhookEndpoint
+            | Route::UpdateWebhookEndpoint
+            | Route::DeleteWebhookEndpoint => "/v1/webhook_endpoints/{id}",
+            Route::OrgListWebhookEndpoints | Route::OrgCreateWebhookEndpoint => {
+                "/v1/org/webhook-endpoints"
+            }
+            Route::OrgGetWebhookEndpoint
+            | Route::OrgUpdateWebhookEndpoint
+            | Route::OrgDeleteWebhookEndpoint => "/v1/org/webhook-endpoints/{id}",
+            Route::OrgWebhookEndpointSecret => "/v1/org/webhook-endpoints/{id}/secret",
+            Route::OrgRotateWebhookSecret => "/v1/org/webhook-endpoints/{id}/rotate-secret",
             Route::DevelopersPage => "/settings/developers",
             Route::DevelopersAsset => "/settings/developers/{asset}",
         }
@@ -131,6 +182,11 @@ impl Route {
             | Route::TestHelperKyc
             | Route::TestHelperAml => Some(Scope::CustomersWrite),
             Route::GetCustomerAml => Some(Scope::AmlRead),
+            Route::ListWebhookEndpoints
+            | Route::CreateWebhookEndpoint
+            | Route::GetWebhookEndpoint
+            | Route::UpdateWebhookEndpoint
+            | Route::DeleteWebhookEndpoint => Some(Scope::WebhooksWrite),
             Route::Me => None,
             // Member routes take no key at all.
             _ => None,
@@ -147,7 +203,14 @@ impl Route {
             | Route::UpdateApiKey
             | Route::RevokeApiKey
             | Route::RollApiKey
-            | Route::ApiKeyRequests => Some(Permission::OrgApiKeys),
+            | Route::ApiKeyRequests
+            | Route::OrgListWebhookEndpoints
+            | Route::OrgCreateWebhookEndpoint
+            | Route::OrgGetWebhookEndpoint
+            | Route::OrgUpdateWebhookEndpoint
+            | Route::OrgDeleteWebhookEndpoint
+            | Route::OrgWebhookEndpointSecret
+            | Route::OrgRotateWebhookSecret => Some(Permission::OrgApiKeys),
             Route::ListMembers
             | Route::InviteMember
             | Route::UpdateMember
@@ -254,6 +317,9 @@ mod tests {
             let expected = match route.path() {
                 "/v1/org/me" => None,
                 path if path.starts_with("/v1/org/api-keys") => Some(Permission::OrgApiKeys),
+                path if path.starts_with("/v1/org/webhook-endpoints") => {
+                    Some(Permission::OrgApiKeys)
+                }
                 path if path.starts_with("/v1/org/members") => Some(Permission::OrgMembers),
                 _ => None,
             };

@@ -3,3 +3,59 @@
 
 pub mod record;
 pub mod table;
+
+use lambda_http::{Body, Request, Response};
+use serde_json::Value;
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::org::OrgId;
+use crate::request::RequestMeta;
+
+/// Runs a write that stores no customer under its Idempotency-Key, if it has one: the
+/// first request executes and its response is stored (24 h); a repeat with the same
+/// request gets it back with `Idempotent-Replayed: true`, the same key with another
+/// request is `422`, one still running `409`. A 5xx or a 400 releases the key. Keys live
+/// in `space` (an org's live or test data), within `owner` when one is given (a member's
+/// keys are their own).
+pub async fn once<F, Fut>(
+    app: &App,
+    req: &Request,
+    space: &OrgId,
+    owner: Option<&str>,
+    meta: &RequestMeta,
+    body: &Value,
+    execute: F,
+) -> Result<Response<Body>, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Response<Body>, ApiError>>,
+{
+    use record::{fingerprint, IdempotencyKey};
+    use table::Begin;
+    let Some(key) = IdempotencyKey::from_headers(req.headers())? else {
+        return execute().await;
+    };
+    let key = match owner {
+        Some(owner) => key.within(owner),
+        None => key,
+    };
+    let fp = fingerprint(req.method().as_str(), req.uri().path(), body);
+    let lease = match app
+        .idempotency
+        .begin(space, &key, &fp, meta.now, "")
+        .await?
+    {
+        Begin::Started(lease) => lease,
+        Begin::Replay(stored) => return Ok(stored.replay()),
+        Begin::InProgress => return Err(ApiError::IdempotencyKeyInUse),
+        Begin::Reused => return Err(ApiError::IdempotencyKeyReused),
+    };
+    let response = crate::request::before(meta.write_by(), execute())
+        .await
+        .unwrap_or_else(|err| err.into_response(&meta.request_id));
+    app.idempotency
+        .settle(space, &key, &lease, &response, meta.answer_by())
+        .await;
+    Ok(response)
+}

@@ -13,16 +13,26 @@ pub enum Scope {
     CustomersRead,
     #[serde(rename = "aml:read")]
     AmlRead,
+    /// Manage the org's webhook endpoints (`/v1/webhook_endpoints`): what a Zapier REST
+    /// hook subscribes and unsubscribes with.
+    #[serde(rename = "webhooks:write")]
+    WebhooksWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::CustomersWrite, Scope::CustomersRead, Scope::AmlRead];
+    pub const ALL: [Scope; 4] = [
+        Scope::CustomersWrite,
+        Scope::CustomersRead,
+        Scope::AmlRead,
+        Scope::WebhooksWrite,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::CustomersWrite => "customers:write",
             Scope::CustomersRead => "customers:read",
             Scope::AmlRead => "aml:read",
+            Scope::WebhooksWrite => "webhooks:write",
         }
     }
 }
@@ -34,7 +44,7 @@ impl fmt::Display for Scope {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scope {0:?}; valid scopes are customers:write, customers:read, aml:read")]
+#[error("unknown scope {0:?}; valid scopes are customers:write, customers:read, aml:read, webhooks:write")]
 pub struct UnknownScope(pub String);
 
 impl FromStr for Scope {

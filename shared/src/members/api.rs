@@ -34,7 +34,7 @@ fn ok(status: StatusCode, body: &Value, meta: &RequestMeta) -> Result<Response<B
     Ok(json_response(status, body, &meta.request_id))
 }
 
-fn path_id(req: &Request) -> Option<String> {
+pub(crate) fn path_id(req: &Request) -> Option<String> {
     req.path_parameters_ref()
         .and_then(|params| params.first("id"))
         .map(str::to_owned)
@@ -102,11 +102,9 @@ fn refuse_idempotency_key(req: &Request) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Runs a member-API write under its Idempotency-Key, if it has one, as the integration
-/// API runs its writes: the first request executes and its response is stored (24 h); a
-/// repeat with the same request gets it back with `Idempotent-Replayed: true`, the same key
-/// with another request is `422`, one still running `409`. A 5xx or a 400 releases the key.
-/// Keys are the member's own: another member's identical key is another request.
+/// Runs a member-API write under its Idempotency-Key, if it has one (see
+/// `idempotency::once`). Keys are the member's own: another member's identical key is
+/// another request.
 async fn once<F, Fut>(
     app: &App,
     req: &Request,
@@ -119,32 +117,13 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Response<Body>, ApiError>>,
 {
-    use crate::idempotency::record::fingerprint;
-    use crate::idempotency::table::Begin;
-    let Some(key) = IdempotencyKey::from_headers(req.headers())? else {
-        return execute().await;
-    };
-    let key = key.within(&format!("member:{}", member.id));
-    let org = &member.org_id;
-    let fp = fingerprint(req.method().as_str(), req.uri().path(), body);
-    let lease = match app.idempotency.begin(org, &key, &fp, meta.now, "").await? {
-        Begin::Started(lease) => lease,
-        Begin::Replay(stored) => return Ok(stored.replay()),
-        Begin::InProgress => return Err(ApiError::IdempotencyKeyInUse),
-        Begin::Reused => return Err(ApiError::IdempotencyKeyReused),
-    };
-    let response = crate::request::before(meta.write_by(), execute())
-        .await
-        .unwrap_or_else(|err| err.into_response(&meta.request_id));
-    app.idempotency
-        .settle(org, &key, &lease, &response, meta.answer_by())
-        .await;
-    Ok(response)
+    let owner = format!("member:{}", member.id);
+    crate::idempotency::once(app, req, &member.org_id, Some(&owner), meta, body, execute).await
 }
 
 /// The body of a write whose body is optional (revoke, roll, deactivate): nothing, or a
 /// JSON object.
-fn optional_body(req: &Request) -> Result<Map<String, Value>, ApiError> {
+pub(crate) fn optional_body(req: &Request) -> Result<Map<String, Value>, ApiError> {
     let empty = match req.body() {
         Body::Empty => true,
         Body::Text(text) => text.trim().is_empty(),
@@ -157,7 +136,7 @@ fn optional_body(req: &Request) -> Result<Map<String, Value>, ApiError> {
     Ok(json_object_body(req)?.1)
 }
 
-fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
     match body.keys().find(|name| !allowed.contains(&name.as_str())) {
         Some(name) => Err(ApiError::invalid_param(
             name.clone(),
@@ -170,7 +149,7 @@ fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiErr
     }
 }
 
-fn parse_label(value: &Value) -> Result<String, ApiError> {
+pub(crate) fn parse_label(value: &Value) -> Result<String, ApiError> {
     let bad = || {
         ApiError::invalid_param(
             "label",
@@ -286,11 +265,11 @@ fn within_role(member: &Member, scopes: &BTreeSet<Scope>, param: &str) -> Result
 
 /// A listing position: opaque to clients, a place in the caller's own org's listing (the
 /// org comes from the session, so a cursor can't reach another org).
-fn encode_cursor(position: &str) -> String {
+pub(crate) fn encode_cursor(position: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(position)
 }
 
-fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
+pub(crate) fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
     let Some(cursor) = cursor else {
         return Ok(None);
     };
@@ -310,7 +289,11 @@ fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
 
 /// One page of `items` (in listing order, each with its position, positions increasing
 /// along the listing), after `after`.
-fn page<T>(items: Vec<(String, T)>, after: Option<&str>, limit: Limit) -> (Vec<T>, Option<String>) {
+pub(crate) fn page<T>(
+    items: Vec<(String, T)>,
+    after: Option<&str>,
+    limit: Limit,
+) -> (Vec<T>, Option<String>) {
     let mut rest: Vec<(String, T)> = items
         .into_iter()
         .filter(|(position, _)| after.is_none_or(|after| position.as_str() > after))
@@ -321,7 +304,7 @@ fn page<T>(items: Vec<(String, T)>, after: Option<&str>, limit: Limit) -> (Vec<T
     (rest.into_iter().map(|(_, item)| item).collect(), next)
 }
 
-fn list_body(data: Vec<Value>, next: Option<String>, url: &str) -> Value {
+pub(crate) fn list_body(data: Vec<Value>, next: Option<String>, url: &str) -> Value {
     json!({
         "object": "list",
         "url": url,

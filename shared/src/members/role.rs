@@ -43,6 +43,7 @@ impl Permission {
             Scope::CustomersWrite => Permission::CustomersWrite,
             Scope::CustomersRead => Permission::CustomersRead,
             Scope::AmlRead => Permission::AmlRead,
+            Scope::WebhooksWrite => Permission::OrgApiKeys,
         }
     }
 }
@@ -162,9 +163,14 @@ mod tests {
     fn scopes_are_bounded_by_the_role() {
         assert_eq!(
             Role::Developer.grantable_scopes(),
-            BTreeSet::from([Scope::CustomersRead, Scope::CustomersWrite])
+            BTreeSet::from([
+                Scope::CustomersRead,
+                Scope::CustomersWrite,
+                Scope::WebhooksWrite
+            ])
         );
         assert!(!Role::Developer.covers(Scope::AmlRead));
+        assert!(!Role::Analyst.covers(Scope::WebhooksWrite));
         assert!(!Role::Analyst.covers(Scope::CustomersWrite));
         assert_eq!(
             Role::Administrator.grantable_scopes(),

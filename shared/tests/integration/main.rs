@@ -14,3 +14,4 @@ mod promises;
 mod rate_limits;
 mod request_log;
 mod verification;
+mod webhooks;

@@ -1,0 +1,9 @@
+//! `PATCH /v1/org/webhook-endpoints/{id}`: a member changes a webhook endpoint.
+
+use shared::edge::routes::Route;
+use shared::Endpoint;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::run_function(Endpoint::Route(Route::OrgUpdateWebhookEndpoint)).await
+}

@@ -1,0 +1,9 @@
+//! `PATCH /v1/webhook_endpoints/{id}`: change a webhook endpoint.
+
+use shared::edge::routes::Route;
+use shared::Endpoint;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::run_function(Endpoint::Route(Route::UpdateWebhookEndpoint)).await
+}

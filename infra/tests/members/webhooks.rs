@@ -1,0 +1,252 @@
+//! Webhook endpoints on the member plane (`/v1/org/webhook-endpoints`, `org.api-keys`):
+//! both modes, the secret revealed again and rotated with an overlap in which both sign,
+//! AML visibility from the creator's role, and the integration plane's endpoints in view.
+
+use serde_json::{json, Value};
+use shared::keys::scope::Scope;
+use shared::members::role::Role;
+use shared::org::OrgId;
+use shared::time;
+
+use crate::helpers::{assert_gateway_401, Plane};
+
+const HOOK: &str = "http://127.0.0.1:9/hooks";
+
+fn create(plane: &Plane, token: &str, body: Value) -> Value {
+    let reply = plane.post("/v1/org/webhook-endpoints", token, body);
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    reply.json()
+}
+
+#[test]
+fn members_manage_endpoints_of_both_modes_and_roles_bound_them() {
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let developer = plane.member("acme", Role::Developer);
+    let analyst = plane.member("acme", Role::Analyst);
+    let stranger = plane.member("globex", Role::Administrator);
+
+    let live = create(
+        &plane,
+        &admin.token,
+        json!({"url": HOOK, "events": ["customer.verified"], "description": "Back office"}),
+    );
+    assert_eq!(live["mode"], "live");
+    assert_eq!(live["includes_aml"], true, "an administrator has aml.read");
+    assert_eq!(
+        live["created_by"],
+        json!({"type": "member", "id": admin.member.id, "email": admin.email})
+    );
+    assert!(live["secret"].as_str().unwrap().starts_with("whsec_"));
+    let test = create(
+        &plane,
+        &developer.token,
+        json!({"url": HOOK, "events": ["customer.created", "api_key.revoked"], "mode": "test"}),
+    );
+    assert_eq!(test["mode"], "test");
+    assert_eq!(test["includes_aml"], false, "a developer lacks aml.read");
+
+    // A key's own endpoint (a Zapier subscription) is in the org's view too.
+    let (_, key) = plane.create_key(&admin, &[Scope::WebhooksWrite, Scope::CustomersRead]);
+    let reply = crate::helpers::http::post(
+        &plane.url("/v1/webhook_endpoints"),
+        &key,
+        None,
+        &json!({"url": HOOK, "events": ["customer.updated"]}).to_string(),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let zap = reply.json();
+    assert_eq!(zap["created_by"]["type"], "api_key");
+
+    let list = plane.get("/v1/org/webhook-endpoints", &developer.token);
+    assert_eq!(list.status, 200, "{}", list.body);
+    let ids: Vec<Value> = list.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![live["id"].clone(), test["id"].clone(), zap["id"].clone()]
+    );
+    let only_test = plane
+        .get("/v1/org/webhook-endpoints?mode=test", &admin.token)
+        .json();
+    assert_eq!(only_test["data"].as_array().unwrap().len(), 1);
+    assert!(only_test["data"][0].get("secret").is_none());
+    plane
+        .get("/v1/org/webhook-endpoints?mode=both", &admin.token)
+        .assert_error(400, "invalid_request");
+    plane
+        .get("/v1/org/webhook-endpoints?limit=2", &admin.token)
+        .json()["has_more"]
+        .as_bool()
+        .filter(|more| *more)
+        .expect("a second page");
+
+    // The analyst's role lacks org.api-keys; another org sees nothing of acme's.
+    let refused = plane
+        .get("/v1/org/webhook-endpoints", &analyst.token)
+        .assert_error(403, "forbidden_permission");
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("org.api-keys"));
+    plane
+        .post(
+            "/v1/org/webhook-endpoints",
+            &analyst.token,
+            json!({"url": HOOK, "events": ["api_key.revoked"]}),
+        )
+        .assert_error(403, "forbidden_permission");
+    let id = live["id"].as_str().unwrap();
+    for path in [
+        format!("/v1/org/webhook-endpoints/{id}"),
+        format!("/v1/org/webhook-endpoints/{id}/secret"),
+    ] {
+        plane
+            .get(&path, &stranger.token)
+            .assert_error(404, "not_found");
+    }
+    assert!(plane
+        .get("/v1/org/webhook-endpoints", &stranger.token)
+        .json()["data"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // The member API takes no key, and the key API no member token.
+    assert_gateway_401(&plane.get(&format!("/v1/org/webhook-endpoints/{id}/secret"), &key));
+    crate::helpers::http::get(&plane.url("/v1/webhook_endpoints"), &admin.token)
+        .assert_error(401, "unauthorized");
+
+    // A developer edits and deletes, as their permission allows.
+    let path = format!("/v1/org/webhook-endpoints/{id}");
+    let changed = plane.patch(&path, &developer.token, json!({"enabled": false}));
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(changed.json()["enabled"], false);
+    let deleted = plane.call("DELETE", &path, &developer.token, None);
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    plane
+        .call("DELETE", &path, &developer.token, None)
+        .assert_error(404, "not_found");
+}
+
+#[test]
+fn the_secret_is_revealed_again_and_rotated_with_an_overlap() {
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let made = create(
+        &plane,
+        &admin.token,
+        json!({"url": HOOK, "events": ["api_key.revoked"]}),
+    );
+    let id = made["id"].as_str().unwrap();
+    let first = made["secret"].as_str().unwrap().to_owned();
+
+    let shown = plane.get(
+        &format!("/v1/org/webhook-endpoints/{id}/secret"),
+        &admin.token,
+    );
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert_eq!(shown.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        shown.json(),
+        json!({"object": "webhook_endpoint_secret", "endpoint_id": id, "secret": first, "previous_secret_expires_at": null})
+    );
+
+    let rotate = format!("/v1/org/webhook-endpoints/{id}/rotate-secret");
+    for bad in [
+        json!({"expire_previous_in_seconds": -1}),
+        json!({"expire_previous_in_seconds": 604_801}),
+        json!({"expire_previous_in_seconds": "1h"}),
+        json!({"grace": 5}),
+    ] {
+        plane
+            .post(&rotate, &admin.token, bad)
+            .assert_error(400, "invalid_request");
+    }
+    let reply = plane.call_with(
+        "POST",
+        &rotate,
+        &[
+            ("authorization", &format!("Bearer {}", admin.token)),
+            ("idempotency-key", "r1"),
+        ],
+        None,
+    );
+    assert_eq!(
+        reply.assert_error(400, "invalid_request")["error"]["param"],
+        "Idempotency-Key"
+    );
+
+    let before = time::now();
+    let rotated = plane.post(
+        &rotate,
+        &admin.token,
+        json!({"expire_previous_in_seconds": 3600}),
+    );
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    assert_eq!(rotated.header("cache-control"), Some("no-store"));
+    let rotated = rotated.json();
+    let second = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    let until = time::parse(rotated["previous_secret_expires_at"].as_str().unwrap()).unwrap();
+    assert!(
+        until >= before + chrono::Duration::seconds(3600)
+            && until <= time::now() + chrono::Duration::seconds(3600)
+    );
+    assert_eq!(
+        plane
+            .get(
+                &format!("/v1/org/webhook-endpoints/{id}/secret"),
+                &admin.token
+            )
+            .json()["secret"],
+        second.as_str()
+    );
+
+    // During the overlap both secrets sign, the new one first; without one, only the new.
+    let stored = plane.runtime.block_on(async {
+        plane
+            .app
+            .webhook_endpoints
+            .get(&OrgId::parse("acme").unwrap(), id)
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    let signing: Vec<&str> = stored
+        .signing_secrets(time::now())
+        .iter()
+        .map(|s| s.expose())
+        .collect();
+    assert_eq!(signing, [second.as_str(), first.as_str()]);
+    assert_eq!(stored.signing_secrets(until).len(), 1);
+    let third = plane
+        .post(
+            &rotate,
+            &admin.token,
+            json!({"expire_previous_in_seconds": 0}),
+        )
+        .json();
+    assert_eq!(third["previous_secret_expires_at"], Value::Null);
+    let stored = plane.runtime.block_on(async {
+        plane
+            .app
+            .webhook_endpoints
+            .get(&OrgId::parse("acme").unwrap(), id)
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    assert_eq!(stored.signing_secrets(time::now()).len(), 1);
+
+    // No secret is ever written to the log.
+    let text = crate::helpers::logs().text();
+    for secret in [&first, &second] {
+        assert!(!text.contains(&secret[6..]));
+    }
+}

@@ -1,0 +1,548 @@
+//! The endpoint routes, for both planes: `/v1/webhook_endpoints` with a key holding
+//! `webhooks:write` (a Zapier REST hook subscribes and unsubscribes with it; the key sees
+//! its own mode's endpoints), and `/v1/org/webhook-endpoints` with a member session
+//! holding `org.api-keys` (both modes; plus the secret, its rotation, and deliveries).
+
+use std::collections::BTreeSet;
+
+use lambda_http::http::{HeaderValue, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::{json, Map, Value};
+
+use crate::app::App;
+use crate::customers::api::{json_object_body, Limit};
+use crate::error::{json_response, ApiError};
+use crate::idempotency::record::{IdempotencyKey, IDEMPOTENCY_KEY_HEADER};
+use crate::keys::scope::Scope;
+use crate::keys::verify::Principal;
+use crate::members::api::{decode_cursor, list_body, only_fields, optional_body, page, path_id};
+use crate::members::role::Permission;
+use crate::members::table::Member;
+use crate::org::{Mode, OrgId};
+use crate::query::QueryParams;
+use crate::request::RequestMeta;
+use crate::time::{self, Timestamp};
+use crate::webhooks::endpoint::{
+    is_endpoint_id, new_endpoint_id, Creator, WebhookEndpoint, MAX_DESCRIPTION_CHARS,
+    MAX_ENDPOINTS_PER_ORG,
+};
+use crate::webhooks::event::EventType;
+use crate::webhooks::signing::WebhookSecret;
+use crate::webhooks::table::CreateError;
+use crate::webhooks::target::TargetError;
+
+/// The longest a rotated-out secret keeps signing: 7 days; by default 24 hours.
+pub const MAX_ROTATION_OVERLAP_SECS: i64 = 7 * 24 * 60 * 60;
+pub const DEFAULT_ROTATION_OVERLAP_SECS: i64 = 24 * 60 * 60;
+/// Optimistic edits retried this often when another edit lands in between.
+const EDIT_ATTEMPTS: usize = 5;
+
+/// Who is managing endpoints, and what they may see and do.
+pub struct Owner {
+    pub org: OrgId,
+    /// A key manages its own mode's endpoints only; a member both modes.
+    pub mode: Option<Mode>,
+    pub creator: Creator,
+    /// Whether an endpoint this caller makes may carry AML data.
+    pub sees_aml: bool,
+    /// Whether this caller may see customers at all (customer events carry them).
+    pub sees_customers: bool,
+    /// The plane's path, for `url` and `Location`.
+    pub base: &'static str,
+    /// The idempotency owner (a member's keys are their own).
+    idempotency_owner: Option<String>,
+    is_member: bool,
+}
+
+impl Owner {
+    pub fn of_key(principal: &Principal) -> Self {
+        Self {
+            org: principal.org_id.clone(),
+            mode: Some(principal.mode()),
+            creator: Creator::ApiKey {
+                id: principal.key_id.clone(),
+            },
+            sees_aml: principal.has(Scope::AmlRead),
+            sees_customers: principal.has(Scope::CustomersRead),
+            base: "/v1/webhook_endpoints",
+            idempotency_owner: None,
+            is_member: false,
+        }
+    }
+
+    pub fn of_member(member: &Member) -> Self {
+        Self {
+            org: member.org_id.clone(),
+            mode: None,
+            creator: Creator::Member {
+                id: member.id.clone(),
+                email: member.email.clone(),
+            },
+            sees_aml: member.role.has(Permission::AmlRead),
+            sees_customers: member.role.has(Permission::CustomersRead),
+            base: "/v1/org/webhook-endpoints",
+            idempotency_owner: Some(format!("member:{}", member.id)),
+            is_member: true,
+        }
+    }
+
+    fn visible(&self, endpoint: &WebhookEndpoint) -> bool {
+        endpoint.org_id == self.org && self.mode.is_none_or(|mode| endpoint.mode() == mode)
+    }
+
+    /// Where this caller's idempotency records live.
+    fn space(&self) -> OrgId {
+        self.org.data_space(self.mode.unwrap_or(Mode::Live))
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("No webhook endpoint with this id in your org.".into())
+}
+
+fn contended() -> ApiError {
+    ApiError::conflict("The endpoint was changed by another request at the same time; try again.")
+}
+
+fn secret_response(status: StatusCode, body: &Value, meta: &RequestMeta) -> Response<Body> {
+    let mut response = json_response(status, body, &meta.request_id);
+    response
+        .headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Routes whose answer holds a secret store no response, so they take no Idempotency-Key.
+fn refuse_idempotency_key(req: &Request) -> Result<(), ApiError> {
+    IdempotencyKey::from_headers(req.headers())?;
+    if req.headers().contains_key(IDEMPOTENCY_KEY_HEADER) {
+        return Err(ApiError::invalid_param(
+            "Idempotency-Key",
+            "This route does not take an Idempotency-Key: its answer holds the endpoint's \
+             signing secret, which is never stored with a response, so it can't be replayed. \
+             A retry makes another endpoint: list the endpoints to find one made by an \
+             attempt whose answer was lost, and delete it.",
+        ));
+    }
+    Ok(())
+}
+
+async fn endpoint_of(app: &App, owner: &Owner, req: &Request) -> Result<WebhookEndpoint, ApiError> {
+    let id = path_id(req)
+        .filter(|id| is_endpoint_id(id))
+        .ok_or_else(not_found)?;
+    app.webhook_endpoints
+        .get(&owner.org, &id)
+        .await?
+        .filter(|endpoint| owner.visible(endpoint))
+        .ok_or_else(not_found)
+}
+
+fn target_error(err: TargetError) -> ApiError {
+    ApiError::invalid_param("url", err.to_string())
+}
+
+fn parse_events(value: &Value, owner: &Owner) -> Result<BTreeSet<EventType>, ApiError> {
+    let bad = |message: String| ApiError::invalid_param("events", message);
+    let list = value.as_array().ok_or_else(|| {
+        bad(format!(
+            "events must be a list of event types such as [\"customer.verified\"]; types: {}.",
+            EventType::names()
+        ))
+    })?;
+    if list.is_empty() {
+        return Err(bad("An endpoint needs at least one event type.".into()));
+    }
+    let events = list
+        .iter()
+        .map(|event| {
+            let name = event
+                .as_str()
+                .ok_or_else(|| bad("Each event type is a string.".into()))?;
+            name.parse::<EventType>().map_err(|_| {
+                bad(format!(
+                    "Unknown event type {name:?}; types: {}.",
+                    EventType::names()
+                ))
+            })
+        })
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    let customer_events = events.iter().any(|e| e.as_str().starts_with("customer."));
+    if customer_events && !owner.sees_customers {
+        return Err(if owner.is_member {
+            ApiError::ForbiddenPermission {
+                message: format!(
+                    "customer.* events carry customers, and your role lacks {}.",
+                    Permission::CustomersRead
+                ),
+                param: Some("events".into()),
+            }
+        } else {
+            ApiError::ForbiddenScope(Scope::CustomersRead)
+        });
+    }
+    Ok(events)
+}
+
+fn parse_description(value: &Value) -> Result<Option<String>, ApiError> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    let bad = || {
+        ApiError::invalid_param(
+            "description",
+            format!("description must be text of at most {MAX_DESCRIPTION_CHARS} characters, without control characters."),
+        )
+    };
+    let text = value.as_str().ok_or_else(bad)?.trim();
+    if text.chars().count() > MAX_DESCRIPTION_CHARS
+        || crate::customers::input::has_forbidden_chars(text)
+    {
+        return Err(bad());
+    }
+    Ok((!text.is_empty()).then(|| text.to_owned()))
+}
+
+fn parse_enabled(value: &Value) -> Result<bool, ApiError> {
+    value
+        .as_bool()
+        .ok_or_else(|| ApiError::invalid_param("enabled", "enabled must be true or false."))
+}
+
+fn parse_url_value(value: Option<&Value>) -> Result<&str, ApiError> {
+    value.and_then(Value::as_str).ok_or_else(|| {
+        ApiError::invalid_param("url", "url is required: the https URL to deliver to.")
+    })
+}
+
+/// `GET …`: the caller's endpoints, oldest first; a member may filter by `mode`.
+pub async fn list(
+    app: &App,
+    req: &Request,
+    owner: &Owner,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    let allowed: &[&str] = if owner.is_member {
+        &["limit", "cursor", "mode"]
+    } else {
+        &["limit", "cursor"]
+    };
+    let query = QueryParams::parse(req.uri().query(), allowed)?;
+    let limit = Limit::parse(query.get("limit"))?;
+    let after = decode_cursor(query.get("cursor"))?;
+    let mode = match query.get("mode") {
+        None => owner.mode,
+        Some(text) => Some(Mode::parse(text).ok_or_else(|| {
+            ApiError::invalid_param("mode", "mode must be \"live\" or \"test\".")
+        })?),
+    };
+    let endpoints = app.webhook_endpoints.list(&owner.org).await?;
+    let positioned = endpoints
+        .into_iter()
+        .filter(|e| owner.visible(e) && mode.is_none_or(|m| e.mode() == m))
+        .map(|e| {
+            (
+                format!("{:020}|{}", e.created_at.timestamp_millis(), e.endpoint_id),
+                e,
+            )
+        })
+        .collect();
+    let (endpoints, next) = page(positioned, after.as_deref(), limit);
+    let data = endpoints.iter().map(WebhookEndpoint::to_json).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &list_body(data, next, owner.base),
+        &meta.request_id,
+    ))
+}
+
+/// `POST …`: `{url, events, description?, enabled?, mode?}` → 201 with `secret`, this once.
+pub async fn create(
+    app: &App,
+    req: &Request,
+    owner: &Owner,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    refuse_idempotency_key(req)?;
+    QueryParams::parse(req.uri().query(), &[])?;
+    let (_, body) = json_object_body(req)?;
+    only_fields(&body, &["url", "events", "description", "enabled", "mode"])?;
+    let events = parse_events(
+        body.get("events").ok_or_else(|| {
+            ApiError::invalid_param(
+                "events",
+                format!("events is required; types: {}.", EventType::names()),
+            )
+        })?,
+        owner,
+    )?;
+    let description = body
+        .get("description")
+        .map(parse_description)
+        .transpose()?
+        .flatten();
+    let enabled = body
+        .get("enabled")
+        .map(parse_enabled)
+        .transpose()?
+        .unwrap_or(true);
+    let mode = match (body.get("mode"), owner.mode) {
+        (None | Some(Value::Null), own) => own.unwrap_or(Mode::Live),
+        (Some(value), own) => {
+            let mode = value.as_str().and_then(Mode::parse).ok_or_else(|| {
+                ApiError::invalid_param("mode", "mode must be \"live\" or \"test\".")
+            })?;
+            if own.is_some_and(|own| own != mode) {
+                return Err(ApiError::invalid_param(
+                    "mode",
+                    format!(
+                        "A {} key makes {} endpoints only.",
+                        own.unwrap_or_default(),
+                        own.unwrap_or_default()
+                    ),
+                ));
+            }
+            mode
+        }
+    };
+    let url = app
+        .webhook_targets
+        .check(parse_url_value(body.get("url"))?)
+        .await
+        .map_err(target_error)?;
+    let now = time::now();
+    let secret = WebhookSecret::generate().map_err(|_| ApiError::Internal)?;
+    let endpoint = WebhookEndpoint {
+        org_id: owner.org.clone(),
+        endpoint_id: new_endpoint_id().map_err(|_| ApiError::Internal)?,
+        mode: mode.as_str().to_owned(),
+        url: url.to_string(),
+        events,
+        description,
+        enabled,
+        include_aml: owner.sees_aml,
+        secret,
+        previous_secret: None,
+        previous_secret_expires_at: None,
+        created_at: now,
+        updated_at: now,
+        created_by: owner.creator.clone(),
+        disabled_reason: None,
+        disabled_at: None,
+        failing_since: None,
+        version: 0,
+    };
+    match app.webhook_endpoints.create(&endpoint).await {
+        Ok(()) => {}
+        Err(CreateError::Full) => {
+            return Err(ApiError::conflict(format!(
+                "Your org has {MAX_ENDPOINTS_PER_ORG} webhook endpoints, the most it may have; \
+                 delete one first (one endpoint can take several event types)."
+            )))
+        }
+        Err(CreateError::Contended) => return Err(contended()),
+        Err(CreateError::Storage(e)) => return Err(e.into()),
+    }
+    let mut body = endpoint.to_json();
+    body["secret"] = Value::String(endpoint.secret.expose().to_owned());
+    let mut response = secret_response(StatusCode::CREATED, &body, meta);
+    if let Ok(location) = HeaderValue::from_str(&format!("{}/{}", owner.base, endpoint.endpoint_id))
+    {
+        response.headers_mut().insert("location", location);
+    }
+    Ok(response)
+}
+
+/// `GET …/{id}`.
+pub async fn get(
+    app: &App,
+    req: &Request,
+    owner: &Owner,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    QueryParams::parse(req.uri().query(), &[])?;
+    let endpoint = endpoint_of(app, owner, req).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &endpoint.to_json(),
+        &meta.request_id,
+    ))
+}
+
+/// Reads the endpoint, applies `change`, stores it over what was read; again when another
+/// edit landed in between.
+async fn edit<F>(
+    app: &App,
+    owner: &Owner,
+    req: &Request,
+    mut change: F,
+) -> Result<WebhookEndpoint, ApiError>
+where
+    F: FnMut(&mut WebhookEndpoint, Timestamp),
+{
+    for _ in 0..EDIT_ATTEMPTS {
+        let mut endpoint = endpoint_of(app, owner, req).await?;
+        let now = time::now();
+        change(&mut endpoint, now);
+        endpoint.updated_at = now.max(endpoint.updated_at);
+        if app.webhook_endpoints.replace(&mut endpoint).await? {
+            return Ok(endpoint);
+        }
+    }
+    Err(contended())
+}
+
+/// `PATCH …/{id}`: `url`, `events`, `description`, `enabled` (true again clears a
+/// platform-disabled endpoint's reason and failure clock).
+pub async fn update(
+    app: &App,
+    req: &Request,
+    owner: &Owner,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    QueryParams::parse(req.uri().query(), &[])?;
+    let (value, body) = json_object_body(req)?;
+    only_fields(&body, &["url", "events", "description", "enabled"])?;
+    let events = body
+        .get("events")
+        .map(|v| parse_events(v, owner))
+        .transpose()?;
+    let description = body.get("description").map(parse_description).transpose()?;
+    let enabled = body.get("enabled").map(parse_enabled).transpose()?;
+    let url = match body.get("url") {
+        None => None,
+        Some(value) => Some(
+            app.webhook_targets
+                .check(parse_url_value(Some(value))?)
+                .await
+                .map_err(target_error)?
+                .to_string(),
+        ),
+    };
+    let space = owner.space();
+    crate::idempotency::once(
+        app,
+        req,
+        &space,
+        owner.idempotency_owner.as_deref(),
+        meta,
+        &value,
+        || async {
+            let endpoint = edit(app, owner, req, |endpoint, now| {
+                if let Some(url) = &url {
+                    endpoint.url.clone_from(url);
+                }
+                if let Some(events) = &events {
+                    endpoint.events.clone_from(events);
+                }
+                if let Some(description) = &description {
+                    endpoint.description.clone_from(description);
+                }
+                if let Some(enabled) = enabled {
+                    if enabled && !endpoint.enabled {
+                        endpoint.disabled_reason = None;
+                        endpoint.disabled_at = None;
+                        endpoint.failing_since = None;
+                    }
+                    if !enabled && endpoint.enabled {
+                        endpoint.disabled_at = Some(now);
+                    }
+                    endpoint.enabled = enabled;
+                }
+            })
+            .await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &endpoint.to_json(),
+                &meta.request_id,
+            ))
+        },
+    )
+    .await
+}
+
+/// `DELETE …/{id}`: it receives nothing more (deliveries already queued are dropped when
+/// they come up). Deleting it again is a 404.
+pub async fn delete(
+    app: &App,
+    req: &Request,
+    owner: &Owner,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    QueryParams::parse(req.uri().query(), &[])?;
+    let endpoint = endpoint_of(app, owner, req).await?;
+    if !app
+        .webhook_endpoints
+        .delete(&owner.org, &endpoint.endpoint_id)
+        .await?
+    {
+        return Err(not_found());
+    }
+    let body = json!({"object": "webhook_endpoint", "id": endpoint.endpoint_id, "deleted": true});
+    Ok(json_response(StatusCode::OK, &body, &meta.request_id))
+}
+
+/// `GET /v1/org/webhook-endpoints/{id}/secret`: the signing secret, for a member who needs
+/// it again (`Cache-Control: no-store`).
+pub async fn reveal_secret(
+    app: &App,
+    req: &Request,
+    owner: &Owner,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    QueryParams::parse(req.uri().query(), &[])?;
+    let endpoint = endpoint_of(app, owner, req).await?;
+    let body = json!({
+        "object": "webhook_endpoint_secret",
+        "endpoint_id": endpoint.endpoint_id,
+        "secret": endpoint.secret.expose(),
+        "previous_secret_expires_at": endpoint
+            .previous_secret_expires_at
+            .filter(|until| *until > meta.now)
+            .as_ref()
+            .map(time::format),
+    });
+    Ok(secret_response(StatusCode::OK, &body, meta))
+}
+
+/// `POST /v1/org/webhook-endpoints/{id}/rotate-secret`: `{expire_previous_in_seconds?}`
+/// (0-604800, default 86400) → a new secret, answered once; the previous one keeps
+/// signing alongside it until then, so receivers can switch without missing a delivery.
+pub async fn rotate_secret(
+    app: &App,
+    req: &Request,
+    owner: &Owner,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    refuse_idempotency_key(req)?;
+    QueryParams::parse(req.uri().query(), &[])?;
+    let body: Map<String, Value> = optional_body(req)?;
+    only_fields(&body, &["expire_previous_in_seconds"])?;
+    let overlap = match body.get("expire_previous_in_seconds") {
+        None | Some(Value::Null) => DEFAULT_ROTATION_OVERLAP_SECS,
+        Some(value) => value
+            .as_i64()
+            .filter(|secs| (0..=MAX_ROTATION_OVERLAP_SECS).contains(secs))
+            .ok_or_else(|| {
+                ApiError::invalid_param(
+                    "expire_previous_in_seconds",
+                    format!("expire_previous_in_seconds must be a whole number from 0 to {MAX_ROTATION_OVERLAP_SECS}."),
+                )
+            })?,
+    };
+    let fresh = WebhookSecret::generate().map_err(|_| ApiError::Internal)?;
+    let endpoint = edit(app, owner, req, |endpoint, now| {
+        let old = std::mem::replace(&mut endpoint.secret, fresh.clone());
+        if overlap > 0 {
+            endpoint.previous_secret = Some(old);
+            endpoint.previous_secret_expires_at = Some(now + chrono::Duration::seconds(overlap));
+        } else {
+            endpoint.previous_secret = None;
+            endpoint.previous_secret_expires_at = None;
+        }
+    })
+    .await?;
+    let mut body = endpoint.to_json();
+    body["secret"] = Value::String(endpoint.secret.expose().to_owned());
+    Ok(secret_response(StatusCode::OK, &body, meta))
+}

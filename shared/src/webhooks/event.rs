@@ -1,0 +1,182 @@
+//! The events an endpoint can subscribe to, and the payload every delivery carries.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::time::{self, Timestamp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    #[serde(rename = "customer.created")]
+    CustomerCreated,
+    /// Any change, lifecycle moves included, with `previous_attributes`.
+    #[serde(rename = "customer.updated")]
+    CustomerUpdated,
+    /// The moment `kyc_status` is VERIFIED and `aml.status` CLEAR together.
+    #[serde(rename = "customer.verified")]
+    CustomerVerified,
+    /// A key expires in 7 days (the daily sweep).
+    #[serde(rename = "api_key.expiring")]
+    ApiKeyExpiring,
+    #[serde(rename = "api_key.revoked")]
+    ApiKeyRevoked,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 5] = [
+        EventType::CustomerCreated,
+        EventType::CustomerUpdated,
+        EventType::CustomerVerified,
+        EventType::ApiKeyExpiring,
+        EventType::ApiKeyRevoked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::CustomerCreated => "customer.created",
+            EventType::CustomerUpdated => "customer.updated",
+            EventType::CustomerVerified => "customer.verified",
+            EventType::ApiKeyExpiring => "api_key.expiring",
+            EventType::ApiKeyRevoked => "api_key.revoked",
+        }
+    }
+
+    pub fn names() -> String {
+        EventType::ALL
+            .iter()
+            .map(|e| e.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown event type {0:?}")]
+pub struct UnknownEventType(pub String);
+
+impl FromStr for EventType {
+    type Err = UnknownEventType;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventType::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .ok_or_else(|| UnknownEventType(s.to_owned()))
+    }
+}
+
+/// One thing that happened, before it is cut to what each endpoint may see: `object` is
+/// whole (a customer with its AML block, a key object), `previous_attributes` likewise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// `evt_…`, derived from what produced it (a stream record, a key and its expiry), so
+    /// a batch handled twice makes the same event, not a second one.
+    pub id: String,
+    pub kind: EventType,
+    pub created_at: Timestamp,
+    pub object: Value,
+    pub previous_attributes: Option<Value>,
+}
+
+impl Event {
+    /// The body an endpoint receives: `{"id","type","created_at","data":{"object",
+    /// "previous_attributes"?}}`, the AML block removed unless the endpoint may see it.
+    pub fn payload(&self, include_aml: bool) -> Value {
+        let mut object = self.object.clone();
+        let mut previous = self.previous_attributes.clone();
+        if !include_aml {
+            if let Some(map) = object.as_object_mut() {
+                if map.get("object").and_then(Value::as_str) == Some("customer") {
+                    map.shift_remove("aml");
+                }
+            }
+            if let Some(map) = previous.as_mut().and_then(Value::as_object_mut) {
+                map.shift_remove("aml");
+            }
+        }
+        let mut data = json!({ "object": object });
+        if let Some(previous) = previous {
+            data["previous_attributes"] = previous;
+        }
+        json!({
+            "id": self.id,
+            "type": self.kind.as_str(),
+            "created_at": time::format(&self.created_at),
+            "data": data,
+        })
+    }
+}
+
+/// An event id from the facts that make the event unique.
+pub fn event_id(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0x1f]);
+    }
+    let digest = hasher.finalize();
+    format!("evt_{}", hex::encode(&digest[..16]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_names_round_trip_and_unknown_ones_are_refused() {
+        for kind in EventType::ALL {
+            assert_eq!(kind.as_str().parse::<EventType>(), Ok(kind));
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                Value::String(kind.as_str().into())
+            );
+        }
+        for bad in ["customer.deleted", "Customer.created", "", "*", "customer"] {
+            assert!(bad.parse::<EventType>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn payloads_drop_aml_for_endpoints_that_may_not_see_it() {
+        let event = Event {
+            id: "evt_1".into(),
+            kind: EventType::CustomerUpdated,
+            created_at: time::parse("2026-12-04T10:00:00Z").unwrap(),
+            object: json!({"object": "customer", "id": "c1", "aml": {"status": "CLEAR"}}),
+            previous_attributes: Some(
+                json!({"aml": {"status": "PENDING"}, "kyc_status": "PENDING"}),
+            ),
+        };
+        let full = event.payload(true);
+        assert_eq!(full["data"]["object"]["aml"]["status"], "CLEAR");
+        assert_eq!(
+            full["data"]["previous_attributes"]["aml"]["status"],
+            "PENDING"
+        );
+        let cut = event.payload(false);
+        assert!(cut["data"]["object"].get("aml").is_none());
+        assert!(cut["data"]["previous_attributes"].get("aml").is_none());
+        assert_eq!(cut["data"]["previous_attributes"]["kyc_status"], "PENDING");
+        assert_eq!(cut["type"], "customer.updated");
+        assert_eq!(cut["created_at"], "2026-12-04T10:00:00.000Z");
+    }
+
+    #[test]
+    fn event_ids_depend_on_every_part() {
+        let a = event_id(&["stream", "1"]);
+        assert_eq!(a, event_id(&["stream", "1"]));
+        assert_ne!(a, event_id(&["stream", "2"]));
+        assert_ne!(event_id(&["ab", "c"]), event_id(&["a", "bc"]));
+        assert!(a.starts_with("evt_") && a.len() > 20);
+    }
+}

@@ -1,0 +1,10 @@
+//! Webhooks: the endpoints an org registers (`endpoint`, `table`, `api`), where they may
+//! point (`target`), the events made from the tables' streams (`event`), and the signed,
+//! retried delivery of each (`signing`).
+
+pub mod api;
+pub mod endpoint;
+pub mod event;
+pub mod signing;
+pub mod table;
+pub mod target;
