@@ -427,7 +427,8 @@ mod tests {
                 "CustomersTable",
                 "IdempotencyTable",
                 "MembersTable",
-                "RequestLogTable"
+                "RequestLogTable",
+                "WebhookEndpointsTable"
             ]
         );
         assert_eq!(

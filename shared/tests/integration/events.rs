@@ -43,6 +43,20 @@ const EXPECTED: &[(&str, u16, &str)] = &[
     ("invite-member.json", 201, "member"),
     ("update-member.json", 404, "not_found"),
     ("deactivate-member.json", 404, "not_found"),
+    // Webhook endpoints: a key with webhooks:write, and a member (a public address
+    // literal as the target: no DNS needed).
+    ("list-webhook-endpoints.json", 200, "list"),
+    ("create-webhook-endpoint.json", 201, "webhook_endpoint"),
+    ("get-webhook-endpoint.json", 404, "not_found"),
+    ("update-webhook-endpoint.json", 404, "not_found"),
+    ("delete-webhook-endpoint.json", 404, "not_found"),
+    ("org-list-webhook-endpoints.json", 200, "list"),
+    ("org-create-webhook-endpoint.json", 201, "webhook_endpoint"),
+    ("org-get-webhook-endpoint.json", 404, "not_found"),
+    ("org-update-webhook-endpoint.json", 404, "not_found"),
+    ("org-delete-webhook-endpoint.json", 404, "not_found"),
+    ("org-webhook-endpoint-secret.json", 404, "not_found"),
+    ("org-rotate-webhook-secret.json", 404, "not_found"),
 ];
 
 /// The member events' `sub` claim: no member has it, so as committed they answer 401.
