@@ -31,7 +31,8 @@ FUNCTIONS := ListCustomersFunction CreateCustomerFunction GetCustomerFunction Up
   TestHelperKycFunction TestHelperAmlFunction \
   ListWebhookEndpointsFunction CreateWebhookEndpointFunction GetWebhookEndpointFunction UpdateWebhookEndpointFunction DeleteWebhookEndpointFunction \
   OrgListWebhookEndpointsFunction OrgCreateWebhookEndpointFunction OrgGetWebhookEndpointFunction OrgUpdateWebhookEndpointFunction OrgDeleteWebhookEndpointFunction \
-  OrgWebhookEndpointSecretFunction OrgRotateWebhookSecretFunction
+  OrgWebhookEndpointSecretFunction OrgRotateWebhookSecretFunction \
+  WebhookDispatcherFunction WebhookRetrierFunction WebhookExpiringFunction
 
 .PHONY: help run test unit dynamodb-local check-java browser icadmin clean-local build lint contract rehearse ci bench
 

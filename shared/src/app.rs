@@ -14,6 +14,7 @@ use crate::keys::table::ApiKeysTable;
 use crate::members::pool::MemberPool;
 use crate::members::table::{MembersTable, MEMBERS_TABLE_ENV};
 use crate::request_log::table::{RequestLogTable, REQUEST_LOG_TABLE_ENV};
+use crate::webhooks::delivery::{WebhookDeliveriesTable, WEBHOOK_DELIVERIES_TABLE_ENV};
 use crate::webhooks::table::{WebhookEndpointsTable, WEBHOOK_ENDPOINTS_TABLE_ENV};
 use crate::webhooks::target::TargetGuard;
 
@@ -33,6 +34,7 @@ pub struct TableNames {
     pub members: String,
     pub request_log: String,
     pub webhook_endpoints: String,
+    pub webhook_deliveries: String,
 }
 
 impl TableNames {
@@ -52,6 +54,7 @@ impl TableNames {
             members: var(MEMBERS_TABLE_ENV)?,
             request_log: var(REQUEST_LOG_TABLE_ENV)?,
             webhook_endpoints: var(WEBHOOK_ENDPOINTS_TABLE_ENV)?,
+            webhook_deliveries: var(WEBHOOK_DELIVERIES_TABLE_ENV)?,
         })
     }
 }
@@ -64,6 +67,7 @@ pub struct App {
     pub members: MembersTable,
     pub request_log: RequestLogTable,
     pub webhook_endpoints: WebhookEndpointsTable,
+    pub webhook_deliveries: WebhookDeliveriesTable,
     /// Where webhooks may go: public https targets (the local stack also allows private).
     pub webhook_targets: TargetGuard,
     /// The org's user pool: only the functions that invite or deactivate members need it.
@@ -82,7 +86,11 @@ impl App {
             idempotency: IdempotencyTable::new(client.clone(), &tables.idempotency),
             members: MembersTable::new(client.clone(), &tables.members),
             request_log: RequestLogTable::new(client.clone(), &tables.request_log),
-            webhook_endpoints: WebhookEndpointsTable::new(client, &tables.webhook_endpoints),
+            webhook_endpoints: WebhookEndpointsTable::new(
+                client.clone(),
+                &tables.webhook_endpoints,
+            ),
+            webhook_deliveries: WebhookDeliveriesTable::new(client, &tables.webhook_deliveries),
             webhook_targets: TargetGuard::from_env(),
             pool: None,
             cursor_key: CursorKey::random().ok(),

@@ -108,6 +108,17 @@ fn encode(org: &OrgId, customer: &Customer, version: u64) -> Result<Item, Storag
     Ok(item)
 }
 
+/// The customer of a stored item (a stream image, say) and the data space (`pk`) it is
+/// in; `None` for the table's other items (external id markers).
+pub fn customer_from_item(item: Item) -> Option<Result<(String, StoredCustomer), StorageError>> {
+    let sk = item.get("sk")?.as_s().ok()?;
+    if !sk.starts_with(CUSTOMER_SK_PREFIX) {
+        return None;
+    }
+    let pk = item.get("pk")?.as_s().ok()?.clone();
+    Some(decode(item).map(|stored| (pk, stored)))
+}
+
 fn decode(mut item: Item) -> Result<StoredCustomer, StorageError> {
     let version = item
         .remove("version")

@@ -408,6 +408,11 @@ fn decode(item: HashMap<String, AttributeValue>) -> Result<ApiKeyRecord, Storage
 }
 
 /// A whole item as stored, its per-second counters left out.
+/// A key from its stored item (a stream image, say), counters aside.
+pub fn key_from_item(item: HashMap<String, AttributeValue>) -> Result<ApiKeyRecord, StorageError> {
+    decode_without_windows(item)
+}
+
 fn decode_without_windows(
     mut item: HashMap<String, AttributeValue>,
 ) -> Result<ApiKeyRecord, StorageError> {
@@ -549,6 +554,33 @@ impl ApiKeysTable {
             .collect::<Result<Vec<_>, _>>()?;
         keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(keys)
+    }
+
+    /// Live keys (not revoked) that expire within `[from, to]`, every org's: the daily
+    /// `api_key.expiring` sweep (a Scan, once a day).
+    pub async fn expiring_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<ApiKeyRecord>, StorageError> {
+        let items: Vec<_> = self
+            .client
+            .scan()
+            .table_name(&self.name)
+            .filter_expression(
+                "expires_at BETWEEN :from AND :to AND attribute_not_exists(revoked_at)",
+            )
+            .expression_attribute_values(":from", AttributeValue::S(time::format(&from)))
+            .expression_attribute_values(":to", AttributeValue::S(time::format(&to)))
+            .into_paginator()
+            .items()
+            .send()
+            .collect()
+            .await;
+        items
+            .into_iter()
+            .map(|item| decode_without_windows(item.map_err(|e| classify("Scan api keys", &e))?))
+            .collect()
     }
 
     /// Revokes `key_id` if it belongs to `org`, as the operator; see `revoke_by`.

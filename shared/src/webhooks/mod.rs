@@ -3,8 +3,12 @@
 //! retried delivery of each (`signing`).
 
 pub mod api;
+pub mod delivery;
+pub mod dispatch;
 pub mod endpoint;
 pub mod event;
+pub mod sender;
 pub mod signing;
 pub mod table;
 pub mod target;
+pub mod worker;

@@ -1,0 +1,574 @@
+//! From table changes to deliveries. The dispatcher takes DynamoDB Streams batches (the
+//! deployed event source mapping, or the local stack's poller: the same JSON, the same
+//! handler), makes the events of each record, and stores one delivery per subscribed
+//! endpoint of the record's org and mode before anything is sent; then it makes each new
+//! delivery's first attempt. The retrier (every minute, and the local stack's loop) makes
+//! the attempts that come due later; the daily sweep makes `api_key.expiring`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tokio::time::Instant;
+
+use crate::customers::model::{AmlStatus, Customer, CustomerView, KycStatus};
+use crate::customers::table::customer_from_item;
+use crate::keys::table::{key_from_item, ApiKeysTable};
+use crate::org::{Mode, OrgId};
+use crate::storage::StorageError;
+use crate::time::{self, Timestamp};
+use crate::webhooks::delivery::{Attempt, Delivery, DeliveryStatus, WebhookDeliveriesTable};
+use crate::webhooks::endpoint::{WebhookEndpoint, DISABLE_AFTER_FAILING_SECS};
+use crate::webhooks::event::{event_id, Event, EventType};
+use crate::webhooks::sender::WebhookSender;
+use crate::webhooks::table::WebhookEndpointsTable;
+
+/// Waits before each retry, after the first attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+pub const RETRY_SCHEDULE_SECS: [u64; 7] = [5, 300, 1_800, 7_200, 18_000, 36_000, 36_000];
+/// How long a worker holds a delivery it is sending: past one attempt's limit.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// Kept free at the end of an invocation to record what was sent.
+const RECORD_MARGIN: Duration = Duration::from_secs(3);
+/// Deliveries one sweep takes at once.
+const SWEEP_BATCH: i32 = 25;
+/// `api_key.expiring` is sent for keys expiring 7 days ahead; the daily sweep looks at a
+/// 2-day window so a late or early run misses none (the event id is per key and expiry,
+/// so a key seen twice is delivered once).
+pub const EXPIRING_AHEAD_DAYS: i64 = 7;
+
+/// What the webhook workers share: the tables, the sender and their timings.
+#[derive(Debug, Clone)]
+pub struct Webhooks {
+    pub endpoints: WebhookEndpointsTable,
+    pub deliveries: WebhookDeliveriesTable,
+    pub sender: WebhookSender,
+    pub retry_schedule: Vec<Duration>,
+    pub lease: Duration,
+    pub disable_after: chrono::Duration,
+}
+
+impl Webhooks {
+    pub fn new(app: &crate::App) -> Self {
+        Self {
+            endpoints: app.webhook_endpoints.clone(),
+            deliveries: app.webhook_deliveries.clone(),
+            sender: WebhookSender::new(app.webhook_targets.clone()),
+            retry_schedule: RETRY_SCHEDULE_SECS
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+            lease: LEASE,
+            disable_after: chrono::Duration::seconds(DISABLE_AFTER_FAILING_SECS),
+        }
+    }
+}
+
+// --- Stream records -------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+struct StreamBatch {
+    #[serde(rename = "Records", default)]
+    records: Vec<StreamRecord>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamRecord {
+    #[serde(rename = "eventName", default)]
+    event_name: String,
+    dynamodb: StreamData,
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamData {
+    #[serde(rename = "NewImage", default)]
+    new_image: Option<serde_dynamo::Item>,
+    #[serde(rename = "OldImage", default)]
+    old_image: Option<serde_dynamo::Item>,
+    #[serde(rename = "SequenceNumber", default)]
+    sequence_number: String,
+}
+
+type Image = HashMap<String, AttributeValue>;
+
+fn image(item: Option<serde_dynamo::Item>) -> Option<Image> {
+    item.map(Into::into)
+}
+
+/// Live or test, and the org, of a data space (`acme`, `acme#test`).
+fn space_of(pk: &str) -> Option<(OrgId, Mode)> {
+    match pk.strip_suffix("#test") {
+        Some(org) => Some((OrgId::parse(org).ok()?, Mode::Test)),
+        None => Some((OrgId::parse(pk).ok()?, Mode::Live)),
+    }
+}
+
+fn is_verified(customer: &Customer) -> bool {
+    customer.kyc_status == KycStatus::Verified && customer.aml.status == AmlStatus::Clear
+}
+
+/// The fields of `old` that differ in `new`, as they were; `None` when nothing but
+/// `updated_at` changed (a write that changed nothing is no event).
+fn previous_attributes(old: &Value, new: &Value) -> Option<Value> {
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+        return None;
+    };
+    let changed: Map<String, Value> = new
+        .iter()
+        .filter(|(name, value)| old.get(*name) != Some(*value))
+        .map(|(name, _)| (name.clone(), old.get(name).cloned().unwrap_or(Value::Null)))
+        .collect();
+    changed
+        .keys()
+        .any(|name| name != "updated_at")
+        .then_some(Value::Object(changed))
+}
+
+/// An event, and where it belongs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routed {
+    pub org: OrgId,
+    pub mode: Mode,
+    pub event: Event,
+}
+
+/// The events a stream record stands for: customers created, changed, verified; keys
+/// revoked. Anything else (external id markers, the keys' per-second counters, deletes)
+/// makes none.
+fn events_of(record: StreamRecord, now: Timestamp) -> Result<Vec<Routed>, StorageError> {
+    if record.event_name == "REMOVE" {
+        return Ok(Vec::new());
+    }
+    let (Some(new), old) = (
+        image(record.dynamodb.new_image),
+        image(record.dynamodb.old_image),
+    ) else {
+        return Ok(Vec::new());
+    };
+    if new.contains_key("key_hash") {
+        return key_events(new, old, now);
+    }
+    let Some(stored) = customer_from_item(new) else {
+        return Ok(Vec::new());
+    };
+    let (pk, stored) = stored?;
+    let Some((org, mode)) = space_of(&pk) else {
+        return Ok(Vec::new());
+    };
+    let previous = old
+        .and_then(customer_from_item)
+        .transpose()?
+        .map(|(_, s)| s);
+    let customer = &stored.customer;
+    let object = CustomerView::FULL.render(customer);
+    let id = customer.id.to_string();
+    let version = stored.version.to_string();
+    let mut events = Vec::new();
+    let mut push = |kind: EventType, parts: &[&str], previous_attributes: Option<Value>| {
+        events.push(Routed {
+            org: org.clone(),
+            mode,
+            event: Event {
+                id: event_id(&[&[kind.as_str()], parts].concat()),
+                kind,
+                created_at: customer.updated_at,
+                object: object.clone(),
+                previous_attributes,
+            },
+        });
+    };
+    match &previous {
+        None => push(EventType::CustomerCreated, &[&id], None),
+        Some(old) => {
+            let before = CustomerView::FULL.render(&old.customer);
+            match previous_attributes(&before, &object) {
+                Some(changed) => push(EventType::CustomerUpdated, &[&id, &version], Some(changed)),
+                None => return Ok(Vec::new()),
+            }
+        }
+    }
+    if is_verified(customer)
+        && !previous
+            .as_ref()
+            .is_some_and(|old| is_verified(&old.customer))
+    {
+        push(EventType::CustomerVerified, &[&id, &version], None);
+    }
+    let _ = now;
+    Ok(events)
+}
+
+fn key_events(new: Image, old: Option<Image>, now: Timestamp) -> Result<Vec<Routed>, StorageError> {
+    let revoked_now = new.contains_key("revoked_at")
+        && !old
+            .as_ref()
+            .is_some_and(|old| old.contains_key("revoked_at"));
+    if !revoked_now {
+        return Ok(Vec::new());
+    }
+    let key = key_from_item(new)?;
+    let kind = EventType::ApiKeyRevoked;
+    Ok(vec![Routed {
+        org: key.org_id.clone(),
+        mode: key.mode(),
+        event: Event {
+            id: event_id(&[kind.as_str(), &key.id]),
+            kind,
+            created_at: key.revoked_at.unwrap_or(now),
+            object: key.to_public_json(now),
+            previous_attributes: None,
+        },
+    }])
+}
+
+// --- Enqueue and attempt ---------------------------------------------------------------
+
+/// An org's endpoints, read once per batch.
+#[derive(Default)]
+struct EndpointCache(HashMap<OrgId, Vec<WebhookEndpoint>>);
+
+impl EndpointCache {
+    async fn of(
+        &mut self,
+        table: &WebhookEndpointsTable,
+        org: &OrgId,
+    ) -> Result<&[WebhookEndpoint], StorageError> {
+        if !self.0.contains_key(org) {
+            let endpoints = table.list(org).await?;
+            self.0.insert(org.clone(), endpoints);
+        }
+        Ok(self.0.get(org).map(Vec::as_slice).unwrap_or_default())
+    }
+}
+
+/// A delivery's key.
+pub type DeliveryKey = (String, String);
+
+impl Webhooks {
+    /// Stores a delivery of `routed` to each endpoint of its org and mode that wants it;
+    /// the keys of those that were new.
+    async fn enqueue(
+        &self,
+        routed: &Routed,
+        cache: &mut EndpointCache,
+    ) -> Result<Vec<DeliveryKey>, StorageError> {
+        let now = time::now();
+        let mut made = Vec::new();
+        for endpoint in cache.of(&self.endpoints, &routed.org).await? {
+            if endpoint.mode() != routed.mode || !endpoint.wants(routed.event.kind) {
+                continue;
+            }
+            let payload = routed.event.payload(endpoint.include_aml).to_string();
+            let delivery = Delivery::new(
+                &endpoint.endpoint_id,
+                &routed.org,
+                &routed.event.id,
+                routed.event.kind,
+                payload,
+                now,
+            );
+            if self.deliveries.enqueue(&delivery).await? {
+                made.push((delivery.endpoint_id, delivery.delivery_id));
+            }
+        }
+        Ok(made)
+    }
+
+    /// A batch from a stream: `{"batchItemFailures":[{"itemIdentifier": <sequence
+    /// number>}]}` naming the first record whose deliveries could not all be stored (the
+    /// event source mapping sends it, and those after it, again: storing is idempotent).
+    /// Then the first attempt of each new delivery, while time allows.
+    pub async fn handle_stream(self: &Arc<Self>, batch: &Value, deadline: Instant) -> Value {
+        let batch: StreamBatch = match serde_json::from_value(batch.clone()) {
+            Ok(batch) => batch,
+            Err(err) => {
+                tracing::error!(error = %err, "not a DynamoDB Streams batch");
+                return json!({"batchItemFailures": []});
+            }
+        };
+        let mut cache = EndpointCache::default();
+        let mut made = Vec::new();
+        let mut failed = None;
+        for record in batch.records {
+            let sequence = record.dynamodb.sequence_number.clone();
+            let outcome = async {
+                let mut keys = Vec::new();
+                for routed in events_of(record, time::now())? {
+                    keys.extend(self.enqueue(&routed, &mut cache).await?);
+                }
+                Ok::<_, StorageError>(keys)
+            }
+            .await;
+            match outcome {
+                Ok(keys) => made.extend(keys),
+                Err(StorageError::Corrupt(detail)) => {
+                    // A record that can never decode would block the shard forever.
+                    tracing::error!(error = %detail, sequence = %sequence, "stream record skipped");
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, sequence = %sequence, "deliveries not stored; the batch resumes here");
+                    failed = Some(sequence);
+                    break;
+                }
+            }
+        }
+        self.attempt_all(made, deadline).await;
+        match failed {
+            Some(sequence) => json!({"batchItemFailures": [{"itemIdentifier": sequence}]}),
+            None => json!({"batchItemFailures": []}),
+        }
+    }
+
+    /// Attempts each delivery at once, those that can finish before `deadline`; the rest
+    /// wait for the retrier.
+    async fn attempt_all(self: &Arc<Self>, keys: Vec<DeliveryKey>, deadline: Instant) -> usize {
+        let by = deadline.checked_sub(RECORD_MARGIN).unwrap_or(deadline);
+        if Instant::now() + self.sender.timeout > by {
+            return 0;
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (endpoint_id, delivery_id) in keys {
+            let this = self.clone();
+            tasks.spawn(async move { this.attempt(&endpoint_id, &delivery_id).await });
+        }
+        let mut attempted = 0;
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Ok(Some(_))) => attempted += 1,
+                Ok(Ok(None)) => {}
+                Ok(Err(err)) => tracing::warn!(error = %err, "webhook attempt not recorded"),
+                Err(err) => tracing::error!(error = %err, "webhook attempt task failed"),
+            }
+        }
+        attempted
+    }
+
+    /// One attempt at a due delivery (if this worker gets its lease): sent, recorded, the
+    /// next one scheduled or the delivery finished, and the endpoint's health noted. The
+    /// attempt made, or `None` when there was nothing to do.
+    pub async fn attempt(
+        &self,
+        endpoint_id: &str,
+        delivery_id: &str,
+    ) -> Result<Option<Attempt>, StorageError> {
+        let now = time::now();
+        let Some(mut delivery) = self
+            .deliveries
+            .claim(endpoint_id, delivery_id, now, self.lease)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let token = delivery.lease_token.clone().unwrap_or_default();
+        let endpoint = self.endpoints.get(&delivery.org_id, endpoint_id).await?;
+        let endpoint = match endpoint {
+            Some(endpoint) if endpoint.enabled => endpoint,
+            gone => {
+                delivery.dropped_reason = Some(
+                    if gone.is_none() {
+                        "the endpoint was deleted"
+                    } else {
+                        "the endpoint is disabled"
+                    }
+                    .to_owned(),
+                );
+                delivery.resend_requested = false;
+                delivery.finish(DeliveryStatus::Dropped);
+                self.deliveries.settle(&delivery, &token).await?;
+                return Ok(None);
+            }
+        };
+        let mut attempt = self
+            .sender
+            .send(
+                &endpoint.url,
+                &delivery.delivery_id,
+                &endpoint.signing_secrets(now),
+                &delivery.payload,
+                now,
+            )
+            .await;
+        attempt.resend = std::mem::take(&mut delivery.resend_requested);
+        let succeeded = attempt.succeeded();
+        let gone = attempt.status_code == Some(410);
+        delivery.add_attempt(attempt.clone());
+        if succeeded {
+            delivery.finish(DeliveryStatus::Succeeded);
+        } else if attempt.resend {
+            // A re-send is one attempt, outside the schedule.
+            delivery.finish(DeliveryStatus::Failed);
+        } else {
+            let wait = self.retry_schedule.get(delivery.failures as usize).copied();
+            delivery.failures += 1;
+            match wait {
+                Some(wait) if !gone => delivery.schedule(
+                    time::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX),
+                ),
+                _ => delivery.finish(DeliveryStatus::Failed),
+            }
+        }
+        if !self.deliveries.settle(&delivery, &token).await? {
+            tracing::warn!(delivery_id = %delivery.delivery_id, "lease lost before the attempt was recorded; it will be sent again");
+        }
+        self.note_health(&endpoint, succeeded, gone).await;
+        Ok(Some(attempt))
+    }
+
+    /// The endpoint's failure clock: cleared by a success, started by a first failure;
+    /// after `disable_after` of nothing but failures (or a 410 Gone) it is disabled, the
+    /// reason recorded.
+    async fn note_health(&self, endpoint: &WebhookEndpoint, succeeded: bool, gone: bool) {
+        for _ in 0..3 {
+            let Ok(Some(mut current)) = self
+                .endpoints
+                .get(&endpoint.org_id, &endpoint.endpoint_id)
+                .await
+            else {
+                return;
+            };
+            let now = time::now();
+            let changed = if succeeded {
+                current.failing_since.take().is_some()
+            } else if gone {
+                current.enabled = false;
+                current.disabled_at = Some(now);
+                current.disabled_reason =
+                    Some("The receiver answered 410 Gone: it asked for no more deliveries.".into());
+                true
+            } else {
+                match current.failing_since {
+                    None => {
+                        current.failing_since = Some(now);
+                        true
+                    }
+                    Some(since) if now - since >= self.disable_after && current.enabled => {
+                        current.enabled = false;
+                        current.disabled_at = Some(now);
+                        current.disabled_reason = Some(format!(
+                            "Every delivery since {} failed: disabled after {} days. Fix the receiver, then enable it again.",
+                            time::format(&since),
+                            self.disable_after.num_days()
+                        ));
+                        true
+                    }
+                    Some(_) => false,
+                }
+            };
+            if !changed {
+                return;
+            }
+            current.updated_at = now.max(current.updated_at);
+            match self.endpoints.replace(&mut current).await {
+                Ok(true) => {
+                    if !current.enabled && endpoint.enabled {
+                        tracing::warn!(endpoint_id = %current.endpoint_id, "webhook endpoint disabled");
+                    }
+                    return;
+                }
+                Ok(false) => continue,
+                Err(err) => {
+                    tracing::warn!(error = %err, "webhook endpoint health not recorded");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One pass over what is due: each attempted at once. How many were attempted.
+    pub async fn sweep_once(self: &Arc<Self>, deadline: Instant) -> Result<usize, StorageError> {
+        let keys = self.deliveries.due(time::now(), SWEEP_BATCH).await?;
+        Ok(self.attempt_all(keys, deadline).await)
+    }
+
+    /// The retrier: sweeps, `poll` apart, until one more attempt could outlast `deadline`.
+    pub async fn sweep_until(self: &Arc<Self>, deadline: Instant, poll: Duration) -> usize {
+        let mut attempted = 0;
+        while Instant::now() + self.sender.timeout + RECORD_MARGIN < deadline {
+            match self.sweep_once(deadline).await {
+                Ok(0) => tokio::time::sleep(poll).await,
+                Ok(n) => attempted += n,
+                Err(err) => {
+                    tracing::warn!(error = %err, "webhook sweep failed");
+                    tokio::time::sleep(poll).await;
+                }
+            }
+        }
+        attempted
+    }
+
+    /// The daily `api_key.expiring`: each live key expiring within 6-8 days gets one event
+    /// (per key and expiry), to its org's endpoints of its mode.
+    pub async fn expiring(
+        self: &Arc<Self>,
+        keys: &ApiKeysTable,
+        deadline: Instant,
+    ) -> Result<usize, StorageError> {
+        let now = time::now();
+        let from = now + chrono::Duration::days(EXPIRING_AHEAD_DAYS - 1);
+        let to = now + chrono::Duration::days(EXPIRING_AHEAD_DAYS + 1);
+        let kind = EventType::ApiKeyExpiring;
+        let mut cache = EndpointCache::default();
+        let mut made = Vec::new();
+        for key in keys.expiring_between(from, to).await? {
+            let Some(expires_at) = key.expires_at else {
+                continue;
+            };
+            let routed = Routed {
+                org: key.org_id.clone(),
+                mode: key.mode(),
+                event: Event {
+                    id: event_id(&[kind.as_str(), &key.id, &time::format(&expires_at)]),
+                    kind,
+                    created_at: now,
+                    object: key.to_public_json(now),
+                    previous_attributes: None,
+                },
+            };
+            made.extend(self.enqueue(&routed, &mut cache).await?);
+        }
+        let count = made.len();
+        self.attempt_all(made, deadline).await;
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previous_attributes_name_what_changed_and_ignore_a_bare_touch() {
+        let old =
+            json!({"id": "c", "full_name": "Jane", "kyc_status": "PENDING", "updated_at": "1"});
+        let new =
+            json!({"id": "c", "full_name": "Jane Doe", "kyc_status": "PENDING", "updated_at": "2"});
+        assert_eq!(
+            previous_attributes(&old, &new),
+            Some(json!({"full_name": "Jane", "updated_at": "1"}))
+        );
+        let touched =
+            json!({"id": "c", "full_name": "Jane", "kyc_status": "PENDING", "updated_at": "2"});
+        assert_eq!(previous_attributes(&old, &touched), None);
+        let added = json!({"id": "c", "full_name": "Jane", "kyc_status": "PENDING", "updated_at": "2", "email": "j@x"});
+        assert_eq!(
+            previous_attributes(&old, &added),
+            Some(json!({"updated_at": "1", "email": null}))
+        );
+    }
+
+    #[test]
+    fn data_spaces_name_their_org_and_mode() {
+        assert_eq!(
+            space_of("acme"),
+            Some((OrgId::parse("acme").unwrap(), Mode::Live))
+        );
+        assert_eq!(
+            space_of("acme#test"),
+            Some((OrgId::parse("acme").unwrap(), Mode::Test))
+        );
+        assert_eq!(space_of("acme#other"), None);
+        assert_eq!(space_of(""), None);
+    }
+}
