@@ -16,6 +16,15 @@ CONTRACT_STAMP := $(CONTRACT_VENV)/.installed
 COGNITO_VENV := .venv-cognito
 COGNITO_STAMP := $(COGNITO_VENV)/.installed
 export COGNITO_EMULATOR := $(CURDIR)/$(COGNITO_VENV)/bin/moto_server
+# Webhook signatures are verified in the tests by the Standard Webhooks libraries
+# themselves (PyPI and npm `standardwebhooks`, pinned), as the README's examples do.
+WEBHOOKS_VENV := .venv-webhooks
+WEBHOOKS_STAMP := $(WEBHOOKS_VENV)/.installed
+export STANDARDWEBHOOKS_PYTHON := $(CURDIR)/$(WEBHOOKS_VENV)/bin/python
+STANDARDWEBHOOKS_JS_VERSION := 1.3.0
+STANDARDWEBHOOKS_JS_PREFIX := .local/standardwebhooks
+STANDARDWEBHOOKS_JS_STAMP := $(STANDARDWEBHOOKS_JS_PREFIX)/.installed-$(STANDARDWEBHOOKS_JS_VERSION)
+export STANDARDWEBHOOKS_NODE_PATH := $(CURDIR)/$(STANDARDWEBHOOKS_JS_PREFIX)/node_modules
 # The page's browser tests: Chromium and its WebDriver from the OS packages, and axe-core
 # (the accessibility scan run in the page) from npm, pinned, in a project-local folder.
 AXE_VERSION := 4.14.1
@@ -31,7 +40,7 @@ FUNCTIONS := ListCustomersFunction CreateCustomerFunction GetCustomerFunction Up
   TestHelperKycFunction TestHelperAmlFunction \
   ListWebhookEndpointsFunction CreateWebhookEndpointFunction GetWebhookEndpointFunction UpdateWebhookEndpointFunction DeleteWebhookEndpointFunction \
   OrgListWebhookEndpointsFunction OrgCreateWebhookEndpointFunction OrgGetWebhookEndpointFunction OrgUpdateWebhookEndpointFunction OrgDeleteWebhookEndpointFunction \
-  OrgWebhookEndpointSecretFunction OrgRotateWebhookSecretFunction \
+  OrgWebhookEndpointSecretFunction OrgRotateWebhookSecretFunction OrgListWebhookDeliveriesFunction OrgResendWebhookDeliveryFunction \
   WebhookDispatcherFunction WebhookRetrierFunction WebhookExpiringFunction
 
 .PHONY: help run test unit dynamodb-local check-java browser icadmin clean-local build lint contract rehearse ci bench
@@ -64,7 +73,7 @@ run: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP)
 	$(CARGO) build -q -p infra --bin local-stack --bin icadmin
 	exec "$${CARGO_TARGET_DIR:-target}/debug/local-stack"
 
-test: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) $(AXE_STAMP) browser
+test: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) $(AXE_STAMP) $(WEBHOOKS_STAMP) $(STANDARDWEBHOOKS_JS_STAMP) browser
 	$(CARGO) test --workspace --all-targets
 
 # Debian's chromium and chromium-driver, installed once (apt-get needs root: sudo otherwise).
@@ -77,6 +86,16 @@ browser:
 $(AXE_STAMP): | check-java
 	@mkdir -p $(AXE_PREFIX)
 	npm install --prefix $(AXE_PREFIX) --no-audit --no-fund --no-save --loglevel=error axe-core@$(AXE_VERSION)
+	@touch $@
+
+$(WEBHOOKS_STAMP): infra/tools/webhooks-requirements.txt
+	python3 -m venv $(WEBHOOKS_VENV)
+	$(WEBHOOKS_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	@touch $@
+
+$(STANDARDWEBHOOKS_JS_STAMP): | check-java
+	@mkdir -p $(STANDARDWEBHOOKS_JS_PREFIX)
+	npm install --prefix $(STANDARDWEBHOOKS_JS_PREFIX) --no-audit --no-fund --no-save --loglevel=error standardwebhooks@$(STANDARDWEBHOOKS_JS_VERSION)
 	@touch $@
 
 unit:

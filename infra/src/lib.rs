@@ -6,3 +6,4 @@ pub mod clock;
 pub mod gateway;
 pub mod identity;
 pub mod log_feed;
+pub mod webhook_workers;

@@ -52,7 +52,7 @@ check() { # credential, path regex
     --no-color
 }
 echo "== The integration API, with an API key"
-check "$KEY" '^/v1/(customers|me)'
+check "$KEY" '^/v1/(customers|me|webhook_endpoints)'
 echo "== The member API, with a member's access token"
 check "$TOKEN" '^/v1/org/'
 echo "== Test mode: the test helpers, with a test key"

@@ -4,6 +4,7 @@
 
 pub mod cognito_local;
 pub mod dynamodb_local;
+pub mod streams;
 pub mod template;
 
 pub use cognito_local::{CognitoLocal, PoolIds};

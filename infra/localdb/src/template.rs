@@ -6,7 +6,8 @@ use std::path::Path;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use serde_yaml_ng::Value;
 
@@ -301,7 +302,7 @@ impl Template {
     }
 
     /// Creates every table of the template, named `{prefix}{LogicalId}`, with its keys,
-    /// indexes and TTL. Returns logical id → table name.
+    /// indexes, TTL and stream. Returns logical id → table name.
     pub async fn create_tables(
         &self,
         client: &aws_sdk_dynamodb::Client,
@@ -374,6 +375,15 @@ impl Template {
                     request = request.global_secondary_indexes(gsi);
                 }
             }
+            if let Some(stream) = props.get("StreamSpecification") {
+                let view = str_at(stream, "StreamViewType", id)?;
+                let spec = StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::from(view))
+                    .build()
+                    .map_err(|e| err(format!("{id}: {e}")))?;
+                request = request.stream_specification(spec);
+            }
             request.send().await.map_err(|e| {
                 LocalError::DynamoDb(format!(
                     "CreateTable {name}: {}",
@@ -428,6 +438,7 @@ mod tests {
                 "IdempotencyTable",
                 "MembersTable",
                 "RequestLogTable",
+                "WebhookDeliveriesTable",
                 "WebhookEndpointsTable"
             ]
         );

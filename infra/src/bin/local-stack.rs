@@ -11,6 +11,7 @@ use infra::identity::{
     add_member_with_password, member_pool, random_password, with_member_identity,
 };
 use infra::log_feed::{feed, tee};
+use infra::webhook_workers::WebhookWorkers;
 use localdb::cognito_local::LOCAL_REGION;
 use localdb::{workspace_root, DynamoDbLocal, Template};
 use localdb::{CognitoLocal, PoolIds};
@@ -22,6 +23,7 @@ use shared::members::role::Role;
 use shared::members::table::MEMBERS_TABLE_ENV;
 use shared::org::OrgId;
 use shared::request_log::table::{RequestLogTable, REQUEST_LOG_TABLE_ENV};
+use shared::webhooks::dispatch::Webhooks;
 use shared::{time, App};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -143,11 +145,20 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let routes = with_member_identity(routes, &template, &cognito, &pool)?;
-    let mut app = App::new(client, &tables).with_pool(member_pool(&cognito, &pool));
+    let mut app = App::new(client.clone(), &tables).with_pool(member_pool(&cognito, &pool));
     // The local stack alone lets webhooks go to http and private addresses (a receiver on
     // localhost); a deployment never sets WEBHOOK_ALLOW_PRIVATE_TARGETS.
     app.webhook_targets.allow_private = true;
     let app = Arc::new(app);
+    // Webhooks: the streams of DynamoDB Local feed the dispatcher; the retrier sweeps.
+    let _webhook_workers = WebhookWorkers::start(
+        app.clone(),
+        Arc::new(Webhooks::new(&app)),
+        &client,
+        &dynamodb.endpoint(),
+        &tables,
+    )
+    .await?;
     let admin_password = random_password()?;
     add_member_with_password(
         &app,

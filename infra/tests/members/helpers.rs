@@ -10,6 +10,7 @@ use infra::gateway::{serve, RouteTable};
 use infra::identity::{
     add_member_with_password, member_pool, random_password, with_member_identity,
 };
+use infra::webhook_workers::WebhookWorkers;
 use localdb::{
     test_client, CallCounter, CognitoLocal, DynamoDbLocal, FaultInjector, PoolIds, Template,
 };
@@ -20,6 +21,7 @@ use shared::members::pool::sign_in;
 use shared::members::role::Role;
 use shared::members::table::Member;
 use shared::org::OrgId;
+use shared::webhooks::dispatch::Webhooks;
 use shared::App;
 use tokio::runtime::Runtime;
 
@@ -258,6 +260,27 @@ impl Plane {
                 .unwrap_or_default();
             format!("{items:?}")
         })
+    }
+}
+
+impl Plane {
+    /// The webhook workers as the local stack runs them (stream followers, retrier), with
+    /// `tune` applied to their timings first. Dropping the workers stops them.
+    pub fn webhooks(&self, tune: impl FnOnce(&mut Webhooks)) -> (Arc<Webhooks>, WebhookWorkers) {
+        let mut webhooks = Webhooks::new(&self.app);
+        tune(&mut webhooks);
+        let webhooks = Arc::new(webhooks);
+        let workers = self
+            .runtime
+            .block_on(WebhookWorkers::start(
+                self.app.clone(),
+                webhooks.clone(),
+                &self.client,
+                &dynamodb().endpoint(),
+                &self.tables,
+            ))
+            .unwrap();
+        (webhooks, workers)
     }
 }
 

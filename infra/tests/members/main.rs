@@ -3,7 +3,9 @@
 //! member API's functions against DynamoDB Local, and the integration API used with the
 //! keys they make.
 
+mod delivery;
 mod helpers;
+mod receiver;
 mod test_mode;
 mod webhooks;
 

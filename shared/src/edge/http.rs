@@ -266,7 +266,9 @@ async fn member_route(
         | Route::OrgUpdateWebhookEndpoint
         | Route::OrgDeleteWebhookEndpoint
         | Route::OrgWebhookEndpointSecret
-        | Route::OrgRotateWebhookSecret => {
+        | Route::OrgRotateWebhookSecret
+        | Route::OrgListWebhookDeliveries
+        | Route::OrgResendWebhookDelivery => {
             webhook_route(app, route, req, &Owner::of_member(member), meta).await
         }
         _ => Err(ApiError::Internal),
@@ -300,6 +302,8 @@ async fn webhook_route(
         }
         Route::OrgWebhookEndpointSecret => api::reveal_secret(app, req, owner, meta).await,
         Route::OrgRotateWebhookSecret => api::rotate_secret(app, req, owner, meta).await,
+        Route::OrgListWebhookDeliveries => api::list_deliveries(app, req, owner, meta).await,
+        Route::OrgResendWebhookDelivery => api::resend_delivery(app, req, owner, meta).await,
         _ => Err(ApiError::Internal),
     }
 }

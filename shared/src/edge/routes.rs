@@ -46,6 +46,8 @@ pub enum Route {
     OrgDeleteWebhookEndpoint,
     OrgWebhookEndpointSecret,
     OrgRotateWebhookSecret,
+    OrgListWebhookDeliveries,
+    OrgResendWebhookDelivery,
     // Settings → Developers, the page on the member API (its own function serves it).
     DevelopersPage,
     DevelopersAsset,
@@ -85,6 +87,8 @@ impl Route {
         Route::OrgDeleteWebhookEndpoint,
         Route::OrgWebhookEndpointSecret,
         Route::OrgRotateWebhookSecret,
+        Route::OrgListWebhookDeliveries,
+        Route::OrgResendWebhookDelivery,
         Route::DevelopersPage,
         Route::DevelopersAsset,
     ];
@@ -116,6 +120,7 @@ impl Route {
             | Route::OrgListWebhookEndpoints
             | Route::OrgGetWebhookEndpoint
             | Route::OrgWebhookEndpointSecret
+            | Route::OrgListWebhookDeliveries
             | Route::DevelopersPage
             | Route::DevelopersAsset => Method::GET,
             Route::CreateCustomer
@@ -128,7 +133,8 @@ impl Route {
             | Route::DeactivateMember
             | Route::CreateWebhookEndpoint
             | Route::OrgCreateWebhookEndpoint
-            | Route::OrgRotateWebhookSecret => Method::POST,
+            | Route::OrgRotateWebhookSecret
+            | Route::OrgResendWebhookDelivery => Method::POST,
             Route::UpdateCustomer
             | Route::UpdateApiKey
             | Route::UpdateMember
@@ -168,6 +174,10 @@ impl Route {
             | Route::OrgDeleteWebhookEndpoint => "/v1/org/webhook-endpoints/{id}",
             Route::OrgWebhookEndpointSecret => "/v1/org/webhook-endpoints/{id}/secret",
             Route::OrgRotateWebhookSecret => "/v1/org/webhook-endpoints/{id}/rotate-secret",
+            Route::OrgListWebhookDeliveries => "/v1/org/webhook-endpoints/{id}/deliveries",
+            Route::OrgResendWebhookDelivery => {
+                "/v1/org/webhook-endpoints/{id}/deliveries/{delivery_id}/resend"
+            }
             Route::DevelopersPage => "/settings/developers",
             Route::DevelopersAsset => "/settings/developers/{asset}",
         }
@@ -210,7 +220,9 @@ impl Route {
             | Route::OrgUpdateWebhookEndpoint
             | Route::OrgDeleteWebhookEndpoint
             | Route::OrgWebhookEndpointSecret
-            | Route::OrgRotateWebhookSecret => Some(Permission::OrgApiKeys),
+            | Route::OrgRotateWebhookSecret
+            | Route::OrgListWebhookDeliveries
+            | Route::OrgResendWebhookDelivery => Some(Permission::OrgApiKeys),
             Route::ListMembers
             | Route::InviteMember
             | Route::UpdateMember

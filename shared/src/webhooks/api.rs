@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use lambda_http::http::{HeaderValue, StatusCode};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Map, Value};
 
 use crate::app::App;
@@ -22,6 +22,7 @@ use crate::org::{Mode, OrgId};
 use crate::query::QueryParams;
 use crate::request::RequestMeta;
 use crate::time::{self, Timestamp};
+use crate::webhooks::delivery::{is_delivery_id, Delivery, DeliveryStatus};
 use crate::webhooks::endpoint::{
     is_endpoint_id, new_endpoint_id, Creator, WebhookEndpoint, MAX_DESCRIPTION_CHARS,
     MAX_ENDPOINTS_PER_ORG,
@@ -545,4 +546,110 @@ pub async fn rotate_secret(
     let mut body = endpoint.to_json();
     body["secret"] = Value::String(endpoint.secret.expose().to_owned());
     Ok(secret_response(StatusCode::OK, &body, meta))
+}
+
+fn delivery_not_found() -> ApiError {
+    ApiError::NotFound("No delivery with this id for this webhook endpoint.".into())
+}
+
+/// Newest first: positions increase along the listing.
+fn delivery_position(delivery: &Delivery) -> String {
+    format!(
+        "{:020}|{}",
+        i64::MAX - delivery.created_at.timestamp_millis(),
+        delivery.delivery_id
+    )
+}
+
+/// `GET /v1/org/webhook-endpoints/{id}/deliveries`: the endpoint's deliveries of the last
+/// 30 days, newest first, each with its attempts (status code, latency, error excerpt);
+/// `?status=pending|succeeded|failed|dropped` filters. Never the payload.
+pub async fn list_deliveries(
+    app: &App,
+    req: &Request,
+    owner: &Owner,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    let query = QueryParams::parse(req.uri().query(), &["limit", "cursor", "status"])?;
+    let limit = Limit::parse(query.get("limit"))?;
+    let after = decode_cursor(query.get("cursor"))?;
+    let status = match query.get("status") {
+        None => None,
+        Some(text) => Some(
+            serde_json::from_value::<DeliveryStatus>(Value::String(text.to_owned())).map_err(
+                |_| {
+                    ApiError::invalid_param(
+                        "status",
+                        "status must be one of pending, succeeded, failed, dropped.",
+                    )
+                },
+            )?,
+        ),
+    };
+    let endpoint = endpoint_of(app, owner, req).await?;
+    let deliveries = app.webhook_deliveries.list(&endpoint.endpoint_id).await?;
+    let positioned = deliveries
+        .into_iter()
+        .filter(|d| status.is_none_or(|s| d.status == s))
+        .map(|d| (delivery_position(&d), d))
+        .collect();
+    let (deliveries, next) = page(positioned, after.as_deref(), limit);
+    let data = deliveries.iter().map(Delivery::to_json).collect();
+    let url = format!("{}/{}/deliveries", owner.base, endpoint.endpoint_id);
+    Ok(json_response(
+        StatusCode::OK,
+        &list_body(data, next, &url),
+        &meta.request_id,
+    ))
+}
+
+/// `POST /v1/org/webhook-endpoints/{id}/deliveries/{delivery_id}/resend`: one more attempt
+/// of a finished delivery (succeeded, failed or dropped), with the same `webhook-id` and
+/// body, made by the next sweep; `202` with the delivery, now pending. A pending delivery
+/// is `409` (its next attempt is coming), as is one of a disabled endpoint (enable it
+/// first).
+pub async fn resend_delivery(
+    app: &App,
+    req: &Request,
+    owner: &Owner,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    QueryParams::parse(req.uri().query(), &[])?;
+    let body: Map<String, Value> = optional_body(req)?;
+    only_fields(&body, &[])?;
+    let endpoint = endpoint_of(app, owner, req).await?;
+    let delivery_id = req
+        .path_parameters_ref()
+        .and_then(|params| params.first("delivery_id"))
+        .filter(|id| is_delivery_id(id))
+        .ok_or_else(delivery_not_found)?
+        .to_owned();
+    let current = app
+        .webhook_deliveries
+        .get(&endpoint.endpoint_id, &delivery_id)
+        .await?
+        .ok_or_else(delivery_not_found)?;
+    if !endpoint.enabled {
+        return Err(ApiError::conflict(
+            "This webhook endpoint is disabled: enable it first, then re-send.",
+        ));
+    }
+    let pending = || {
+        ApiError::conflict(
+            "This delivery is pending: its next attempt is already scheduled (next_attempt_at).",
+        )
+    };
+    if current.status == DeliveryStatus::Pending {
+        return Err(pending());
+    }
+    let resent = app
+        .webhook_deliveries
+        .resend(&endpoint.endpoint_id, &delivery_id, meta.now)
+        .await?
+        .ok_or_else(pending)?;
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &resent.to_json(),
+        &meta.request_id,
+    ))
 }

@@ -82,16 +82,17 @@ pub struct Delivery {
     pub failures: u32,
     pub created_at: Timestamp,
     /// Epoch milliseconds of the next attempt, while pending.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<i64>,
-    /// `"due"` while pending: the `Due` index's partition.
-    #[serde(default)]
+    /// `"due"` while pending: the `Due` index's partition. Absent attributes, not NULLs,
+    /// for what is unset: the index is sparse, and the lease's condition reads absence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_token: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped_reason: Option<String>,
     /// A member asked for one more attempt (a re-send): one attempt, outside the schedule.
     #[serde(default)]
@@ -323,8 +324,8 @@ impl WebhookDeliveriesTable {
         }
     }
 
-    /// Makes a finished delivery due again now (a member's re-send), unless it is pending
-    /// already; the updated delivery, or `None` when there is no such delivery.
+    /// Makes a finished delivery due again now (a member's re-send); the updated delivery,
+    /// or `None` when there is no such delivery or it is pending already.
     pub async fn resend(
         &self,
         endpoint_id: &str,
@@ -341,7 +342,7 @@ impl WebhookDeliveriesTable {
                 "SET #status = :pending, next_attempt_at = :now, due = :due, resend_requested = :yes \
                  REMOVE dropped_reason",
             )
-            .condition_expression("attribute_exists(delivery_id)")
+            .condition_expression("attribute_exists(delivery_id) AND #status <> :pending")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":now", n(now.timestamp_millis()))

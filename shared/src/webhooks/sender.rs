@@ -237,3 +237,135 @@ fn excerpt_of(bytes: &[u8]) -> String {
 
 /// Shared so each process builds its client once.
 pub type SharedSender = Arc<WebhookSender>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhooks::target::FixedResolver;
+    use std::collections::HashMap;
+    use std::net::IpAddr;
+    use std::sync::Arc;
+    use tokio::net::TcpListener;
+
+    fn sender(allow_private: bool, names: &[(&str, &str)]) -> WebhookSender {
+        let map: HashMap<String, Vec<IpAddr>> = names
+            .iter()
+            .map(|(name, ip)| ((*name).to_owned(), vec![ip.parse().unwrap()]))
+            .collect();
+        WebhookSender::new(TargetGuard {
+            allow_private,
+            resolver: Arc::new(FixedResolver(map)),
+        })
+    }
+
+    /// Whether anything connected to `listener` within a moment.
+    async fn connected(listener: &TcpListener) -> bool {
+        tokio::time::timeout(Duration::from_millis(300), listener.accept())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_name_that_now_resolves_inward_is_refused_at_connect_time() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let secret = WebhookSecret::generate().unwrap();
+        for (name, address) in [
+            ("rebound.example.com", "127.0.0.1"),
+            ("metadata.example.com", "169.254.169.254"),
+            ("mapped.example.com", "::ffff:127.0.0.1"),
+        ] {
+            let sender = sender(false, &[(name, address)]);
+            let attempt = sender
+                .send(
+                    &format!("https://{name}:{port}/hook"),
+                    "msg_1",
+                    &[&secret],
+                    "{}",
+                    crate::time::now(),
+                )
+                .await;
+            assert_eq!(attempt.status_code, None, "{attempt:?}");
+            let error = attempt.error.clone().unwrap_or_default();
+            assert!(
+                error.contains(address.trim_start_matches("::ffff:")),
+                "{name}: the refused address is named: {error}"
+            );
+            assert!(!attempt.succeeded());
+        }
+        assert!(!connected(&listener).await, "no connection was made");
+    }
+
+    #[tokio::test]
+    async fn ip_literals_and_plain_http_are_refused_in_a_deployment() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let secret = WebhookSecret::generate().unwrap();
+        let sender = sender(false, &[]);
+        for url in [
+            format!("https://127.0.0.1:{port}/hook"),
+            format!("https://[::1]:{port}/hook"),
+            format!("http://127.0.0.1:{port}/hook"),
+        ] {
+            let attempt = sender
+                .send(&url, "msg_1", &[&secret], "{}", crate::time::now())
+                .await;
+            assert_eq!(attempt.status_code, None, "{url}: {attempt:?}");
+            assert!(attempt.error.is_some(), "{url}");
+        }
+        assert!(!connected(&listener).await, "no connection was made");
+    }
+
+    #[tokio::test]
+    async fn the_local_stack_reaches_loopback_and_signs_what_it_sends() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let secret = WebhookSecret::generate().unwrap();
+        let sender = sender(true, &[]);
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !String::from_utf8_lossy(&request).contains("\"hello\"") {
+                let n = stream.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            stream
+                .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&request).into_owned()
+        });
+        let now = crate::time::now();
+        let attempt = sender
+            .send(
+                &format!("http://127.0.0.1:{port}/hook"),
+                "msg_abc",
+                &[&secret],
+                "{\"hello\":1}",
+                now,
+            )
+            .await;
+        assert_eq!(attempt.status_code, Some(204), "{attempt:?}");
+        assert!(attempt.succeeded());
+        let request = server.await.unwrap().to_ascii_lowercase();
+        assert!(request.starts_with("post /hook "), "{request}");
+        assert!(request.contains("webhook-id: msg_abc\r\n"), "{request}");
+        assert!(
+            request.contains(&format!("webhook-timestamp: {}\r\n", now.timestamp())),
+            "{request}"
+        );
+        let signature = secret.sign("msg_abc", now.timestamp(), "{\"hello\":1}");
+        assert!(
+            request.contains(&format!(
+                "webhook-signature: {}",
+                signature.to_ascii_lowercase()
+            )),
+            "{request}"
+        );
+    }
+}

@@ -57,6 +57,8 @@ const EXPECTED: &[(&str, u16, &str)] = &[
     ("org-delete-webhook-endpoint.json", 404, "not_found"),
     ("org-webhook-endpoint-secret.json", 404, "not_found"),
     ("org-rotate-webhook-secret.json", 404, "not_found"),
+    ("org-list-webhook-deliveries.json", 404, "not_found"),
+    ("org-resend-webhook-delivery.json", 404, "not_found"),
 ];
 
 /// The member events' `sub` claim: no member has it, so as committed they answer 401.
@@ -64,6 +66,10 @@ const MEMBER_PLACEHOLDER: &str = "REPLACE_WITH_A_MEMBER_SUB";
 
 /// Not an API Gateway event: the log writer's, checked on its own below.
 const LOG_WRITER_EVENT: &str = "log-writer.json";
+
+/// Not an API Gateway event: a DynamoDB Streams batch for the webhook dispatcher, checked
+/// on its own below.
+const DISPATCHER_EVENT: &str = "webhook-dispatcher.json";
 
 /// The page's events: its own function (not the library's handlers) answers them, and its
 /// crate's tests check them (`functions/developers-page`).
@@ -85,6 +91,57 @@ async fn the_log_writer_sample_event_is_stored() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].id, "events-log-writer");
     assert_eq!(records[0].customer_ids, [SAMPLE_CUSTOMER]);
+}
+
+#[tokio::test]
+async fn the_dispatcher_sample_event_makes_a_delivery_for_a_subscribed_endpoint() {
+    use shared::webhooks::endpoint::{Creator, WebhookEndpoint};
+    let env = TestEnv::new().await;
+    let org = OrgId::parse("events").unwrap();
+    // An endpoint of `events` for customer.created.
+    let now = time::now();
+    let endpoint = WebhookEndpoint {
+        org_id: org.clone(),
+        endpoint_id: shared::webhooks::endpoint::new_endpoint_id().unwrap(),
+        mode: "live".into(),
+        url: "https://93.184.215.14/hooks".into(),
+        events: [shared::webhooks::event::EventType::CustomerCreated].into(),
+        description: None,
+        enabled: true,
+        include_aml: false,
+        secret: shared::webhooks::signing::WebhookSecret::generate().unwrap(),
+        previous_secret: None,
+        previous_secret_expires_at: None,
+        created_at: now,
+        updated_at: now,
+        created_by: Creator::ApiKey {
+            id: "key_SAMPLE".into(),
+        },
+        disabled_reason: None,
+        disabled_at: None,
+        failing_since: None,
+        version: 0,
+    };
+    env.app.webhook_endpoints.create(&endpoint).await.unwrap();
+    let webhooks = std::sync::Arc::new(shared::webhooks::dispatch::Webhooks::new(&env.app));
+    let answer = webhooks
+        .handle_stream(
+            &load(DISPATCHER_EVENT),
+            // Too little time left for a first attempt: stored only, for the retrier.
+            tokio::time::Instant::now() + std::time::Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(answer, serde_json::json!({"batchItemFailures": []}));
+    let deliveries = env
+        .app
+        .webhook_deliveries
+        .list(&endpoint.endpoint_id)
+        .await
+        .unwrap();
+    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+    assert_eq!(deliveries[0].event_type.as_str(), "customer.created");
+    let payload: Value = serde_json::from_str(&deliveries[0].payload).unwrap();
+    assert_eq!(payload["data"]["object"]["id"], SAMPLE_CUSTOMER);
 }
 
 fn events_dir() -> std::path::PathBuf {
@@ -134,7 +191,10 @@ async fn every_sample_event_is_answered_as_documented() {
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| {
-            n.ends_with(".json") && n != LOG_WRITER_EVENT && !PAGE_EVENTS.contains(&n.as_str())
+            n.ends_with(".json")
+                && n != LOG_WRITER_EVENT
+                && n != DISPATCHER_EVENT
+                && !PAGE_EVENTS.contains(&n.as_str())
         })
         .collect();
     on_disk.sort();

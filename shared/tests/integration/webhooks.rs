@@ -463,3 +463,43 @@ async fn patch_changes_what_it_names_checks_it_as_create_does_and_replays() {
     assert_eq!(enabled["disabled_at"], Value::Null);
     assert_eq!(enabled["created_at"], made["created_at"]);
 }
+
+/// Streams feed the dispatcher: exactly the customers and keys tables have one, with both
+/// images (`customer.updated` needs the old one), as template.yaml declares them.
+#[tokio::test]
+async fn the_customers_and_keys_tables_stream_both_images_and_no_other_does() {
+    let env = TestEnv::new().await;
+    let t = &env.tables;
+    for (table, streamed) in [
+        (&t.customers, true),
+        (&t.api_keys, true),
+        (&t.idempotency, false),
+        (&t.members, false),
+        (&t.request_log, false),
+        (&t.webhook_endpoints, false),
+        (&t.webhook_deliveries, false),
+    ] {
+        let described = env
+            .client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap();
+        let spec = described.table().unwrap().stream_specification();
+        if streamed {
+            let spec = spec.unwrap_or_else(|| panic!("{table} has no stream"));
+            assert!(spec.stream_enabled(), "{table}");
+            assert_eq!(
+                spec.stream_view_type().map(|v| v.as_str()),
+                Some("NEW_AND_OLD_IMAGES"),
+                "{table}"
+            );
+        } else {
+            assert!(
+                spec.is_none_or(|s| !s.stream_enabled()),
+                "{table} streams for no reason"
+            );
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The local stack's webhook workers, as the deployment runs them: the dispatcher fed by
+//! the customers and keys tables' streams (read from DynamoDB Local by the local event
+//! source mapping), the retrier sweeping due deliveries, and the daily `api_key.expiring`
+//! sweep, each calling the same code the deployed functions run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use localdb::streams::{follow_table, Handler};
+use shared::app::TableNames;
+use shared::webhooks::dispatch::Webhooks;
+use shared::App;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// How long one handler call may run, as the dispatcher function's timeout.
+pub const HANDLER_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the local retrier looks for due deliveries.
+pub const SWEEP_POLL: Duration = Duration::from_millis(200);
+/// The daily sweep's period.
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// The running workers; dropping this stops them.
+pub struct WebhookWorkers {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for WebhookWorkers {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl WebhookWorkers {
+    /// Follows the two streams and starts the retrier and the daily sweep. `endpoint` is
+    /// DynamoDB Local's, `client` the tables' client.
+    pub async fn start(
+        app: Arc<App>,
+        webhooks: Arc<Webhooks>,
+        client: &aws_sdk_dynamodb::Client,
+        endpoint: &str,
+        tables: &TableNames,
+    ) -> Result<Self, String> {
+        let dispatcher: Handler = {
+            let webhooks = webhooks.clone();
+            Arc::new(move |batch| {
+                let webhooks = webhooks.clone();
+                Box::pin(async move {
+                    webhooks
+                        .handle_stream(&batch, Instant::now() + HANDLER_TIMEOUT)
+                        .await
+                })
+            })
+        };
+        let mut tasks = Vec::new();
+        for table in [&tables.customers, &tables.api_keys] {
+            tasks.push(
+                follow_table(client, endpoint, table, dispatcher.clone())
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let retrier = webhooks.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                retrier.sweep_until(Instant::now() + DAY, SWEEP_POLL).await;
+            }
+        }));
+        tasks.push(tokio::spawn(async move {
+            loop {
+                if let Err(err) = webhooks
+                    .expiring(&app.keys, Instant::now() + HANDLER_TIMEOUT)
+                    .await
+                {
+                    eprintln!("local-stack: api_key.expiring sweep failed: {err}");
+                }
+                tokio::time::sleep(DAY).await;
+            }
+        }));
+        Ok(Self { tasks })
+    }
+}
