@@ -25,6 +25,9 @@ STANDARDWEBHOOKS_JS_VERSION := 1.3.0
 STANDARDWEBHOOKS_JS_PREFIX := .local/standardwebhooks
 STANDARDWEBHOOKS_JS_STAMP := $(STANDARDWEBHOOKS_JS_PREFIX)/.installed-$(STANDARDWEBHOOKS_JS_VERSION)
 export STANDARDWEBHOOKS_NODE_PATH := $(CURDIR)/$(STANDARDWEBHOOKS_JS_PREFIX)/node_modules
+# The Zapier app (infra/zapier): Zapier's platform packages from npm, pinned by its
+# package-lock.json, installed with npm ci.
+ZAPIER_STAMP := infra/zapier/node_modules/.installed
 # The page's browser tests: Chromium and its WebDriver from the OS packages, and axe-core
 # (the accessibility scan run in the page) from npm, pinned, in a project-local folder.
 AXE_VERSION := 4.14.1
@@ -73,7 +76,7 @@ run: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP)
 	$(CARGO) build -q -p infra --bin local-stack --bin icadmin
 	exec "$${CARGO_TARGET_DIR:-target}/debug/local-stack"
 
-test: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) $(AXE_STAMP) $(WEBHOOKS_STAMP) $(STANDARDWEBHOOKS_JS_STAMP) browser
+test: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) $(AXE_STAMP) $(WEBHOOKS_STAMP) $(STANDARDWEBHOOKS_JS_STAMP) $(ZAPIER_STAMP) browser
 	$(CARGO) test --workspace --all-targets
 
 # Debian's chromium and chromium-driver, installed once (apt-get needs root: sudo otherwise).
@@ -96,6 +99,10 @@ $(WEBHOOKS_STAMP): infra/tools/webhooks-requirements.txt
 $(STANDARDWEBHOOKS_JS_STAMP): | check-java
 	@mkdir -p $(STANDARDWEBHOOKS_JS_PREFIX)
 	npm install --prefix $(STANDARDWEBHOOKS_JS_PREFIX) --no-audit --no-fund --no-save --loglevel=error standardwebhooks@$(STANDARDWEBHOOKS_JS_VERSION)
+	@touch $@
+
+$(ZAPIER_STAMP): infra/zapier/package.json infra/zapier/package-lock.json | check-java
+	npm ci --prefix infra/zapier --no-audit --no-fund --loglevel=error
 	@touch $@
 
 unit:

@@ -2,6 +2,7 @@
 //! real icadmin binary against it.
 
 mod customers;
+mod zapier;
 mod helpers;
 
 use helpers::{get, listening, send, Stack};
