@@ -2,8 +2,8 @@
 //! real icadmin binary against it.
 
 mod customers;
-mod zapier;
 mod helpers;
+mod zapier;
 
 use helpers::{get, listening, send, Stack};
 use serde_json::json;

@@ -33,7 +33,12 @@ fn the_zapier_app_passes_its_tests_against_the_local_stack() {
     let test = key(
         &stack,
         "test",
-        &["customers:write", "customers:read", "webhooks:write", "aml:read"],
+        &[
+            "customers:write",
+            "customers:read",
+            "webhooks:write",
+            "aml:read",
+        ],
     );
     let limited = key(&stack, "live", &["customers:read"]);
     let out = Command::new("node")
@@ -50,7 +55,10 @@ fn the_zapier_app_passes_its_tests_against_the_local_stack() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "the Zapier app's tests failed:\n{report}");
+    assert!(
+        out.status.success(),
+        "the Zapier app's tests failed:\n{report}"
+    );
     // Every test ran (none skipped or filtered away).
     assert!(report.contains("ℹ pass 7"), "{report}");
     assert!(report.contains("ℹ fail 0"), "{report}");
