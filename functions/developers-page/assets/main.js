@@ -1,12 +1,13 @@
 // The page's entry: the session, the header, and which screen the URL's fragment names
-// (#/keys, #/keys/<id>/requests?…, #/members). The fragment is the member's place: it
-// survives a reload and a new sign-in.
+// (#/keys, #/keys/<id>/requests?…, #/webhooks, #/webhooks/<id>/deliveries?…, #/members).
+// The fragment is the member's place: it survives a reload and a new sign-in.
 
 import { api, onSessionEnded, session, signOut } from './api.js';
 import { renderKeys } from './keys.js';
 import { renderMembers } from './members.js';
 import { renderRequests } from './requests.js';
 import { renderSignIn } from './signin.js';
+import { renderDeliveries, renderWebhooks } from './webhooks.js';
 import { errorBox, h, roleName } from './ui.js';
 
 const main = document.getElementById('main');
@@ -40,8 +41,13 @@ function header(member) {
   document.getElementById('who-email').textContent = member.email;
   document.getElementById('who-role').textContent = roleName(member.role);
   document.getElementById('nav-members').hidden = !member.permissions.includes('org.members');
-  const current = location.hash.startsWith('#/members') ? 'nav-members' : 'nav-keys';
-  for (const id of ['nav-keys', 'nav-members']) {
+  document.getElementById('nav-webhooks').hidden = !member.permissions.includes('org.api-keys');
+  const current = location.hash.startsWith('#/members')
+    ? 'nav-members'
+    : location.hash.startsWith('#/webhooks')
+      ? 'nav-webhooks'
+      : 'nav-keys';
+  for (const id of ['nav-keys', 'nav-webhooks', 'nav-members']) {
     const link = document.getElementById(id);
     if (id === current) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
@@ -64,10 +70,15 @@ async function route() {
   header(me);
   const hash = location.hash || '#/keys';
   const requests = hash.match(/^#\/keys\/(key_[A-Za-z0-9]+)\/requests(?:\?(.*))?$/);
+  const deliveries = hash.match(/^#\/webhooks\/(we_[A-Za-z0-9]+)\/deliveries(?:\?(.*))?$/);
   if (hash === '#/keys') {
     await renderKeys(screen('API keys'), me);
   } else if (requests) {
     await renderRequests(screen('Request log'), me, requests[1], new URLSearchParams(requests[2] || ''));
+  } else if (hash === '#/webhooks') {
+    await renderWebhooks(screen('Webhooks'), me);
+  } else if (deliveries) {
+    await renderDeliveries(screen('Deliveries'), me, deliveries[1], new URLSearchParams(deliveries[2] || ''));
   } else if (hash === '#/members') {
     await renderMembers(screen('Members'), me);
   } else {

@@ -184,9 +184,13 @@ export function confirmAction({ title, message, confirmLabel, danger = true, run
   });
 }
 
-// The plaintext of a new key, once: a monospace box, a copy button, the warning. The
-// caller's dialog closing removes it.
-export function secretBox(key) {
+// A secret shown once (a new key's plaintext, a webhook signing secret): a monospace box,
+// a copy button, the warning. The caller's dialog closing removes it.
+const keyWarning = () => [
+  h('strong', {}, 'Copy this key now. '),
+  'You won’t see it again: Instant Compliance keeps only a hash of it. Store it in your secrets manager, not in code.',
+];
+export function secretBox(key, { label = 'The new API key', warning = null } = {}) {
   const valueId = uid('secret');
   const status = h('span', { class: 'copied', role: 'status' });
   const copy = h(
@@ -213,16 +217,11 @@ export function secretBox(key) {
   return h(
     'div',
     { class: 'secret-panel' },
-    h(
-      'p',
-      { class: 'warning' },
-      h('strong', {}, 'Copy this key now. '),
-      'You won’t see it again: Instant Compliance keeps only a hash of it. Store it in your secrets manager, not in code.',
-    ),
+    h('p', { class: 'warning' }, warning || keyWarning()),
     h(
       'div',
       { class: 'secret' },
-      h('code', { id: valueId, class: 'secret-value', 'aria-label': 'The new API key' }, key),
+      h('code', { id: valueId, class: 'secret-value', 'aria-label': label }, key),
       copy,
     ),
     status,

@@ -68,6 +68,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../assets/members.js"),
     ),
     (
+        "webhooks.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/webhooks.js"),
+    ),
+    (
         "cidr.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/cidr.js"),

@@ -2,6 +2,7 @@
 //! answers as scripted (a status, after a delay, with a `Location` for redirects), then
 //! 200 once the script runs out. Signatures are checked by the Standard Webhooks libraries
 //! (Python and Node), not here.
+#![allow(dead_code)]
 
 use std::collections::{BTreeMap, VecDeque};
 use std::process::{Command, Stdio};

@@ -5,6 +5,8 @@
 mod browser;
 #[path = "../members/helpers.rs"]
 mod helpers;
+#[path = "../members/receiver.rs"]
+mod receiver;
 
 use browser::{ensure, Browser, Step};
 use helpers::Plane;
@@ -370,6 +372,21 @@ fn what_a_role_cannot_do_is_not_offered() {
         // Typing the members screen's address shows no members either.
         b.goto(&format!("{PAGE}#/members")).await?;
         b.wait_for_text("main", "doesn’t manage members").await?;
+        // Nor webhooks: no link, and the address says why.
+        ensure(
+            !b.find("#nav-webhooks")
+                .await?
+                .is_displayed()
+                .await
+                .map_err(|e| e.to_string())?,
+            "no Webhooks screen for an analyst",
+        )?;
+        b.goto(&format!("{PAGE}#/webhooks")).await?;
+        b.wait_for_text("main", "doesn’t manage webhooks").await?;
+        ensure(
+            b.find_all("#add-endpoint").await?.is_empty(),
+            "no Add endpoint for an analyst",
+        )?;
         Ok(())
     }));
 }
@@ -755,4 +772,116 @@ fn the_page_is_served_with_a_strict_policy_and_no_cache_for_the_document() {
     plane
         .call_with("POST", PAGE, &[], Some("{}"))
         .assert_error(405, "method_not_allowed");
+}
+
+#[test]
+fn an_administrator_adds_a_webhook_endpoint_sees_its_deliveries_and_resends_one() {
+    let plane = Plane::new();
+    let (_webhooks, _workers) = plane.webhooks(|_| {});
+    let admin = plane.member("acme", Role::Administrator);
+    let hook = receiver::Receiver::start(&plane.runtime);
+    let url = hook.url("/hooks/page");
+    let secret = std::cell::RefCell::new(String::new());
+
+    let b = open(&plane, "webhooks-1");
+    plane.runtime.block_on(b.run(async |b: &mut Browser| {
+        b.goto(PAGE).await?;
+        b.sign_in(&admin.email, &admin.password).await?;
+        b.click("#nav-webhooks").await?;
+        b.wait_for_text("main", "No endpoints yet").await?;
+        b.accessible("webhooks, empty").await?;
+        b.click("#add-endpoint").await?;
+        // Nothing chosen and no URL: both fields say so, nothing is made.
+        b.js(
+            "document.querySelectorAll('dialog input[name=events]').forEach(i => { i.checked = false; });",
+            vec![],
+        )
+        .await?;
+        b.click_button("dialog form .actions", "Add endpoint").await?;
+        b.wait_for_text("dialog", "Enter the URL to deliver to").await?;
+        b.fill("dialog input[name=url]", &url).await?;
+        b.click_button("dialog form .actions", "Add endpoint").await?;
+        b.wait_for_text("dialog", "Choose at least one event").await?;
+        b.click("dialog input[value='customer.created']").await?;
+        b.fill("dialog input[name=description]", "Back office").await?;
+        b.accessible("add endpoint dialog").await?;
+        b.click_button("dialog form .actions", "Add endpoint").await?;
+        b.wait_for_text("dialog", "Verify deliveries with this secret").await?;
+        *secret.borrow_mut() = b.text("dialog .secret-value").await?;
+        b.accessible("endpoint added dialog").await?;
+        b.click_button("dialog", "Done").await?;
+        b.wait_for_text("table.webhooks", "Back office").await?;
+        b.document("webhooks").await?;
+        Ok(())
+    }));
+    let secret = secret.into_inner();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let listed = plane.get("/v1/org/webhook-endpoints", &admin.token).json();
+    let endpoint = &listed["data"][0];
+    assert_eq!(endpoint["url"], json!(url));
+    assert_eq!(endpoint["events"], json!(["customer.created"]));
+    assert_eq!(endpoint["description"], "Back office");
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
+
+    // A customer is created: the receiver gets it, signed with the secret the page showed.
+    let (_, key) = plane.create_key(&admin, &[Scope::CustomersWrite]);
+    let made = plane.post(
+        "/v1/customers",
+        &key,
+        json!({"external_id": "crm-page", "full_name": "Page Person"}),
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
+    let got = hook.wait_for(1);
+    assert_eq!(
+        receiver::verified_by("python", &secret, &got)
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let b = open(&plane, "webhooks-2");
+    plane.runtime.block_on(b.run(async |b: &mut Browser| {
+        b.goto(&format!("{PAGE}#/webhooks")).await?;
+        b.sign_in(&admin.email, &admin.password).await?;
+        let row = format!("tr[data-endpoint-id='{endpoint_id}']");
+        b.click_button(&row, "Deliveries").await?;
+        b.wait_for_text("table.deliveries", "customer.created")
+            .await?;
+        b.wait_for_text("table.deliveries", "Succeeded").await?;
+        b.wait_for_text("table.deliveries", "HTTP 200").await?;
+        b.accessible("deliveries").await?;
+        b.document("webhook-deliveries").await?;
+        b.click_button("table.deliveries", "Re-send").await?;
+        b.wait_for_text("#announce", "Re-sending").await?;
+        // Filtered to failures: none, said so, and kept in the URL.
+        b.select("select[name=status]", "failed").await?;
+        b.wait_for_text("main", "No deliveries with this status")
+            .await?;
+        let place = b.client.current_url().await.map_err(|e| e.to_string())?;
+        ensure(
+            place
+                .fragment()
+                .unwrap_or_default()
+                .ends_with("?status=failed"),
+            format!("the filter is in the URL: {place}"),
+        )?;
+        // Back to the list: disable it.
+        b.click("main p a").await?;
+        b.click_button(&row, "Disable").await?;
+        b.wait_for_text(&row, "Disabled").await?;
+        Ok(())
+    }));
+    let again = hook.wait_for(2);
+    assert_eq!(
+        again[0].id(),
+        again[1].id(),
+        "a re-send keeps the webhook-id"
+    );
+    let seen = plane
+        .get(
+            &format!("/v1/org/webhook-endpoints/{endpoint_id}"),
+            &admin.token,
+        )
+        .json();
+    assert_eq!(seen["enabled"], false);
 }
