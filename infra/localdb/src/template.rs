@@ -384,12 +384,21 @@ impl Template {
                     .map_err(|e| err(format!("{id}: {e}")))?;
                 request = request.stream_specification(spec);
             }
-            request.send().await.map_err(|e| {
-                LocalError::DynamoDb(format!(
-                    "CreateTable {name}: {}",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
-                ))
-            })?;
+            match request.send().await {
+                Ok(_) => {}
+                // An attempt that timed out on a loaded machine made the table before the
+                // SDK's retry asked again: the name is this call's own (its prefix), so the
+                // table is the one it asked for.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+                Err(e) => {
+                    return Err(LocalError::DynamoDb(format!(
+                        "CreateTable {name}: {}",
+                        aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                    )))
+                }
+            }
             if let Some(ttl) = props.get("TimeToLiveSpecification") {
                 if ttl.get("Enabled").and_then(Value::as_bool) == Some(true) {
                     let spec = TimeToLiveSpecification::builder()

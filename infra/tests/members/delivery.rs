@@ -850,3 +850,112 @@ fn members_list_deliveries_with_their_attempts_and_resend_one() {
         .post(&resend, &admin.token, json!({}))
         .assert_error(409, "conflict");
 }
+
+#[test]
+fn an_endpoint_delivers_no_more_than_its_creator_may_now_see() {
+    let plane = Plane::new();
+    let (_webhooks, _workers) = plane.webhooks(quick);
+    let admin = plane.member("acme", Role::Administrator);
+    let officer = plane.member("acme", Role::Administrator);
+    let witness = Receiver::start(&plane.runtime);
+    let by_member = Receiver::start(&plane.runtime);
+    let by_key = Receiver::start(&plane.runtime);
+    let created = ["customer.created"];
+    endpoint(&plane, &admin, &witness.url("/w"), "live", &created);
+    let (member_endpoint, _) = endpoint(&plane, &officer, &by_member.url("/m"), "live", &created);
+    let (key_id, zap_key) = plane.create_key(
+        &admin,
+        &[
+            shared::keys::scope::Scope::WebhooksWrite,
+            shared::keys::scope::Scope::CustomersRead,
+            shared::keys::scope::Scope::AmlRead,
+        ],
+    );
+    let reply = crate::helpers::http::post(
+        &plane.url("/v1/webhook_endpoints"),
+        &zap_key,
+        None,
+        &json!({"url": by_key.url("/k"), "events": created}).to_string(),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let key_endpoint = reply.json()["id"].as_str().unwrap().to_owned();
+    let live = key(&plane, &admin, "live");
+
+    // As made: AML for both (an administrator; a key with aml:read).
+    create_customer(&plane, &live, "crm-1");
+    witness.wait_for(1);
+    assert!(by_member.wait_for(1)[0].json()["data"]["object"]["aml"].is_object());
+    assert!(by_key.wait_for(1)[0].json()["data"]["object"]["aml"].is_object());
+
+    // The officer is demoted to developer (no aml.read): AML stops at once.
+    let demoted = plane.patch(
+        &format!("/v1/org/members/{}", officer.member.id),
+        &admin.token,
+        json!({"role": "developer"}),
+    );
+    assert_eq!(demoted.status, 200, "{}", demoted.body);
+    create_customer(&plane, &live, "crm-2");
+    witness.wait_for(2);
+    let second = by_member.wait_for(2)[1].json();
+    assert_eq!(second["data"]["object"]["external_id"], "crm-2");
+    assert!(
+        second["data"]["object"].get("aml").is_none(),
+        "no AML after the demotion: {second}"
+    );
+    // The key's own scopes are unchanged (its creator kept aml.read): AML still.
+    let by_key_second = by_key.wait_for(2)[1].json();
+    assert!(by_key_second["data"]["object"]["aml"].is_object());
+
+    // The key is revoked and the officer deactivated: their endpoints are disabled, with
+    // the reason, and get nothing more.
+    let revoked = plane.post(
+        &format!("/v1/org/api-keys/{key_id}/revoke"),
+        &admin.token,
+        json!({}),
+    );
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    let gone = plane.post(
+        &format!("/v1/org/members/{}/deactivate", officer.member.id),
+        &admin.token,
+        json!({}),
+    );
+    assert_eq!(gone.status, 200, "{}", gone.body);
+    create_customer(&plane, &live, "crm-3");
+    witness.wait_for(3);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        by_key.received().len(),
+        2,
+        "nothing on a revoked key's behalf"
+    );
+    assert_eq!(
+        by_member.received().len(),
+        2,
+        "nothing on a deactivated member's behalf"
+    );
+    let k = plane
+        .get(
+            &format!("/v1/org/webhook-endpoints/{key_endpoint}"),
+            &admin.token,
+        )
+        .json();
+    assert_eq!(k["enabled"], false, "{k}");
+    assert!(
+        k["disabled_reason"].as_str().unwrap().contains(&key_id),
+        "{k}"
+    );
+    let m = plane
+        .get(
+            &format!("/v1/org/webhook-endpoints/{member_endpoint}"),
+            &admin.token,
+        )
+        .json();
+    assert_eq!(m["enabled"], false, "{m}");
+    assert!(
+        m["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains(&officer.email),
+        "{m}"
+    );
+}

@@ -168,7 +168,7 @@ fn parse_events(value: &Value, owner: &Owner) -> Result<BTreeSet<EventType>, Api
             })
         })
         .collect::<Result<BTreeSet<_>, _>>()?;
-    let customer_events = events.iter().any(|e| e.as_str().starts_with("customer."));
+    let customer_events = events.iter().any(|e| e.carries_customer());
     if customer_events && !owner.sees_customers {
         return Err(if owner.is_member {
             ApiError::ForbiddenPermission {

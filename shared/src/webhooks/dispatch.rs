@@ -16,13 +16,16 @@ use tokio::time::Instant;
 
 use crate::customers::model::{AmlStatus, Customer, CustomerView, KycStatus};
 use crate::customers::table::customer_from_item;
+use crate::keys::scope::Scope;
 use crate::keys::table::{key_from_item, ApiKeysTable};
+use crate::members::role::Permission;
+use crate::members::table::{MemberStatus, MembersTable};
 use crate::org::{Mode, OrgId};
 use crate::storage::StorageError;
 use crate::time::{self, Timestamp};
 use crate::webhooks::delivery::{Attempt, Delivery, DeliveryStatus, WebhookDeliveriesTable};
-use crate::webhooks::endpoint::{WebhookEndpoint, DISABLE_AFTER_FAILING_SECS};
-use crate::webhooks::event::{event_id, Event, EventType};
+use crate::webhooks::endpoint::{Creator, WebhookEndpoint, DISABLE_AFTER_FAILING_SECS};
+use crate::webhooks::event::{event_id, without_aml, Event, EventType};
 use crate::webhooks::sender::WebhookSender;
 use crate::webhooks::table::WebhookEndpointsTable;
 
@@ -43,6 +46,9 @@ pub const EXPIRING_AHEAD_DAYS: i64 = 7;
 #[derive(Debug, Clone)]
 pub struct Webhooks {
     pub endpoints: WebhookEndpointsTable,
+    /// Endpoint creators, to deliver no more than they may now see.
+    pub keys: ApiKeysTable,
+    pub members: MembersTable,
     pub deliveries: WebhookDeliveriesTable,
     pub sender: WebhookSender,
     pub retry_schedule: Vec<Duration>,
@@ -54,6 +60,8 @@ impl Webhooks {
     pub fn new(app: &crate::App) -> Self {
         Self {
             endpoints: app.webhook_endpoints.clone(),
+            keys: app.keys.clone(),
+            members: app.members.clone(),
             deliveries: app.webhook_deliveries.clone(),
             sender: WebhookSender::new(app.webhook_targets.clone()),
             retry_schedule: RETRY_SCHEDULE_SECS
@@ -225,21 +233,71 @@ fn key_events(new: Image, old: Option<Image>, now: Timestamp) -> Result<Vec<Rout
 
 // --- Enqueue and attempt ---------------------------------------------------------------
 
-/// An org's endpoints, read once per batch.
+/// What an endpoint's creator may see now, read once per batch: deliveries carry no more
+/// than that, whatever the creator could see when the endpoint was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sight {
+    customers: bool,
+    aml: bool,
+}
+
+/// An org's endpoints, and their creators' sight, read once per batch.
 #[derive(Default)]
-struct EndpointCache(HashMap<OrgId, Vec<WebhookEndpoint>>);
+struct EndpointCache {
+    endpoints: HashMap<OrgId, Vec<WebhookEndpoint>>,
+    /// `None`: the creator can no longer act (a revoked or expired key, a deactivated or
+    /// removed member).
+    creators: HashMap<(OrgId, String), Option<Sight>>,
+}
 
 impl EndpointCache {
     async fn of(
         &mut self,
         table: &WebhookEndpointsTable,
         org: &OrgId,
-    ) -> Result<&[WebhookEndpoint], StorageError> {
-        if !self.0.contains_key(org) {
+    ) -> Result<Vec<WebhookEndpoint>, StorageError> {
+        if !self.endpoints.contains_key(org) {
             let endpoints = table.list(org).await?;
-            self.0.insert(org.clone(), endpoints);
+            self.endpoints.insert(org.clone(), endpoints);
         }
-        Ok(self.0.get(org).map(Vec::as_slice).unwrap_or_default())
+        Ok(self.endpoints.get(org).cloned().unwrap_or_default())
+    }
+
+    async fn sight(
+        &mut self,
+        webhooks: &Webhooks,
+        endpoint: &WebhookEndpoint,
+        now: Timestamp,
+    ) -> Result<Option<Sight>, StorageError> {
+        let id = match &endpoint.created_by {
+            Creator::ApiKey { id } | Creator::Member { id, .. } => id.clone(),
+        };
+        let cache_key = (endpoint.org_id.clone(), id);
+        if let Some(known) = self.creators.get(&cache_key) {
+            return Ok(*known);
+        }
+        let sight = match &endpoint.created_by {
+            Creator::ApiKey { id } => webhooks
+                .keys
+                .find_by_id(&endpoint.org_id, id)
+                .await?
+                .filter(|key| key.status(now) == "active")
+                .map(|key| Sight {
+                    customers: key.scopes.contains(&Scope::CustomersRead),
+                    aml: key.scopes.contains(&Scope::AmlRead),
+                }),
+            Creator::Member { id, .. } => webhooks
+                .members
+                .get(id)
+                .await?
+                .filter(|m| m.org_id == endpoint.org_id && m.status == MemberStatus::Active)
+                .map(|m| Sight {
+                    customers: m.role.has(Permission::CustomersRead),
+                    aml: m.role.has(Permission::AmlRead),
+                }),
+        };
+        self.creators.insert(cache_key, sight);
+        Ok(sight)
     }
 }
 
@@ -260,7 +318,20 @@ impl Webhooks {
             if endpoint.mode() != routed.mode || !endpoint.wants(routed.event.kind) {
                 continue;
             }
-            let payload = routed.event.payload(endpoint.include_aml).to_string();
+            // Within what its creator may see now: a creator gone disables the endpoint,
+            // one who may no longer read customers gets no customer events, and AML only
+            // while the creator may still read it.
+            let Some(sight) = cache.sight(self, &endpoint, now).await? else {
+                self.disable_orphan(&endpoint).await;
+                continue;
+            };
+            if routed.event.kind.carries_customer() && !sight.customers {
+                continue;
+            }
+            let payload = routed
+                .event
+                .payload(endpoint.include_aml && sight.aml)
+                .to_string();
             let delivery = Delivery::new(
                 &endpoint.endpoint_id,
                 &routed.org,
@@ -380,13 +451,38 @@ impl Webhooks {
                 return Ok(None);
             }
         };
+        // What its creator may see now, at the time of sending (a retry hours later, after
+        // a demotion, carries no more than the demoted creator may see).
+        let sight = EndpointCache::default().sight(self, &endpoint, now).await?;
+        let refusal = match sight {
+            None => Some("the endpoint's creator can no longer act"),
+            Some(sight) if delivery.event_type.carries_customer() && !sight.customers => {
+                Some("the endpoint's creator may no longer read customers")
+            }
+            Some(_) => None,
+        };
+        if let Some(reason) = refusal {
+            delivery.dropped_reason = Some(reason.to_owned());
+            delivery.resend_requested = false;
+            delivery.finish(DeliveryStatus::Dropped);
+            self.deliveries.settle(&delivery, &token).await?;
+            if sight.is_none() {
+                self.disable_orphan(&endpoint).await;
+            }
+            return Ok(None);
+        }
+        let body = if sight.is_some_and(|s| s.aml) {
+            delivery.payload.clone()
+        } else {
+            without_aml(&delivery.payload)
+        };
         let mut attempt = self
             .sender
             .send(
                 &endpoint.url,
                 &delivery.delivery_id,
                 &endpoint.signing_secrets(now),
-                &delivery.payload,
+                &body,
                 now,
             )
             .await;
@@ -414,6 +510,48 @@ impl Webhooks {
         }
         self.note_health(&endpoint, succeeded, gone).await;
         Ok(Some(attempt))
+    }
+
+    /// Disables an endpoint whose creator can no longer act, the reason recorded (once:
+    /// an endpoint disabled already is left as it is).
+    async fn disable_orphan(&self, endpoint: &WebhookEndpoint) {
+        for _ in 0..3 {
+            let Ok(Some(mut current)) = self
+                .endpoints
+                .get(&endpoint.org_id, &endpoint.endpoint_id)
+                .await
+            else {
+                return;
+            };
+            if !current.enabled {
+                return;
+            }
+            let now = time::now();
+            current.enabled = false;
+            current.disabled_at = Some(now);
+            current.disabled_reason = Some(
+                match &current.created_by {
+                    Creator::ApiKey { id } => format!(
+                        "The API key that made it ({id}) was revoked or expired: nothing is delivered on its behalf. Delete this endpoint, or make a new one."
+                    ),
+                    Creator::Member { email, .. } => format!(
+                        "The member who made it ({email}) was deactivated: nothing is delivered on their behalf. Delete this endpoint, or make a new one."
+                    ),
+                },
+            );
+            current.updated_at = now.max(current.updated_at);
+            match self.endpoints.replace(&mut current).await {
+                Ok(false) => continue,
+                Ok(true) => {
+                    tracing::warn!(endpoint_id = %current.endpoint_id, "webhook endpoint disabled: its creator can no longer act");
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "webhook endpoint not disabled");
+                    return;
+                }
+            }
+        }
     }
 
     /// The endpoint's failure clock: cleared by a success, started by a first failure;

@@ -34,6 +34,14 @@ impl EventType {
         EventType::ApiKeyRevoked,
     ];
 
+    /// Whether the event carries a customer (so its endpoint's creator must read customers).
+    pub fn carries_customer(self) -> bool {
+        matches!(
+            self,
+            EventType::CustomerCreated | EventType::CustomerUpdated | EventType::CustomerVerified
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::CustomerCreated => "customer.created",
@@ -116,6 +124,28 @@ impl Event {
     }
 }
 
+/// A stored payload without its AML data (for an endpoint whose creator may no longer
+/// read AML): the customer's `aml` block and any `aml` among `previous_attributes`.
+pub fn without_aml(payload: &str) -> String {
+    let Ok(mut value) = serde_json::from_str::<Value>(payload) else {
+        return payload.to_owned();
+    };
+    if let Some(data) = value.get_mut("data").and_then(Value::as_object_mut) {
+        if let Some(object) = data.get_mut("object").and_then(Value::as_object_mut) {
+            if object.get("object").and_then(Value::as_str) == Some("customer") {
+                object.shift_remove("aml");
+            }
+        }
+        if let Some(previous) = data
+            .get_mut("previous_attributes")
+            .and_then(Value::as_object_mut)
+        {
+            previous.shift_remove("aml");
+        }
+    }
+    value.to_string()
+}
+
 /// An event id from the facts that make the event unique.
 pub fn event_id(parts: &[&str]) -> String {
     use sha2::{Digest, Sha256};
@@ -144,6 +174,29 @@ mod tests {
         for bad in ["customer.deleted", "Customer.created", "", "*", "customer"] {
             assert!(bad.parse::<EventType>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_stored_payload_loses_its_aml_as_a_fresh_one_would() {
+        let event = Event {
+            id: "evt_1".into(),
+            kind: EventType::CustomerUpdated,
+            created_at: time::parse("2026-12-04T10:00:00Z").unwrap(),
+            object: json!({"object": "customer", "id": "c1", "aml": {"status": "CLEAR"}}),
+            previous_attributes: Some(json!({"aml": {"status": "PENDING"}, "full_name": "A"})),
+        };
+        let stored = event.payload(true).to_string();
+        assert_eq!(without_aml(&stored), event.payload(false).to_string());
+        assert!(!without_aml(&stored).contains("aml"));
+        // A key event has no AML to lose: unchanged.
+        let key_event = Event {
+            kind: EventType::ApiKeyRevoked,
+            object: json!({"object": "api_key", "id": "key_1"}),
+            previous_attributes: None,
+            ..event
+        };
+        let stored = key_event.payload(true).to_string();
+        assert_eq!(without_aml(&stored), stored);
     }
 
     #[test]

@@ -98,7 +98,17 @@ async fn the_dispatcher_sample_event_makes_a_delivery_for_a_subscribed_endpoint(
     use shared::webhooks::endpoint::{Creator, WebhookEndpoint};
     let env = TestEnv::new().await;
     let org = OrgId::parse("events").unwrap();
-    // An endpoint of `events` for customer.created.
+    // An endpoint of `events` for customer.created, made by a key that may read customers.
+    let maker = env
+        .issue_key(
+            "events",
+            &[
+                shared::keys::scope::Scope::WebhooksWrite,
+                shared::keys::scope::Scope::CustomersRead,
+            ],
+            &[],
+        )
+        .await;
     let now = time::now();
     let endpoint = WebhookEndpoint {
         org_id: org.clone(),
@@ -115,7 +125,7 @@ async fn the_dispatcher_sample_event_makes_a_delivery_for_a_subscribed_endpoint(
         created_at: now,
         updated_at: now,
         created_by: Creator::ApiKey {
-            id: "key_SAMPLE".into(),
+            id: maker.record.id.clone(),
         },
         disabled_reason: None,
         disabled_at: None,
