@@ -328,10 +328,11 @@ impl Webhooks {
             if routed.event.kind.carries_customer() && !sight.customers {
                 continue;
             }
-            let payload = routed
-                .event
-                .payload(endpoint.include_aml && sight.aml)
-                .to_string();
+            let include_aml = endpoint.include_aml && sight.aml;
+            if !routed.event.visible(include_aml) {
+                continue;
+            }
+            let payload = routed.event.payload(include_aml).to_string();
             let delivery = Delivery::new(
                 &endpoint.endpoint_id,
                 &routed.org,

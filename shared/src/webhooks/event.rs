@@ -98,6 +98,24 @@ pub struct Event {
 impl Event {
     /// The body an endpoint receives: `{"id","type","created_at","data":{"object",
     /// "previous_attributes"?}}`, the AML block removed unless the endpoint may see it.
+    /// Whether an endpoint that may (`include_aml`) or may not see AML has anything to
+    /// learn from this event: a `customer.updated` whose only change is AML says nothing
+    /// to an endpoint without AML (its previous attributes would be bare), so it is not
+    /// sent there.
+    pub fn visible(&self, include_aml: bool) -> bool {
+        if include_aml || self.kind != EventType::CustomerUpdated {
+            return true;
+        }
+        self.previous_attributes
+            .as_ref()
+            .and_then(Value::as_object)
+            .is_none_or(|changed| {
+                changed
+                    .keys()
+                    .any(|name| name != "aml" && name != "updated_at")
+            })
+    }
+
     pub fn payload(&self, include_aml: bool) -> Value {
         let mut object = self.object.clone();
         let mut previous = self.previous_attributes.clone();
@@ -174,6 +192,29 @@ mod tests {
         for bad in ["customer.deleted", "Customer.created", "", "*", "customer"] {
             assert!(bad.parse::<EventType>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_aml_only_update_is_not_for_endpoints_without_aml() {
+        let update = |previous: Value| Event {
+            id: "evt_1".into(),
+            kind: EventType::CustomerUpdated,
+            created_at: time::parse("2026-12-04T10:00:00Z").unwrap(),
+            object: json!({"object": "customer", "id": "c1"}),
+            previous_attributes: Some(previous),
+        };
+        let aml_only = update(json!({"aml": {"status": "PENDING"}, "updated_at": "x"}));
+        assert!(aml_only.visible(true));
+        assert!(!aml_only.visible(false));
+        let renamed =
+            update(json!({"aml": {"status": "PENDING"}, "full_name": "A", "updated_at": "x"}));
+        assert!(renamed.visible(false));
+        let created = Event {
+            kind: EventType::CustomerCreated,
+            previous_attributes: None,
+            ..aml_only
+        };
+        assert!(created.visible(false));
     }
 
     #[test]
