@@ -513,106 +513,102 @@ impl Webhooks {
         Ok(Some(attempt))
     }
 
-    /// Disables an endpoint whose creator can no longer act, the reason recorded (once:
-    /// an endpoint disabled already is left as it is).
-    async fn disable_orphan(&self, endpoint: &WebhookEndpoint) {
+    /// Applies `change` to the endpoint as stored (it says whether it changed anything),
+    /// retried when another edit lands in between; the endpoint as stored after, if it
+    /// changed. Failures are logged: an endpoint's bookkeeping never fails a delivery.
+    async fn edit_endpoint(
+        &self,
+        endpoint: &WebhookEndpoint,
+        what: &str,
+        change: impl Fn(&mut WebhookEndpoint, Timestamp) -> bool,
+    ) -> Option<WebhookEndpoint> {
         for _ in 0..3 {
             let Ok(Some(mut current)) = self
                 .endpoints
                 .get(&endpoint.org_id, &endpoint.endpoint_id)
                 .await
             else {
-                return;
+                return None;
             };
-            if !current.enabled {
-                return;
-            }
             let now = time::now();
-            current.enabled = false;
-            current.disabled_at = Some(now);
-            current.disabled_reason = Some(
-                match &current.created_by {
-                    Creator::ApiKey { id } => format!(
-                        "The API key that made it ({id}) was revoked or expired: nothing is delivered on its behalf. Delete this endpoint, or make a new one."
-                    ),
-                    Creator::Member { email, .. } => format!(
-                        "The member who made it ({email}) was deactivated: nothing is delivered on their behalf. Delete this endpoint, or make a new one."
-                    ),
-                },
-            );
+            if !change(&mut current, now) {
+                return None;
+            }
             current.updated_at = now.max(current.updated_at);
             match self.endpoints.replace(&mut current).await {
-                Ok(false) => continue,
                 Ok(true) => {
-                    tracing::warn!(endpoint_id = %current.endpoint_id, "webhook endpoint disabled: its creator can no longer act");
-                    return;
+                    if !current.enabled && endpoint.enabled {
+                        tracing::warn!(endpoint_id = %current.endpoint_id, reason = what, "webhook endpoint disabled");
+                    }
+                    return Some(current);
                 }
+                Ok(false) => continue,
                 Err(err) => {
-                    tracing::warn!(error = %err, "webhook endpoint not disabled");
-                    return;
+                    tracing::warn!(error = %err, what, "webhook endpoint not updated");
+                    return None;
                 }
             }
         }
+        None
+    }
+
+    /// Disables an endpoint whose creator can no longer act, the reason recorded (once:
+    /// an endpoint disabled already is left as it is).
+    async fn disable_orphan(&self, endpoint: &WebhookEndpoint) {
+        self.edit_endpoint(endpoint, "its creator can no longer act", |current, now| {
+            if !current.enabled {
+                return false;
+            }
+            current.enabled = false;
+            current.disabled_at = Some(now);
+            current.disabled_reason = Some(match &current.created_by {
+                Creator::ApiKey { id } => format!(
+                    "The API key that made it ({id}) was revoked or expired: nothing is delivered on its behalf. Delete this endpoint, or make a new one."
+                ),
+                Creator::Member { email, .. } => format!(
+                    "The member who made it ({email}) was deactivated: nothing is delivered on their behalf. Delete this endpoint, or make a new one."
+                ),
+            });
+            true
+        })
+        .await;
     }
 
     /// The endpoint's failure clock: cleared by a success, started by a first failure;
     /// after `disable_after` of nothing but failures (or a 410 Gone) it is disabled, the
     /// reason recorded.
     async fn note_health(&self, endpoint: &WebhookEndpoint, succeeded: bool, gone: bool) {
-        for _ in 0..3 {
-            let Ok(Some(mut current)) = self
-                .endpoints
-                .get(&endpoint.org_id, &endpoint.endpoint_id)
-                .await
-            else {
-                return;
-            };
-            let now = time::now();
-            let changed = if succeeded {
-                current.failing_since.take().is_some()
-            } else if gone {
+        let disable_after = self.disable_after;
+        self.edit_endpoint(endpoint, "its health", |current, now| {
+            if succeeded {
+                return current.failing_since.take().is_some();
+            }
+            if gone {
                 current.enabled = false;
                 current.disabled_at = Some(now);
                 current.disabled_reason =
                     Some("The receiver answered 410 Gone: it asked for no more deliveries.".into());
-                true
-            } else {
-                match current.failing_since {
-                    None => {
-                        current.failing_since = Some(now);
-                        true
-                    }
-                    Some(since) if now - since >= self.disable_after && current.enabled => {
-                        current.enabled = false;
-                        current.disabled_at = Some(now);
-                        current.disabled_reason = Some(format!(
-                            "Every delivery since {} failed: disabled after {} days. Fix the receiver, then enable it again.",
-                            time::format(&since),
-                            self.disable_after.num_days()
-                        ));
-                        true
-                    }
-                    Some(_) => false,
-                }
-            };
-            if !changed {
-                return;
+                return true;
             }
-            current.updated_at = now.max(current.updated_at);
-            match self.endpoints.replace(&mut current).await {
-                Ok(true) => {
-                    if !current.enabled && endpoint.enabled {
-                        tracing::warn!(endpoint_id = %current.endpoint_id, "webhook endpoint disabled");
-                    }
-                    return;
+            match current.failing_since {
+                None => {
+                    current.failing_since = Some(now);
+                    true
                 }
-                Ok(false) => continue,
-                Err(err) => {
-                    tracing::warn!(error = %err, "webhook endpoint health not recorded");
-                    return;
+                Some(since) if now - since >= disable_after && current.enabled => {
+                    current.enabled = false;
+                    current.disabled_at = Some(now);
+                    current.disabled_reason = Some(format!(
+                        "Every delivery since {} failed: disabled after {} days. Fix the receiver, then enable it again.",
+                        time::format(&since),
+                        disable_after.num_days()
+                    ));
+                    true
                 }
+                Some(_) => false,
             }
-        }
+        })
+        .await;
     }
 
     /// One pass over what is due: each attempted at once. How many were attempted.
