@@ -253,7 +253,7 @@ fn a_failing_receiver_gets_retries_with_the_same_id_and_redirects_are_not_follow
     let plane = Plane::new();
     let (_webhooks, _workers) = plane.webhooks(|w| {
         quick(w);
-        w.sender.timeout = Duration::from_millis(500);
+        w.sender.timeout = Duration::from_millis(1_500);
     });
     let admin = plane.member("acme", Role::Administrator);
     let receiver = Receiver::start(&plane.runtime);
@@ -262,7 +262,7 @@ fn a_failing_receiver_gets_retries_with_the_same_id_and_redirects_are_not_follow
     receiver.script(vec![
         Answer::status(500),
         Answer::status(302).to(&elsewhere.url("/moved")),
-        Answer::status(200).after(Duration::from_secs(2)),
+        Answer::status(200).after(Duration::from_secs(4)),
     ]);
     let (endpoint_id, secret) = endpoint(
         &plane,
@@ -319,7 +319,7 @@ fn a_failing_receiver_gets_retries_with_the_same_id_and_redirects_are_not_follow
             .error
             .as_deref()
             .unwrap_or("")
-            .contains("no answer within 0.5 s"),
+            .contains("no answer within 1.5 s"),
         "{attempts:#?}"
     );
     assert_eq!(attempts[3].status_code, Some(200));
