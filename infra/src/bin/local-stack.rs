@@ -228,6 +228,12 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
     println!("  curl -X POST {base}/v1/org/api-keys -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\");
     println!("    -d '{{\"label\": \"CRM sync\", \"scopes\": [\"customers:write\", \"customers:read\", \"aml:read\"]}}'");
     println!();
+    println!(
+        "Webhooks: this stack delivers events (a receiver on http://127.0.0.1 works here alone):"
+    );
+    println!("  curl -X POST {base}/v1/webhook_endpoints -H \"Authorization: Bearer {key}\" -H 'Content-Type: application/json' \\");
+    println!("    -d '{{\"url\": \"http://127.0.0.1:8787/hooks\", \"events\": [\"customer.created\", \"customer.verified\"]}}'");
+    println!();
     println!("Operator tool against this stack (.local/env is the newest stack's; .local/env.{port} is this one's):");
     println!("  set -a; . .local/env; set +a; ./target/debug/icadmin keys list --org {DEMO_ORG}");
     println!();
