@@ -81,17 +81,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn signs_the_standard_webhooks_reference_message() {
-        // The example of the Standard Webhooks specification.
-        let secret = WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+    fn signs_id_timestamp_and_body_as_the_specification_says() {
+        // HMAC-SHA256, keyed with the bytes whose base64 follows `whsec_`, over
+        // `{id}.{timestamp}.{body}`, written `v1,<base64>`: computed here independently.
+        // (Interoperability with the reference libraries is checked end to end, in
+        // infra/tests/members/delivery.rs, by the Python and Node `standardwebhooks`.)
+        use base64::Engine;
+        use hmac::{Hmac, Mac};
+        let secret = WebhookSecret::generate().unwrap();
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(&secret.expose()["whsec_".len()..])
+            .unwrap();
+        assert_eq!(key.len(), 32);
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+        mac.update(br#"msg_p5jXN8AQM9LWM0D4loKWxJek.1614265330.{"test": 2432232314}"#);
+        let expected = format!(
+            "v1,{}",
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+        );
         assert_eq!(
             secret.sign(
                 "msg_p5jXN8AQM9LWM0D4loKWxJek",
                 1614265330,
                 r#"{"test": 2432232314}"#
             ),
-            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+            expected
         );
+        // Any change of id, time or body changes the signature.
+        for (id, at, body) in [
+            (
+                "msg_p5jXN8AQM9LWM0D4loKWxJeK",
+                1614265330,
+                r#"{"test": 2432232314}"#,
+            ),
+            (
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265331,
+                r#"{"test": 2432232314}"#,
+            ),
+            (
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330,
+                r#"{"test": 2432232315}"#,
+            ),
+        ] {
+            assert_ne!(secret.sign(id, at, body), expected);
+        }
     }
 
     #[test]
@@ -102,14 +137,11 @@ mod tests {
         assert!(a.expose().starts_with("whsec_"));
         assert_eq!(WebhookSecret::parse(a.expose()), Some(a.clone()));
         assert!(!format!("{a:?}").contains(&a.expose()[6..]));
-        for bad in [
-            "whsec_",
-            "whsec_!!!",
-            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-            "whsec_AAAA",
-        ] {
+        for bad in ["whsec_", "whsec_!!!", "whsec_AAAA"] {
             assert!(WebhookSecret::parse(bad).is_none(), "{bad}");
         }
+        // The base64 alone, without its prefix, is no secret.
+        assert!(WebhookSecret::parse(&a.expose()["whsec_".len()..]).is_none());
     }
 
     #[test]
