@@ -18,6 +18,17 @@ use crate::request::RequestMeta;
 /// request is `422`, one still running `409`. A 5xx or a 400 releases the key. Keys live
 /// in `space` (an org's live or test data), within `owner` when one is given (a member's
 /// keys are their own).
+/// Refuses an `Idempotency-Key` on a route whose answer holds a secret: such an answer is
+/// never stored, so it can't be replayed. `why` says what the secret is and what a retry
+/// does instead. A malformed key is refused as anywhere else.
+pub fn refuse_key(req: &Request, why: &str) -> Result<(), ApiError> {
+    record::IdempotencyKey::from_headers(req.headers())?;
+    if req.headers().contains_key(record::IDEMPOTENCY_KEY_HEADER) {
+        return Err(ApiError::invalid_param("Idempotency-Key", why));
+    }
+    Ok(())
+}
+
 pub async fn once<F, Fut>(
     app: &App,
     req: &Request,

@@ -13,7 +13,6 @@ use serde_json::{json, Map, Value};
 use crate::app::App;
 use crate::customers::api::{json_object_body, Limit};
 use crate::error::{json_response, ApiError};
-use crate::idempotency::record::IdempotencyKey;
 use crate::keys::ip_allowlist::IpAllowlist;
 use crate::keys::scope::Scope;
 use crate::keys::table::{
@@ -85,21 +84,14 @@ impl From<crate::members::pool::PoolError> for ApiError {
     }
 }
 
-/// Routes whose answer holds a secret store no response, so they take no Idempotency-Key.
+/// Routes whose answer holds a key's plaintext take no Idempotency-Key.
 fn refuse_idempotency_key(req: &Request) -> Result<(), ApiError> {
-    IdempotencyKey::from_headers(req.headers())?;
-    if req
-        .headers()
-        .contains_key(crate::idempotency::record::IDEMPOTENCY_KEY_HEADER)
-    {
-        return Err(ApiError::invalid_param(
-            "Idempotency-Key",
-            "This route does not take an Idempotency-Key: its answer holds a key's plaintext, \
-             which is never stored, so it can't be replayed. A retry makes another key; list \
-             the keys to find one made by an attempt whose answer was lost, and revoke it.",
-        ));
-    }
-    Ok(())
+    crate::idempotency::refuse_key(
+        req,
+        "This route does not take an Idempotency-Key: its answer holds a key's plaintext, \
+         which is never stored, so it can't be replayed. A retry makes another key; list \
+         the keys to find one made by an attempt whose answer was lost, and revoke it.",
+    )
 }
 
 /// Runs a member-API write under its Idempotency-Key, if it has one (see

@@ -12,7 +12,6 @@ use serde_json::{json, Map, Value};
 use crate::app::App;
 use crate::customers::api::{json_object_body, Limit};
 use crate::error::{json_response, ApiError};
-use crate::idempotency::record::{IdempotencyKey, IDEMPOTENCY_KEY_HEADER};
 use crate::keys::scope::Scope;
 use crate::keys::verify::Principal;
 use crate::members::api::{decode_cursor, list_body, only_fields, optional_body, page, path_id};
@@ -105,27 +104,15 @@ fn contended() -> ApiError {
     ApiError::conflict("The endpoint was changed by another request at the same time; try again.")
 }
 
-fn secret_response(status: StatusCode, body: &Value, meta: &RequestMeta) -> Response<Body> {
-    let mut response = json_response(status, body, &meta.request_id);
-    response
-        .headers_mut()
-        .insert("cache-control", HeaderValue::from_static("no-store"));
-    response
-}
-
-/// Routes whose answer holds a secret store no response, so they take no Idempotency-Key.
+/// Routes whose answer holds a signing secret take no Idempotency-Key.
 fn refuse_idempotency_key(req: &Request) -> Result<(), ApiError> {
-    IdempotencyKey::from_headers(req.headers())?;
-    if req.headers().contains_key(IDEMPOTENCY_KEY_HEADER) {
-        return Err(ApiError::invalid_param(
-            "Idempotency-Key",
-            "This route does not take an Idempotency-Key: its answer holds the endpoint's \
-             signing secret, which is never stored with a response, so it can't be replayed. \
-             A retry makes another endpoint: list the endpoints to find one made by an \
-             attempt whose answer was lost, and delete it.",
-        ));
-    }
-    Ok(())
+    crate::idempotency::refuse_key(
+        req,
+        "This route does not take an Idempotency-Key: its answer holds the endpoint's \
+         signing secret, which is never stored with a response, so it can't be replayed. \
+         A retry makes another endpoint: list the endpoints to find one made by an \
+         attempt whose answer was lost, and delete it.",
+    )
 }
 
 async fn endpoint_of(app: &App, owner: &Owner, req: &Request) -> Result<WebhookEndpoint, ApiError> {
@@ -346,7 +333,7 @@ pub async fn create(
     }
     let mut body = endpoint.to_json();
     body["secret"] = Value::String(endpoint.secret.expose().to_owned());
-    let mut response = secret_response(StatusCode::CREATED, &body, meta);
+    let mut response = json_response(StatusCode::CREATED, &body, &meta.request_id);
     if let Ok(location) = HeaderValue::from_str(&format!("{}/{}", owner.base, endpoint.endpoint_id))
     {
         response.headers_mut().insert("location", location);
@@ -503,7 +490,7 @@ pub async fn reveal_secret(
             .as_ref()
             .map(time::format),
     });
-    Ok(secret_response(StatusCode::OK, &body, meta))
+    Ok(json_response(StatusCode::OK, &body, &meta.request_id))
 }
 
 /// `POST /v1/org/webhook-endpoints/{id}/rotate-secret`: `{expire_previous_in_seconds?}`
@@ -545,7 +532,7 @@ pub async fn rotate_secret(
     .await?;
     let mut body = endpoint.to_json();
     body["secret"] = Value::String(endpoint.secret.expose().to_owned());
-    Ok(secret_response(StatusCode::OK, &body, meta))
+    Ok(json_response(StatusCode::OK, &body, &meta.request_id))
 }
 
 fn delivery_not_found() -> ApiError {
