@@ -63,6 +63,22 @@ pub fn corrupt(what: &str, err: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt(format!("{what}: {err}"))
 }
 
+/// The outcome of a conditional write: `Some(output)` when it was written, `None` when its
+/// condition failed, the classified error otherwise.
+pub fn condition_held<T, E, R>(
+    operation: &str,
+    result: Result<T, SdkError<E, R>>,
+) -> Result<Option<T>, StorageError>
+where
+    E: ProvideErrorMetadata,
+{
+    match result {
+        Ok(output) => Ok(Some(output)),
+        Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(None),
+        Err(e) => Err(classify(operation, &e)),
+    }
+}
+
 /// The outcome of a conditional write whose failed condition means there is nothing to do
 /// (already done, or no longer wanted): `Ok` then, the classified error otherwise.
 pub fn unless_condition_failed<T, E, R>(
@@ -72,11 +88,7 @@ pub fn unless_condition_failed<T, E, R>(
 where
     E: ProvideErrorMetadata,
 {
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
-        Err(e) => Err(classify(operation, &e)),
-    }
+    condition_held(operation, result).map(drop)
 }
 
 /// Why a transaction did not commit.

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::org::OrgId;
-use crate::storage::{classify, corrupt, service_code, StorageError};
+use crate::storage::{classify, condition_held, corrupt, StorageError};
 use crate::time::{self, Timestamp};
 use crate::webhooks::event::EventType;
 
@@ -239,11 +239,7 @@ impl WebhookDeliveriesTable {
             .condition_expression("attribute_not_exists(delivery_id)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(classify("PutItem webhook delivery", &e)),
-        }
+        Ok(condition_held("PutItem webhook delivery", result)?.is_some())
     }
 
     pub async fn get(
@@ -295,11 +291,10 @@ impl WebhookDeliveriesTable {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(out) => out.attributes.map(decode).transpose(),
-            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(None),
-            Err(e) => Err(classify("UpdateItem claim webhook delivery", &e)),
-        }
+        condition_held("UpdateItem claim webhook delivery", result)?
+            .and_then(|out| out.attributes)
+            .map(decode)
+            .transpose()
     }
 
     /// Stores `delivery` as its lease holder left it (the lease released); `false` when the
@@ -317,11 +312,7 @@ impl WebhookDeliveriesTable {
             .expression_attribute_values(":token", s(token))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(classify("PutItem settle webhook delivery", &e)),
-        }
+        Ok(condition_held("PutItem settle webhook delivery", result)?.is_some())
     }
 
     /// Makes a finished delivery due again now (a member's re-send); the updated delivery,
@@ -351,11 +342,10 @@ impl WebhookDeliveriesTable {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(out) => out.attributes.map(decode).transpose(),
-            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(None),
-            Err(e) => Err(classify("UpdateItem resend webhook delivery", &e)),
-        }
+        condition_held("UpdateItem resend webhook delivery", result)?
+            .and_then(|out| out.attributes)
+            .map(decode)
+            .transpose()
     }
 
     /// The keys (endpoint id, delivery id) of deliveries due by `now`, oldest due first

@@ -8,7 +8,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use aws_sdk_dynamodb::Client;
 
 use crate::org::OrgId;
-use crate::storage::{classify, corrupt, transact_write, StorageError, TransactFailure};
+use crate::storage::{
+    classify, condition_held, corrupt, transact_write, StorageError, TransactFailure,
+};
 use crate::webhooks::endpoint::{WebhookEndpoint, ENDPOINT_ID_PREFIX, MAX_ENDPOINTS_PER_ORG};
 
 pub const WEBHOOK_ENDPOINTS_TABLE_ENV: &str = "WEBHOOK_ENDPOINTS_TABLE";
@@ -179,19 +181,11 @@ impl WebhookEndpointsTable {
             .expression_attribute_values(":v", n(read_at))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if crate::storage::service_code(&e) == Some("ConditionalCheckFailedException") =>
-            {
-                endpoint.version = read_at;
-                Ok(false)
-            }
-            Err(e) => {
-                endpoint.version = read_at;
-                Err(classify("PutItem webhook endpoint", &e))
-            }
+        let written = condition_held("PutItem webhook endpoint", result);
+        if !matches!(written, Ok(Some(_))) {
+            endpoint.version = read_at;
         }
+        Ok(written?.is_some())
     }
 
     /// Deletes the endpoint and gives its place back; `false` when there was none.
@@ -255,14 +249,6 @@ impl WebhookEndpointsTable {
             .condition_expression("attribute_exists(endpoint_id)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if crate::storage::service_code(&e) == Some("ConditionalCheckFailedException") =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(classify("DeleteItem webhook endpoint", &e)),
-        }
+        Ok(condition_held("DeleteItem webhook endpoint", result)?.is_some())
     }
 }
