@@ -307,33 +307,60 @@ pub async fn follow_table(
     Ok(tokio::spawn(follow(streams_client(endpoint), arn, handler)))
 }
 
-/// Every record of the stream so far, from every shard, in one batch as Lambda would
-/// hand it over (for tests that call a handler themselves).
-pub async fn read_all(endpoint: &str, stream_arn: &str) -> Result<Value, LocalError> {
-    let client = streams_client(endpoint);
+/// The stream's shards, as DescribeStream lists them.
+async fn list_shards(
+    client: &aws_sdk_dynamodbstreams::Client,
+    stream_arn: &str,
+) -> Result<Vec<aws_sdk_dynamodbstreams::types::Shard>, LocalError> {
     let described = client
         .describe_stream()
         .stream_arn(stream_arn)
         .send()
         .await
         .map_err(|e| streams_error("DescribeStream", e))?;
-    let mut records = Vec::new();
-    let shards = described
+    Ok(described
         .stream_description()
         .map(|d| d.shards().to_vec())
-        .unwrap_or_default();
-    for shard in shards {
+        .unwrap_or_default())
+}
+
+/// An iterator over shard `id` from `position` (none for a shard with nothing to read).
+async fn shard_iterator(
+    client: &aws_sdk_dynamodbstreams::Client,
+    stream_arn: &str,
+    id: &str,
+    position: &Position,
+) -> Result<Option<String>, LocalError> {
+    let request = client
+        .get_shard_iterator()
+        .stream_arn(stream_arn)
+        .shard_id(id);
+    let request = match position {
+        Position::Start | Position::Done => {
+            request.shard_iterator_type(ShardIteratorType::TrimHorizon)
+        }
+        Position::After(sequence) => request
+            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+            .sequence_number(sequence),
+        Position::At(sequence) => request
+            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+            .sequence_number(sequence),
+    };
+    let got = request
+        .send()
+        .await
+        .map_err(|e| streams_error("GetShardIterator", e))?;
+    Ok(got.shard_iterator().map(str::to_owned))
+}
+
+/// Every record of the stream so far, from every shard, in one batch as Lambda would
+/// hand it over (for tests that call a handler themselves).
+pub async fn read_all(endpoint: &str, stream_arn: &str) -> Result<Value, LocalError> {
+    let client = streams_client(endpoint);
+    let mut records = Vec::new();
+    for shard in list_shards(&client, stream_arn).await? {
         let Some(id) = shard.shard_id() else { continue };
-        let mut iterator = client
-            .get_shard_iterator()
-            .stream_arn(stream_arn)
-            .shard_id(id)
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .map_err(|e| streams_error("GetShardIterator", e))?
-            .shard_iterator()
-            .map(str::to_owned);
+        let mut iterator = shard_iterator(&client, stream_arn, id, &Position::Start).await?;
         while let Some(current) = iterator.take() {
             let (page, next) = get_records(&client, stream_arn, &current)
                 .await
@@ -355,16 +382,7 @@ async fn read_once(
     handler: &Handler,
     shards: &mut HashMap<String, Shard>,
 ) -> Result<bool, LocalError> {
-    let described = client
-        .describe_stream()
-        .stream_arn(stream_arn)
-        .send()
-        .await
-        .map_err(|e| streams_error("DescribeStream", e))?;
-    let listed = described
-        .stream_description()
-        .map(|d| d.shards().to_vec())
-        .unwrap_or_default();
+    let listed = list_shards(client, stream_arn).await?;
     let known: BTreeSet<String> = listed
         .iter()
         .filter_map(|s| s.shard_id().map(str::to_owned))
@@ -405,31 +423,10 @@ async fn read_shard(
 ) -> Result<bool, LocalError> {
     let iterator = match shard.iterator.take() {
         Some(iterator) => iterator,
-        None => {
-            let request = client
-                .get_shard_iterator()
-                .stream_arn(stream_arn)
-                .shard_id(id);
-            let request = match &shard.position {
-                Position::Start | Position::Done => {
-                    request.shard_iterator_type(ShardIteratorType::TrimHorizon)
-                }
-                Position::After(sequence) => request
-                    .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                    .sequence_number(sequence),
-                Position::At(sequence) => request
-                    .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-                    .sequence_number(sequence),
-            };
-            let got = request
-                .send()
-                .await
-                .map_err(|e| streams_error("GetShardIterator", e))?;
-            match got.shard_iterator() {
-                Some(iterator) => iterator.to_owned(),
-                None => return Ok(false),
-            }
-        }
+        None => match shard_iterator(client, stream_arn, id, &shard.position).await? {
+            Some(iterator) => iterator,
+            None => return Ok(false),
+        },
     };
     let (records, next) = match get_records(client, stream_arn, &iterator).await {
         Ok(page) => page,
