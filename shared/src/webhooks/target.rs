@@ -111,28 +111,21 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     Some(why)
 }
 
+/// A lookup under way: the addresses a name has, at a port.
+pub type Resolution<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + 'a>,
+>;
+
 /// Looks names up. The system's resolver in a deployment; tests give fixed answers.
 pub trait Resolve: Send + Sync + std::fmt::Debug {
-    fn resolve<'a>(
-        &'a self,
-        host: &'a str,
-        port: u16,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + 'a>,
-    >;
+    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolution<'a>;
 }
 
 #[derive(Debug, Default)]
 pub struct SystemResolver;
 
 impl Resolve for SystemResolver {
-    fn resolve<'a>(
-        &'a self,
-        host: &'a str,
-        port: u16,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + 'a>,
-    > {
+    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolution<'a> {
         Box::pin(async move { Ok(tokio::net::lookup_host((host, port)).await?.collect()) })
     }
 }
@@ -142,13 +135,7 @@ impl Resolve for SystemResolver {
 pub struct FixedResolver(pub HashMap<String, Vec<IpAddr>>);
 
 impl Resolve for FixedResolver {
-    fn resolve<'a>(
-        &'a self,
-        host: &'a str,
-        port: u16,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + 'a>,
-    > {
+    fn resolve<'a>(&'a self, host: &'a str, port: u16) -> Resolution<'a> {
         let found = self.0.get(&host.to_ascii_lowercase()).cloned();
         Box::pin(async move {
             found
