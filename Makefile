@@ -58,7 +58,7 @@ help:
 	@echo "make contract - the local stack checked against openapi.yaml by schemathesis"
 	@echo "make rehearse - test mode end to end: ingest, test helpers, poll to VERIFIED + CLEAR"
 	@echo "make ci     - what .ci/run runs: lint, test, contract, rehearse"
-	@echo "make bench  - latency of each route through the local gateway (numbers in README)"
+	@echo "make bench  - cold starts of every function, then latency through the local gateway (README)"
 
 check-java:
 	@command -v java >/dev/null || { echo "Java 17+ is needed to run DynamoDB Local (apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
@@ -158,6 +158,10 @@ rehearse: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP)
 
 ci: lint test contract rehearse
 
-# Latency through the local gateway against DynamoDB Local (see README "Performance").
+# Cold starts of every bootstrap beside a floor and a minimal SDK function, then latency
+# through the local gateway, against DynamoDB Local (see README "Performance"). Every
+# bootstrap is built first, with the same profile. BENCH_FUNCTIONS=a,b measures only those
+# functions (with the floor and the minimal one); BENCH_ONLY=cold stops after cold starts.
 bench: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP)
+	$(CARGO) build -q --profile local-bench --workspace --bins
 	$(CARGO) run -q --profile local-bench -p infra --bin bench

@@ -2,8 +2,10 @@
 //! what the operator tool needs beyond the library.
 
 pub mod authorizer;
+pub mod call_proxy;
 pub mod clock;
 pub mod gateway;
 pub mod identity;
 pub mod log_feed;
+pub mod runtime_api;
 pub mod webhook_workers;

@@ -1,7 +1,12 @@
-//! `make bench`: latency of the API through the local gateway over loopback HTTP, against
-//! DynamoDB Local, plus the cost of the in-process part of key verification. Bounded request
-//! counts; loopback only. Numbers go in the README; tests never assert times.
+//! `make bench`: cold starts of every function's bootstrap side by side with a floor and a
+//! minimal SDK function (`cold`), then latency of the API through the local gateway over
+//! loopback HTTP, against DynamoDB Local, plus the cost of the in-process part of key
+//! verification. Bounded request counts; loopback only. Numbers go in the README; tests
+//! never assert times. `BENCH_ONLY=cold` stops after the cold starts.
 
+mod cold;
+
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,10 +14,14 @@ use std::time::{Duration, Instant};
 use infra::gateway::{serve, RouteTable};
 use localdb::{CallCounter, DynamoDbLocal, Template};
 use shared::app::TableNames;
+use shared::edge::gateway_event::{invoke, v2_event, Context, GatewayRequest};
+use shared::edge::routes::Route;
 use shared::keys::scope::Scope;
-use shared::keys::table::{ApiKeysTable, NewApiKey, MAX_RATE_LIMIT_RPS};
+use shared::keys::table::{ApiKeysTable, IssuedKey, NewApiKey, MAX_RATE_LIMIT_RPS};
 use shared::keys::token::ApiKeyToken;
-use shared::{time, App};
+use shared::members::role::Role;
+use shared::members::table::{Member, MemberStatus};
+use shared::{time, App, Endpoint};
 
 const SEQUENTIAL_REQUESTS: usize = 400;
 const CONCURRENT_THREADS: usize = 8;
@@ -84,6 +93,92 @@ fn timed<F: FnMut(usize) -> u16>(n: usize, mut f: F) -> (Vec<Duration>, Vec<u16>
     (samples, statuses, started.elapsed())
 }
 
+/// What the cold starts' events name: a customer (created through the route's own handler),
+/// an administrator, the key and the tables.
+async fn seed(
+    app: &Arc<App>,
+    issued: &IssuedKey,
+    client: &aws_sdk_dynamodb::Client,
+    tables: &TableNames,
+    names: &BTreeMap<String, String>,
+    env: &BTreeMap<String, String>,
+    endpoint: &str,
+) -> Result<cold::Seed, String> {
+    let authorization = format!("Bearer {}", issued.token.expose_secret());
+    let event = v2_event(&GatewayRequest {
+        method: "POST".into(),
+        raw_path: "/v1/customers".into(),
+        raw_query: String::new(),
+        headers: vec![
+            ("authorization".into(), authorization.clone()),
+            ("content-type".into(), "application/json".into()),
+        ],
+        body: br#"{"fullName":"Bench Customer","externalId":"bench-cold"}"#.to_vec(),
+        source_ip: [127, 0, 0, 1].into(),
+        route_key: Route::CreateCustomer.key(),
+        path_parameters: BTreeMap::new(),
+        request_id: "bench-seed".into(),
+    });
+    let mut context = Context::default();
+    context.deadline =
+        u64::try_from((time::now() + chrono::Duration::seconds(10)).timestamp_millis())
+            .unwrap_or(0);
+    let answer = invoke(
+        app.clone(),
+        Endpoint::Route(Route::CreateCustomer),
+        event,
+        context,
+    )
+    .await;
+    let created: serde_json::Value =
+        serde_json::from_str(answer["body"].as_str().unwrap_or("")).map_err(|e| e.to_string())?;
+    let customer_id = created["id"]
+        .as_str()
+        .ok_or("no customer created")?
+        .to_owned();
+    let item = client
+        .scan()
+        .table_name(&tables.customers)
+        .limit(1)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+        .and_then(|items| items.into_iter().next())
+        .ok_or("the customers table is empty")?;
+    let text = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .ok_or(format!("the customer item has no {name}"))
+    };
+    let customer_item = (text("pk")?, text("sk")?);
+    let member = Member {
+        id: uuid::Uuid::new_v4().to_string(),
+        org_id: issued.record.org_id.clone(),
+        email: "admin@bench.test".into(),
+        role: Role::Administrator,
+        status: MemberStatus::Active,
+        created_at: time::now(),
+        invited_by: None,
+        deactivated_at: None,
+        key_hashes: Default::default(),
+    };
+    app.members.add(&member).await.map_err(|e| e.to_string())?;
+    Ok(cold::Seed {
+        authorization,
+        customer_id,
+        key_id: issued.record.id.clone(),
+        member_sub: member.id,
+        customer_item,
+        tables: env
+            .iter()
+            .filter_map(|(var, id)| Some((var.clone(), names.get(id)?.clone())))
+            .collect(),
+        dynamodb_endpoint: endpoint.to_owned(),
+    })
+}
+
 #[tokio::main]
 async fn main() -> Result<(), String> {
     // Pure part of verification: format, checksum and SHA-256, no I/O.
@@ -110,7 +205,7 @@ async fn main() -> Result<(), String> {
     let tables = TableNames::resolve(|var| env.get(var).and_then(|id| names.get(id)).cloned())
         .map_err(|var| format!("template.yaml has no table for {var}"))?;
     let keys_table_name = tables.api_keys.clone();
-    let app = Arc::new(App::new(client, &tables));
+    let app = Arc::new(App::new(client.clone(), &tables));
     let scopes: Vec<String> = Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect();
     let request = NewApiKey::parse("bench", "bench", &scopes, None, &[], "bench", time::now())
         .and_then(|new| new.with_rate_limit(MAX_RATE_LIMIT_RPS))
@@ -120,6 +215,21 @@ async fn main() -> Result<(), String> {
         .issue(request, time::now())
         .await
         .map_err(|e| e.to_string())?;
+
+    let seed = seed(
+        &app,
+        &issued,
+        &client,
+        &tables,
+        &names,
+        &env,
+        &dynamodb.endpoint(),
+    )
+    .await?;
+    cold::run(Arc::new(seed)).await?;
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("cold") {
+        return Ok(());
+    }
 
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
