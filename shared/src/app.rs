@@ -1,9 +1,5 @@
 //! The state a function builds once per cold start: the DynamoDB client and its tables.
 
-use std::time::Duration;
-
-use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::Client;
 
 use crate::customers::cursor::{CursorKey, CURSOR_SECRET_ENV};
@@ -14,6 +10,7 @@ use crate::keys::table::ApiKeysTable;
 use crate::members::pool::MemberPool;
 use crate::members::table::{MembersTable, MEMBERS_TABLE_ENV};
 use crate::request_log::table::{RequestLogTable, REQUEST_LOG_TABLE_ENV};
+use crate::sdk::{self, LambdaSettings};
 use crate::webhooks::delivery::{WebhookDeliveriesTable, WEBHOOK_DELIVERIES_TABLE_ENV};
 use crate::webhooks::table::{WebhookEndpointsTable, WEBHOOK_ENDPOINTS_TABLE_ENV};
 use crate::webhooks::target::TargetGuard;
@@ -21,10 +18,6 @@ use crate::webhooks::target::TargetGuard;
 pub const API_KEYS_TABLE_ENV: &str = "API_KEYS_TABLE";
 pub const CUSTOMERS_TABLE_ENV: &str = "CUSTOMERS_TABLE";
 pub const IDEMPOTENCY_TABLE_ENV: &str = "IDEMPOTENCY_TABLE";
-/// One DynamoDB attempt; the SDK retries throttling and transient errors within the budget.
-const DYNAMODB_ATTEMPT_TIMEOUT_MILLIS: u64 = 2_000;
-/// All attempts together, well inside the function timeout, so a hang becomes a 503.
-const DYNAMODB_OPERATION_TIMEOUT_MILLIS: u64 = 5_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
@@ -97,16 +90,26 @@ impl App {
         }
     }
 
-    /// Tables and the cursor secret from the environment, AWS settings from the standard
-    /// chain (which honours `AWS_ENDPOINT_URL_DYNAMODB`, how the local stack points
-    /// everything at DynamoDB Local).
-    pub async fn from_env() -> Result<Self, String> {
+    /// A function's state, from the variables Lambda sets (`sdk`): the tables, the cursor
+    /// secret, and the user pool when `with_pool` (only the functions that invite or
+    /// deactivate members reach Cognito; the others never build its client).
+    pub fn in_lambda(with_pool: bool) -> Result<Self, String> {
+        let settings = LambdaSettings::from_env()?;
+        let mut app = Self::from_env_with(sdk::dynamodb(&settings))?;
+        if with_pool {
+            app.pool = MemberPool::from_env(&settings);
+        }
+        Ok(app)
+    }
+
+    /// Tables and the cursor secret from the environment, with a client built elsewhere
+    /// (the operator tool's, from its profile).
+    pub fn from_env_with(client: Client) -> Result<Self, String> {
         let tables = TableNames::from_env()?;
         let cursor_key = CursorKey::from_env()?;
         Ok(Self {
             cursor_key,
-            pool: MemberPool::from_env().await,
-            ..Self::new(dynamodb_client().await, &tables)
+            ..Self::new(client, &tables)
         })
     }
 
@@ -134,29 +137,13 @@ impl App {
     }
 }
 
-/// The limits every client of the API uses: a stalled DynamoDB becomes a 503, not a hang.
-pub fn dynamodb_timeouts() -> TimeoutConfig {
-    TimeoutConfig::builder()
-        .operation_attempt_timeout(Duration::from_millis(DYNAMODB_ATTEMPT_TIMEOUT_MILLIS))
-        .operation_timeout(Duration::from_millis(DYNAMODB_OPERATION_TIMEOUT_MILLIS))
-        .build()
-}
-
-pub async fn dynamodb_client() -> Client {
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(dynamodb_timeouts())
-        .load()
-        .await;
-    Client::new(&config)
-}
-
 /// `client` with the API's timeouts, for clients built elsewhere (the local stack).
 pub fn with_api_timeouts(client: &Client) -> Client {
     Client::from_conf(
         client
             .config()
             .to_builder()
-            .timeout_config(dynamodb_timeouts())
+            .timeout_config(sdk::timeouts())
             .build(),
     )
 }

@@ -8,6 +8,7 @@ pub mod customers;
 pub mod edge;
 pub mod error;
 pub mod form;
+pub mod functions;
 pub mod idempotency;
 pub mod json;
 pub mod keys;
@@ -16,21 +17,23 @@ pub mod org;
 pub mod query;
 pub mod request;
 pub mod request_log;
+pub mod sdk;
 pub mod storage;
 pub mod time;
 pub mod webhooks;
 
 pub use app::App;
-pub use edge::http::{handle, Endpoint};
+pub use edge::http::{handle, serve, Endpoint};
 pub use error::ApiError;
+pub use functions::Function;
 
-/// The whole `main` of a function: logs, clients once, then serve `endpoint` until Lambda
-/// stops the process. Events go through `gateway_event::invoke`, the same path the local
-/// gateway and the tests use.
-pub async fn run_function(endpoint: Endpoint) -> Result<(), lambda_http::Error> {
+/// The whole `main` of a function: logs, clients once, then serve `function` (one of
+/// `functions`' constants) until Lambda stops the process. Events go through
+/// `gateway_event::invoke_with`, the same path the local gateway and the tests use.
+pub async fn run_function(function: Function) -> Result<(), lambda_http::Error> {
     edge::telemetry::init();
-    let app = App::from_env().await?;
-    if endpoint.needs_cursor_key() && app.cursor_key.is_none() {
+    let app = App::in_lambda(function.needs_pool())?;
+    if function.endpoint.needs_cursor_key() && app.cursor_key.is_none() {
         return Err(format!(
             "{} is not set: the listing's cursors cannot be authenticated",
             customers::cursor::CURSOR_SECRET_ENV
@@ -40,7 +43,7 @@ pub async fn run_function(endpoint: Endpoint) -> Result<(), lambda_http::Error> 
     let app = std::sync::Arc::new(app);
     run_handler(move |req| {
         let app = app.clone();
-        async move { handle(app, endpoint, req).await }
+        async move { serve(app, function, req).await }
     })
     .await
 }

@@ -1,9 +1,6 @@
 //! `GET /v1/org/api-keys/{id}/requests: the key's request log`.
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::ApiKeyRequests)).await
+    shared::run_function(shared::functions::API_KEY_REQUESTS).await
 }

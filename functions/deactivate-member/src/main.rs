@@ -1,9 +1,6 @@
 //! `POST /v1/org/members/{id}/deactivate: the member and their keys`.
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::DeactivateMember)).await
+    shared::run_function(shared::functions::DEACTIVATE_MEMBER).await
 }

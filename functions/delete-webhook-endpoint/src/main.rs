@@ -1,9 +1,6 @@
 //! `DELETE /v1/webhook_endpoints/{id}`: a key unsubscribes an endpoint.
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::DeleteWebhookEndpoint)).await
+    shared::run_function(shared::functions::DELETE_WEBHOOK_ENDPOINT).await
 }

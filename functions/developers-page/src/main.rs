@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use developers_page::{serve, PageConfig};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     let config = Arc::new(PageConfig::from_env()?);
     shared::run_handler(move |req| serve(config.clone(), req)).await

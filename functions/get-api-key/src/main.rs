@@ -1,9 +1,6 @@
 //! `GET /v1/org/api-keys/{id}: one of the org's keys`.
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::GetApiKey)).await
+    shared::run_function(shared::functions::GET_API_KEY).await
 }

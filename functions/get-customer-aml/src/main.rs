@@ -1,9 +1,6 @@
 //! `GET /v1/customers/{id}/aml`: the AML result (scope `aml:read`).
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::GetCustomerAml)).await
+    shared::run_function(shared::functions::GET_CUSTOMER_AML).await
 }

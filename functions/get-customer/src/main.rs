@@ -1,9 +1,6 @@
 //! `GET /v1/customers/{id}`: one customer of the caller's org.
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::GetCustomer)).await
+    shared::run_function(shared::functions::GET_CUSTOMER).await
 }

@@ -1,9 +1,6 @@
 //! `GET /v1/webhook_endpoints/{id}`: one webhook endpoint.
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::GetWebhookEndpoint)).await
+    shared::run_function(shared::functions::GET_WEBHOOK_ENDPOINT).await
 }

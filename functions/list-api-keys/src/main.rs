@@ -1,9 +1,6 @@
 //! `GET /v1/org/api-keys: the org's keys, newest first`.
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::ListApiKeys)).await
+    shared::run_function(shared::functions::LIST_API_KEYS).await
 }

@@ -1,9 +1,6 @@
 //! `GET /v1/org/members: the org's members`.
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::ListMembers)).await
+    shared::run_function(shared::functions::LIST_MEMBERS).await
 }

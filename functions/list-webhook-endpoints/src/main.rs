@@ -1,9 +1,6 @@
 //! `GET /v1/webhook_endpoints`: a key's webhook endpoints (scope webhooks:write).
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::ListWebhookEndpoints)).await
+    shared::run_function(shared::functions::LIST_WEBHOOK_ENDPOINTS).await
 }

@@ -1,9 +1,6 @@
 //! `DELETE /v1/org/webhook-endpoints/{id}`: a member deletes a webhook endpoint.
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::OrgDeleteWebhookEndpoint)).await
+    shared::run_function(shared::functions::ORG_DELETE_WEBHOOK_ENDPOINT).await
 }

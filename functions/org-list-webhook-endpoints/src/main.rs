@@ -1,9 +1,6 @@
 //! `GET /v1/org/webhook-endpoints`: the org's webhook endpoints, both modes.
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::OrgListWebhookEndpoints)).await
+    shared::run_function(shared::functions::ORG_LIST_WEBHOOK_ENDPOINTS).await
 }

@@ -1,9 +1,6 @@
 //! `POST /v1/org/webhook-endpoints/{id}/deliveries/{delivery_id}/resend`: a member re-sends a delivery.
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::OrgResendWebhookDelivery)).await
+    shared::run_function(shared::functions::ORG_RESEND_WEBHOOK_DELIVERY).await
 }

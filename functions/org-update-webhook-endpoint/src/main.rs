@@ -1,9 +1,6 @@
 //! `PATCH /v1/org/webhook-endpoints/{id}`: a member changes a webhook endpoint.
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::OrgUpdateWebhookEndpoint)).await
+    shared::run_function(shared::functions::ORG_UPDATE_WEBHOOK_ENDPOINT).await
 }

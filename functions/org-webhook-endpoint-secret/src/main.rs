@@ -1,9 +1,6 @@
 //! `GET /v1/org/webhook-endpoints/{id}/secret`: a member reveals an endpoint's signing secret.
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::OrgWebhookEndpointSecret)).await
+    shared::run_function(shared::functions::ORG_WEBHOOK_ENDPOINT_SECRET).await
 }

@@ -1,9 +1,6 @@
 //! `POST /v1/org/api-keys/{id}/roll: a new key; the old one expires after the grace`.
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::RollApiKey)).await
+    shared::run_function(shared::functions::ROLL_API_KEY).await
 }

@@ -1,9 +1,6 @@
 //! `PATCH /v1/org/api-keys/{id}: label, allowlist, rate limit, an earlier expiry`.
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::UpdateApiKey)).await
+    shared::run_function(shared::functions::UPDATE_API_KEY).await
 }

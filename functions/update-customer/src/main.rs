@@ -1,9 +1,6 @@
 //! `PATCH /v1/customers/{id}`: partial update; `null` clears an optional field.
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::UpdateCustomer)).await
+    shared::run_function(shared::functions::UPDATE_CUSTOMER).await
 }

@@ -1,9 +1,6 @@
 //! `PATCH /v1/org/members/{id}: another member's role`.
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::UpdateMember)).await
+    shared::run_function(shared::functions::UPDATE_MEMBER).await
 }

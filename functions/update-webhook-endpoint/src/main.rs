@@ -1,9 +1,6 @@
 //! `PATCH /v1/webhook_endpoints/{id}`: change a webhook endpoint.
 
-use shared::edge::routes::Route;
-use shared::Endpoint;
-
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_function(Endpoint::Route(Route::UpdateWebhookEndpoint)).await
+    shared::run_function(shared::functions::UPDATE_WEBHOOK_ENDPOINT).await
 }

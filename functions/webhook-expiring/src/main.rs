@@ -1,6 +1,6 @@
 //! The daily api_key.expiring sweep.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::webhooks::worker::run_expiring().await
 }

@@ -7,15 +7,13 @@ use clap::{Parser, Subcommand};
 use infra::clock::{self, DateRecorder};
 use infra::identity::add_member_with_password;
 use serde_json::Value;
-use shared::app::{dynamodb_client, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV};
+use shared::app::{API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV};
 use shared::customers::lifecycle::{self, IllegalMove};
 use shared::customers::model::{AmlCategory, AmlStatus, Customer, CustomerView, KycStatus};
 use shared::customers::table::CustomersTable;
 use shared::keys::table::{ApiKeysTable, NewApiKey};
 use shared::members::api::{add_member, change_role, deactivate};
-use shared::members::pool::{
-    cognito_client, sign_in, MEMBER_POOL_CLIENT_ID_ENV, MEMBER_POOL_ID_ENV,
-};
+use shared::members::pool::{sign_in, MemberPool, MEMBER_POOL_CLIENT_ID_ENV, MEMBER_POOL_ID_ENV};
 use shared::members::role::Role;
 use shared::org::OrgId;
 use shared::request_log::table::{RequestLogTable, REQUEST_LOG_TABLE_ENV};
@@ -182,6 +180,23 @@ fn table_from_env(var: &str) -> Result<String, String> {
         })
 }
 
+/// The operator's AWS settings: the full default chain (profiles, SSO, a role), unlike the
+/// functions, which take Lambda's variables directly (`shared::sdk`).
+async fn operator_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(shared::sdk::timeouts())
+        .load()
+        .await
+}
+
+async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&operator_config().await)
+}
+
+async fn cognito_client() -> aws_sdk_cognitoidentityprovider::Client {
+    aws_sdk_cognitoidentityprovider::Client::new(&operator_config().await)
+}
+
 async fn keys_table() -> Result<ApiKeysTable, String> {
     let name = table_from_env(API_KEYS_TABLE_ENV)?;
     Ok(ApiKeysTable::new(dynamodb_client().await, name))
@@ -254,11 +269,7 @@ async fn operator_identity() -> Result<String, String> {
             .unwrap_or_else(|_| "operator".into());
         return Ok(format!("local:{user}"));
     }
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(shared::app::dynamodb_timeouts())
-        .load()
-        .await;
-    let identity = aws_sdk_sts::Client::new(&config)
+    let identity = aws_sdk_sts::Client::new(&operator_config().await)
         .get_caller_identity()
         .send()
         .await
@@ -278,7 +289,13 @@ async fn operator_identity() -> Result<String, String> {
 /// The API's own state for member commands: the tables and the user pool, from the
 /// environment (a stack's outputs, or `.local/env`).
 async fn member_app() -> Result<App, String> {
-    let app = App::from_env().await?;
+    let mut app = App::from_env_with(dynamodb_client().await)?;
+    if let Some(pool_id) = std::env::var(MEMBER_POOL_ID_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        app = app.with_pool(MemberPool::new(cognito_client().await, pool_id));
+    }
     if app.pool.is_none() {
         return Err(format!(
             "{MEMBER_POOL_ID_ENV} is not set (the MemberPoolId stack output, or `. .local/env`)"
@@ -346,7 +363,7 @@ async fn members(command: MembersCommand) -> Result<Value, String> {
         }
         MembersCommand::List { org } => {
             let org = OrgId::parse(&org).map_err(|e| e.to_string())?;
-            let app = App::from_env().await?;
+            let app = App::from_env_with(dynamodb_client().await)?;
             let members = app.members.list(&org).await.map_err(|e| e.to_string())?;
             Ok(Value::Array(members.iter().map(|m| m.to_json()).collect()))
         }
@@ -357,7 +374,7 @@ async fn members(command: MembersCommand) -> Result<Value, String> {
         } => {
             let org = OrgId::parse(&org).map_err(|e| e.to_string())?;
             let role = parse_role(&role)?;
-            let app = App::from_env().await?;
+            let app = App::from_env_with(dynamodb_client().await)?;
             let member = change_role(&app, &org, &member_id, role)
                 .await
                 .map_err(api_error)?;

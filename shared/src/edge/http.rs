@@ -9,17 +9,15 @@ use lambda_http::http::HeaderValue;
 use lambda_http::{Body, Request, Response};
 
 use crate::app::App;
-use crate::customers;
 use crate::edge::routes::{unrouted, Route};
 use crate::edge::telemetry::REQUEST_LINE_TARGET;
 use crate::error::ERROR_CODES;
 use crate::error::{ApiError, REQUEST_ID_HEADER, SERVICE_UNAVAILABLE_RETRY_AFTER_SECS};
+use crate::functions::{self, Function, Handler};
 use crate::idempotency::record::REPLAYED_HEADER;
-use crate::keys;
 use crate::keys::verify::authenticate;
 use crate::request::{before, RequestLog, RequestMeta};
 use crate::request_log::record::{truncate_chars, MAX_USER_AGENT_CHARS};
-use crate::webhooks::api::Owner;
 
 /// What a function serves: one route, or API Gateway's `$default` catch-all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,11 +40,17 @@ impl Endpoint {
     }
 }
 
-/// Serves one request. Never fails: every outcome, a panic included, is a response.
+/// Serves one request to `endpoint`, for a process that serves them all (the local
+/// gateway, the tests). Never fails: every outcome, a panic included, is a response.
 pub async fn handle(app: Arc<App>, endpoint: Endpoint, req: Request) -> Response<Body> {
-    answer(endpoint.name(), req, move |req, meta| async move {
+    serve(app, functions::of(endpoint), req).await
+}
+
+/// Serves one request to `function`: what a function's binary runs for each event.
+pub async fn serve(app: Arc<App>, function: Function, req: Request) -> Response<Body> {
+    answer(function.endpoint.name(), req, move |req, meta| async move {
         let mut log = RequestLog::default();
-        let result = dispatch(&app, endpoint, &req, &meta, &mut log).await;
+        let result = dispatch(&app, function, &req, &meta, &mut log).await;
         (result, log)
     })
     .await
@@ -177,134 +181,49 @@ fn stored_error_code(response: &Response<Body>) -> Option<&'static str> {
 
 async fn dispatch(
     app: &App,
-    endpoint: Endpoint,
+    function: Function,
     req: &Request,
     meta: &RequestMeta,
     log: &mut RequestLog,
 ) -> Result<Response<Body>, ApiError> {
-    let Endpoint::Route(route) = endpoint else {
-        return Err(unrouted(req.method(), req.uri().path()));
+    let route = match function.endpoint {
+        Endpoint::Route(route) => route,
+        Endpoint::Fallback => return Err(unrouted(req.method(), req.uri().path())),
     };
-    if route.is_page() {
-        // The page's own function serves it; the library's handlers never do.
-        return Err(ApiError::Internal);
-    }
     // Everything, authentication included, answers by the route's deadline: out of time
     // is a 503 whose log line still names the key (writes set a tighter bound of their
     // own, so they can release an idempotency record in the time left).
-    if route.is_member_route() {
-        return before(meta.answer_by(), member_route(app, route, req, meta, log)).await;
-    }
-    let work = async {
-        let principal = authenticate(
-            &app.keys,
-            req.headers(),
-            meta.source_ip,
-            route.scope(),
-            meta.now,
-            log,
-        )
-        .await?;
-        let principal = &principal;
-        match route {
-            Route::ListCustomers => customers::api::list(app, req, principal, meta, log).await,
-            Route::CreateCustomer => customers::api::create(app, req, principal, meta, log).await,
-            Route::GetCustomer => customers::api::get(app, req, principal, meta, log).await,
-            Route::UpdateCustomer => customers::api::update(app, req, principal, meta, log).await,
-            Route::GetCustomerAml => customers::api::get_aml(app, req, principal, meta, log).await,
-            Route::Me => keys::api::me(req, principal, meta),
-            Route::TestHelperKyc => {
-                customers::test_helpers::move_kyc(app, req, principal, meta, log).await
-            }
-            Route::TestHelperAml => {
-                customers::test_helpers::move_aml(app, req, principal, meta, log).await
-            }
-            Route::ListWebhookEndpoints
-            | Route::CreateWebhookEndpoint
-            | Route::GetWebhookEndpoint
-            | Route::UpdateWebhookEndpoint
-            | Route::DeleteWebhookEndpoint => {
-                webhook_route(app, route, req, &Owner::of_key(principal), meta).await
-            }
-            _ => Err(ApiError::Internal),
+    match function.handler {
+        Handler::Key(handler) => {
+            let work = async {
+                let principal = authenticate(
+                    &app.keys,
+                    req.headers(),
+                    meta.source_ip,
+                    route.scope(),
+                    meta.now,
+                    log,
+                )
+                .await?;
+                handler(app, req, &principal, meta, log).await
+            };
+            before(meta.answer_by(), work).await
         }
-    };
-    before(meta.answer_by(), work).await
-}
-
-/// The member API: the session (the authorizer's claims, then the member record), then
-/// the route, which checks its permission.
-async fn member_route(
-    app: &App,
-    route: Route,
-    req: &Request,
-    meta: &RequestMeta,
-    log: &mut RequestLog,
-) -> Result<Response<Body>, ApiError> {
-    use crate::members::api;
-    let member = crate::members::session::authenticate(&app.members, req, log).await?;
-    let member = &member;
-    if let Some(permission) = route.permission() {
-        crate::members::session::require(member, permission)?;
-    }
-    match route {
-        Route::OrgMe => api::me(req, member, meta),
-        Route::ListApiKeys => api::list_keys(app, req, member, meta).await,
-        Route::CreateApiKey => api::create_key(app, req, member, meta).await,
-        Route::GetApiKey => api::get_key(app, req, member, meta).await,
-        Route::UpdateApiKey => api::update_key(app, req, member, meta).await,
-        Route::RevokeApiKey => api::revoke_key(app, req, member, meta).await,
-        Route::RollApiKey => api::roll_key(app, req, member, meta).await,
-        Route::ApiKeyRequests => api::key_requests(app, req, member, meta).await,
-        Route::ListMembers => api::list_members(app, req, member, meta).await,
-        Route::InviteMember => api::invite_member(app, req, member, meta).await,
-        Route::UpdateMember => api::update_member(app, req, member, meta).await,
-        Route::DeactivateMember => api::deactivate_member(app, req, member, meta).await,
-        Route::OrgListWebhookEndpoints
-        | Route::OrgCreateWebhookEndpoint
-        | Route::OrgGetWebhookEndpoint
-        | Route::OrgUpdateWebhookEndpoint
-        | Route::OrgDeleteWebhookEndpoint
-        | Route::OrgWebhookEndpointSecret
-        | Route::OrgRotateWebhookSecret
-        | Route::OrgListWebhookDeliveries
-        | Route::OrgResendWebhookDelivery => {
-            webhook_route(app, route, req, &Owner::of_member(member), meta).await
+        // The member API: the session (the authorizer's claims, then the member record),
+        // then the route's permission, then the route.
+        Handler::Member(handler) => {
+            let work = async {
+                let member = crate::members::session::authenticate(&app.members, req, log).await?;
+                if let Some(permission) = route.permission() {
+                    crate::members::session::require(&member, permission)?;
+                }
+                handler(app, req, &member, meta).await
+            };
+            before(meta.answer_by(), work).await
         }
-        _ => Err(ApiError::Internal),
-    }
-}
-
-/// The webhook endpoint routes of either plane, once the caller is known.
-async fn webhook_route(
-    app: &App,
-    route: Route,
-    req: &Request,
-    owner: &Owner,
-    meta: &RequestMeta,
-) -> Result<Response<Body>, ApiError> {
-    use crate::webhooks::api;
-    match route {
-        Route::ListWebhookEndpoints | Route::OrgListWebhookEndpoints => {
-            api::list(app, req, owner, meta).await
-        }
-        Route::CreateWebhookEndpoint | Route::OrgCreateWebhookEndpoint => {
-            api::create(app, req, owner, meta).await
-        }
-        Route::GetWebhookEndpoint | Route::OrgGetWebhookEndpoint => {
-            api::get(app, req, owner, meta).await
-        }
-        Route::UpdateWebhookEndpoint | Route::OrgUpdateWebhookEndpoint => {
-            api::update(app, req, owner, meta).await
-        }
-        Route::DeleteWebhookEndpoint | Route::OrgDeleteWebhookEndpoint => {
-            api::delete(app, req, owner, meta).await
-        }
-        Route::OrgWebhookEndpointSecret => api::reveal_secret(app, req, owner, meta).await,
-        Route::OrgRotateWebhookSecret => api::rotate_secret(app, req, owner, meta).await,
-        Route::OrgListWebhookDeliveries => api::list_deliveries(app, req, owner, meta).await,
-        Route::OrgResendWebhookDelivery => api::resend_delivery(app, req, owner, meta).await,
-        _ => Err(ApiError::Internal),
+        Handler::Unrouted => Err(unrouted(req.method(), req.uri().path())),
+        // The page's own function serves it; the library's handlers never do.
+        Handler::Page => Err(ApiError::Internal),
     }
 }
 

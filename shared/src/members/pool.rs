@@ -3,7 +3,6 @@
 //! users; the operator tool also sets passwords and signs in. Locally the same calls go to
 //! the Cognito-API emulator (`AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER`).
 
-use aws_config::BehaviorVersion;
 use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType, MessageActionType};
 use aws_sdk_cognitoidentityprovider::Client;
@@ -64,14 +63,6 @@ pub struct Tokens {
     pub expires_in: i32,
 }
 
-pub async fn cognito_client() -> Client {
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(crate::app::dynamodb_timeouts())
-        .load()
-        .await;
-    Client::new(&config)
-}
-
 #[derive(Clone, Debug)]
 pub struct MemberPool {
     client: Client,
@@ -86,12 +77,13 @@ impl MemberPool {
         }
     }
 
-    /// The pool named by `MEMBER_POOL_ID`, if set.
-    pub async fn from_env() -> Option<Self> {
+    /// The pool named by `MEMBER_POOL_ID`, if set, through a client built from Lambda's
+    /// variables.
+    pub fn from_env(settings: &crate::sdk::LambdaSettings) -> Option<Self> {
         let pool_id = std::env::var(MEMBER_POOL_ID_ENV)
             .ok()
             .filter(|v| !v.is_empty())?;
-        Some(Self::new(cognito_client().await, pool_id))
+        Some(Self::new(crate::sdk::cognito(settings), pool_id))
     }
 
     /// Creates the pool user for `email` and returns its `sub`. Without `temporary_password`

@@ -96,7 +96,8 @@ pub async fn run() -> Result<(), lambda_http::Error> {
     crate::edge::telemetry::init();
     let name = std::env::var(crate::request_log::table::REQUEST_LOG_TABLE_ENV)
         .map_err(|_| "REQUEST_LOG_TABLE is not set")?;
-    let table = RequestLogTable::new(crate::app::dynamodb_client().await, name);
+    let settings = crate::sdk::LambdaSettings::from_env()?;
+    let table = RequestLogTable::new(crate::sdk::dynamodb(&settings), name);
     let table = &table;
     lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
         move |event: lambda_http::lambda_runtime::LambdaEvent<Value>| async move {

@@ -88,17 +88,8 @@ impl WebhookSender {
         let mut http = HttpConnector::new_with_resolver(GuardedResolver(guard.clone()));
         http.enforce_http(false);
         http.set_connect_timeout(Some(Duration::from_secs(5)));
-        let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-            Ok(with_roots) => with_roots,
-            Err(err) => {
-                tracing::error!(error = %err, "no TLS root certificates: https webhooks will fail");
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
-                    rustls::ClientConfig::builder()
-                        .with_root_certificates(rustls::RootCertStore::empty())
-                        .with_no_client_auth(),
-                )
-            }
-        };
+        // Mozilla's roots, compiled in (webpki-roots): nothing to read from the OS at init.
+        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots();
         let https = builder.https_or_http().enable_http1().wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))

@@ -704,3 +704,52 @@ fn the_build_that_ships_unwinds_so_the_panic_net_holds() {
         assert!(!aborts, "{} sets panic = \"abort\"", manifest.display());
     }
 }
+
+#[test]
+fn each_function_runs_its_own_route_on_a_current_thread_runtime() {
+    // A function's binary links only what its `main` names: each main must name its own
+    // route's constant in `shared::functions` (a wrong one would serve another route), not
+    // a runtime selector, and run on the current-thread runtime (no worker threads to start).
+    let root = localdb::workspace_root();
+    let template = localdb::Template::load_default().unwrap();
+    let mut checked = 0;
+    for declared in template.routes() {
+        let Some(binary) = declared.binary else {
+            continue;
+        };
+        let constant = match (declared.method.as_deref(), declared.path.as_deref()) {
+            (Some(method), Some(path)) if !path.starts_with('$') => {
+                let Some(route) = shared::edge::routes::Route::from_declaration(method, path)
+                else {
+                    panic!("{method} {path} is not a library route")
+                };
+                if route.is_page() {
+                    continue;
+                }
+                let mut name = String::new();
+                for (i, c) in format!("{route:?}").chars().enumerate() {
+                    if c.is_ascii_uppercase() && i > 0 {
+                        name.push('_');
+                    }
+                    name.push(c.to_ascii_uppercase());
+                }
+                name
+            }
+            _ => "FALLBACK".to_owned(),
+        };
+        let main =
+            std::fs::read_to_string(root.join("functions").join(&binary).join("src/main.rs"))
+                .unwrap();
+        let call = format!("shared::run_function(shared::functions::{constant})");
+        assert!(
+            main.contains(&call),
+            "functions/{binary} should call {call}"
+        );
+        assert!(
+            main.contains(r#"#[tokio::main(flavor = "current_thread")]"#),
+            "functions/{binary} should run on the current-thread runtime"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 35, "only {checked} functions checked");
+}

@@ -1,0 +1,263 @@
+//! What each function serves: its route and its handler, as a plain function pointer. A
+//! function's `main` names its own constant here (`run_function(functions::GET_CUSTOMER)`),
+//! so its binary links that route's code and nothing else: no runtime selector reaches a
+//! dispatcher that mentions every route. The local gateway and the tests, which serve every
+//! route from one process, look the function up with [`of`].
+
+use std::future::Future;
+use std::pin::Pin;
+
+use lambda_http::{Body, Request, Response};
+
+use crate::app::App;
+use crate::customers::{self, test_helpers};
+use crate::edge::http::Endpoint;
+use crate::edge::routes::Route;
+use crate::error::ApiError;
+use crate::keys;
+use crate::keys::verify::Principal;
+use crate::members::{self, table::Member};
+use crate::request::{RequestLog, RequestMeta};
+use crate::webhooks::api::{self as webhooks, Owner};
+
+/// A handler's answer: the response, or the error the edge turns into the envelope.
+pub type Answer<'a> = Pin<Box<dyn Future<Output = Result<Response<Body>, ApiError>> + Send + 'a>>;
+
+/// A route of the integrator API, once the key is verified for the route's scope.
+pub type KeyHandler = for<'a> fn(
+    &'a App,
+    &'a Request,
+    &'a Principal,
+    &'a RequestMeta,
+    &'a mut RequestLog,
+) -> Answer<'a>;
+
+/// A route of the member API, once the member is known and holds the route's permission.
+pub type MemberHandler =
+    for<'a> fn(&'a App, &'a Request, &'a Member, &'a RequestMeta) -> Answer<'a>;
+
+#[derive(Clone, Copy)]
+pub enum Handler {
+    Key(KeyHandler),
+    Member(MemberHandler),
+    /// API Gateway's `$default`: a JSON 404 or 405.
+    Unrouted,
+    /// The page's routes: its own function serves them, never the library's handlers.
+    Page,
+}
+
+#[derive(Clone, Copy)]
+pub struct Function {
+    pub endpoint: Endpoint,
+    pub handler: Handler,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Function")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Function {
+    const fn key(route: Route, handler: KeyHandler) -> Self {
+        Self {
+            endpoint: Endpoint::Route(route),
+            handler: Handler::Key(handler),
+        }
+    }
+
+    const fn member(route: Route, handler: MemberHandler) -> Self {
+        Self {
+            endpoint: Endpoint::Route(route),
+            handler: Handler::Member(handler),
+        }
+    }
+
+    /// Whether the function reaches the user pool (and so builds a Cognito client).
+    pub fn needs_pool(self) -> bool {
+        matches!(
+            self.endpoint,
+            Endpoint::Route(Route::InviteMember | Route::DeactivateMember)
+        )
+    }
+}
+
+macro_rules! key {
+    ($route:ident, $handler:path) => {
+        Function::key(Route::$route, |app, req, principal, meta, log| {
+            Box::pin($handler(app, req, principal, meta, log))
+        })
+    };
+}
+
+macro_rules! member {
+    ($route:ident, $handler:path) => {
+        Function::member(Route::$route, |app, req, member, meta| {
+            Box::pin($handler(app, req, member, meta))
+        })
+    };
+}
+
+/// A webhook endpoint route, owned by the key that calls it.
+macro_rules! key_webhook {
+    ($route:ident, $handler:path) => {
+        Function::key(Route::$route, |app, req, principal, meta, _log| {
+            Box::pin(async move { $handler(app, req, &Owner::of_key(principal), meta).await })
+        })
+    };
+}
+
+/// A webhook endpoint route on the member API, owned by the org.
+macro_rules! member_webhook {
+    ($route:ident, $handler:path) => {
+        Function::member(Route::$route, |app, req, member, meta| {
+            Box::pin(async move { $handler(app, req, &Owner::of_member(member), meta).await })
+        })
+    };
+}
+
+pub const LIST_CUSTOMERS: Function = key!(ListCustomers, customers::api::list);
+pub const CREATE_CUSTOMER: Function = key!(CreateCustomer, customers::api::create);
+pub const GET_CUSTOMER: Function = key!(GetCustomer, customers::api::get);
+pub const UPDATE_CUSTOMER: Function = key!(UpdateCustomer, customers::api::update);
+pub const GET_CUSTOMER_AML: Function = key!(GetCustomerAml, customers::api::get_aml);
+pub const ME: Function = Function::key(Route::Me, |_app, req, principal, meta, _log| {
+    Box::pin(std::future::ready(keys::api::me(req, principal, meta)))
+});
+pub const TEST_HELPER_KYC: Function = key!(TestHelperKyc, test_helpers::move_kyc);
+pub const TEST_HELPER_AML: Function = key!(TestHelperAml, test_helpers::move_aml);
+
+pub const ORG_ME: Function = Function::member(Route::OrgMe, |_app, req, member, meta| {
+    Box::pin(std::future::ready(members::api::me(req, member, meta)))
+});
+pub const LIST_API_KEYS: Function = member!(ListApiKeys, members::api::list_keys);
+pub const CREATE_API_KEY: Function = member!(CreateApiKey, members::api::create_key);
+pub const GET_API_KEY: Function = member!(GetApiKey, members::api::get_key);
+pub const UPDATE_API_KEY: Function = member!(UpdateApiKey, members::api::update_key);
+pub const REVOKE_API_KEY: Function = member!(RevokeApiKey, members::api::revoke_key);
+pub const ROLL_API_KEY: Function = member!(RollApiKey, members::api::roll_key);
+pub const API_KEY_REQUESTS: Function = member!(ApiKeyRequests, members::api::key_requests);
+pub const LIST_MEMBERS: Function = member!(ListMembers, members::api::list_members);
+pub const INVITE_MEMBER: Function = member!(InviteMember, members::api::invite_member);
+pub const UPDATE_MEMBER: Function = member!(UpdateMember, members::api::update_member);
+pub const DEACTIVATE_MEMBER: Function = member!(DeactivateMember, members::api::deactivate_member);
+
+pub const LIST_WEBHOOK_ENDPOINTS: Function = key_webhook!(ListWebhookEndpoints, webhooks::list);
+pub const CREATE_WEBHOOK_ENDPOINT: Function = key_webhook!(CreateWebhookEndpoint, webhooks::create);
+pub const GET_WEBHOOK_ENDPOINT: Function = key_webhook!(GetWebhookEndpoint, webhooks::get);
+pub const UPDATE_WEBHOOK_ENDPOINT: Function = key_webhook!(UpdateWebhookEndpoint, webhooks::update);
+pub const DELETE_WEBHOOK_ENDPOINT: Function = key_webhook!(DeleteWebhookEndpoint, webhooks::delete);
+
+pub const ORG_LIST_WEBHOOK_ENDPOINTS: Function =
+    member_webhook!(OrgListWebhookEndpoints, webhooks::list);
+pub const ORG_CREATE_WEBHOOK_ENDPOINT: Function =
+    member_webhook!(OrgCreateWebhookEndpoint, webhooks::create);
+pub const ORG_GET_WEBHOOK_ENDPOINT: Function =
+    member_webhook!(OrgGetWebhookEndpoint, webhooks::get);
+pub const ORG_UPDATE_WEBHOOK_ENDPOINT: Function =
+    member_webhook!(OrgUpdateWebhookEndpoint, webhooks::update);
+pub const ORG_DELETE_WEBHOOK_ENDPOINT: Function =
+    member_webhook!(OrgDeleteWebhookEndpoint, webhooks::delete);
+pub const ORG_WEBHOOK_ENDPOINT_SECRET: Function =
+    member_webhook!(OrgWebhookEndpointSecret, webhooks::reveal_secret);
+pub const ORG_ROTATE_WEBHOOK_SECRET: Function =
+    member_webhook!(OrgRotateWebhookSecret, webhooks::rotate_secret);
+pub const ORG_LIST_WEBHOOK_DELIVERIES: Function =
+    member_webhook!(OrgListWebhookDeliveries, webhooks::list_deliveries);
+pub const ORG_RESEND_WEBHOOK_DELIVERY: Function =
+    member_webhook!(OrgResendWebhookDelivery, webhooks::resend_delivery);
+
+/// API Gateway's `$default` route.
+pub const FALLBACK: Function = Function {
+    endpoint: Endpoint::Fallback,
+    handler: Handler::Unrouted,
+};
+
+/// The function that serves `endpoint`, for a process that serves them all (the local
+/// gateway, the tests). A function's own binary never calls this.
+pub fn of(endpoint: Endpoint) -> Function {
+    let Endpoint::Route(route) = endpoint else {
+        return FALLBACK;
+    };
+    match route {
+        Route::ListCustomers => LIST_CUSTOMERS,
+        Route::CreateCustomer => CREATE_CUSTOMER,
+        Route::GetCustomer => GET_CUSTOMER,
+        Route::UpdateCustomer => UPDATE_CUSTOMER,
+        Route::GetCustomerAml => GET_CUSTOMER_AML,
+        Route::Me => ME,
+        Route::TestHelperKyc => TEST_HELPER_KYC,
+        Route::TestHelperAml => TEST_HELPER_AML,
+        Route::OrgMe => ORG_ME,
+        Route::ListApiKeys => LIST_API_KEYS,
+        Route::CreateApiKey => CREATE_API_KEY,
+        Route::GetApiKey => GET_API_KEY,
+        Route::UpdateApiKey => UPDATE_API_KEY,
+        Route::RevokeApiKey => REVOKE_API_KEY,
+        Route::RollApiKey => ROLL_API_KEY,
+        Route::ApiKeyRequests => API_KEY_REQUESTS,
+        Route::ListMembers => LIST_MEMBERS,
+        Route::InviteMember => INVITE_MEMBER,
+        Route::UpdateMember => UPDATE_MEMBER,
+        Route::DeactivateMember => DEACTIVATE_MEMBER,
+        Route::ListWebhookEndpoints => LIST_WEBHOOK_ENDPOINTS,
+        Route::CreateWebhookEndpoint => CREATE_WEBHOOK_ENDPOINT,
+        Route::GetWebhookEndpoint => GET_WEBHOOK_ENDPOINT,
+        Route::UpdateWebhookEndpoint => UPDATE_WEBHOOK_ENDPOINT,
+        Route::DeleteWebhookEndpoint => DELETE_WEBHOOK_ENDPOINT,
+        Route::OrgListWebhookEndpoints => ORG_LIST_WEBHOOK_ENDPOINTS,
+        Route::OrgCreateWebhookEndpoint => ORG_CREATE_WEBHOOK_ENDPOINT,
+        Route::OrgGetWebhookEndpoint => ORG_GET_WEBHOOK_ENDPOINT,
+        Route::OrgUpdateWebhookEndpoint => ORG_UPDATE_WEBHOOK_ENDPOINT,
+        Route::OrgDeleteWebhookEndpoint => ORG_DELETE_WEBHOOK_ENDPOINT,
+        Route::OrgWebhookEndpointSecret => ORG_WEBHOOK_ENDPOINT_SECRET,
+        Route::OrgRotateWebhookSecret => ORG_ROTATE_WEBHOOK_SECRET,
+        Route::OrgListWebhookDeliveries => ORG_LIST_WEBHOOK_DELIVERIES,
+        Route::OrgResendWebhookDelivery => ORG_RESEND_WEBHOOK_DELIVERY,
+        Route::DevelopersPage | Route::DevelopersAsset => Function {
+            endpoint,
+            handler: Handler::Page,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_has_its_own_function_on_its_own_plane() {
+        for route in Route::ALL.iter().copied() {
+            let function = of(Endpoint::Route(route));
+            assert_eq!(function.endpoint, Endpoint::Route(route));
+            match function.handler {
+                Handler::Key(_) => {
+                    assert!(!route.is_member_route() && !route.is_page(), "{route:?}");
+                    // Every key route but `/v1/me` (any key may ask who it is) has a scope.
+                    assert_eq!(route.scope().is_none(), route == Route::Me, "{route:?}");
+                }
+                Handler::Member(_) => {
+                    assert!(route.is_member_route() && !route.is_page(), "{route:?}")
+                }
+                Handler::Page => assert!(route.is_page(), "{route:?}"),
+                Handler::Unrouted => panic!("{route:?} is unrouted"),
+            }
+        }
+        assert!(matches!(of(Endpoint::Fallback).handler, Handler::Unrouted));
+    }
+
+    #[test]
+    fn only_the_functions_that_reach_the_pool_build_its_client() {
+        let with_pool: Vec<Route> = Route::ALL
+            .iter()
+            .copied()
+            .filter(|route| of(Endpoint::Route(*route)).needs_pool())
+            .collect();
+        assert_eq!(
+            with_pool,
+            vec![Route::InviteMember, Route::DeactivateMember]
+        );
+    }
+}
