@@ -91,3 +91,19 @@ pub fn random_password() -> Result<String, String> {
     let random = shared::keys::token::random_base62(20).map_err(|e| e.to_string())?;
     Ok(format!("{random}aA1"))
 }
+
+/// An active member's record with a new id, no pool user behind it: for the bench and the
+/// Lambda test, whose events carry the claims API Gateway's authorizer would pass on.
+pub fn active_member(org: &OrgId, email: &str, role: Role) -> Member {
+    Member {
+        id: uuid::Uuid::new_v4().to_string(),
+        org_id: org.clone(),
+        email: email.to_owned(),
+        role,
+        status: shared::members::table::MemberStatus::Active,
+        created_at: shared::time::now(),
+        invited_by: None,
+        deactivated_at: None,
+        key_hashes: Default::default(),
+    }
+}

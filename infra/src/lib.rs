@@ -7,5 +7,6 @@ pub mod clock;
 pub mod gateway;
 pub mod identity;
 pub mod log_feed;
+pub mod loopback;
 pub mod runtime_api;
 pub mod webhook_workers;

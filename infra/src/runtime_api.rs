@@ -5,24 +5,60 @@
 //! is stamped with the instant it reached the server, which is what the bench measures.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::sync::{oneshot, Notify};
+use shared::edge::gateway_event::{v2_event, GatewayRequest};
+use shared::edge::routes::Route;
+use tokio::sync::Notify;
+
+use crate::loopback::LoopbackServer;
 
 const PREFIX: &str = "/2018-06-01/runtime/";
 /// The deadline each invocation carries (the template's function timeout).
 const INVOCATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The event API Gateway sends a function for `route`, its path filled from `params`.
+pub fn api_event(
+    route: Route,
+    params: &[(&str, &str)],
+    query: &str,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+) -> Value {
+    let mut path = route.path().to_owned();
+    for (name, value) in params {
+        path = path.replace(&format!("{{{name}}}"), value);
+    }
+    v2_event(&GatewayRequest {
+        method: route.method().to_string(),
+        raw_path: path,
+        raw_query: query.to_owned(),
+        headers,
+        body: body.unwrap_or_default().into_bytes(),
+        source_ip: [203, 0, 113, 10].into(),
+        route_key: route.key(),
+        path_parameters: params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        request_id: uuid::Uuid::new_v4().to_string(),
+    })
+}
+
+/// `event` as a member's: the claims API Gateway's JWT authorizer passes on once it has
+/// checked an access token of the pool user `sub`.
+pub fn as_member(mut event: Value, sub: &str) -> Value {
+    event["requestContext"]["authorizer"] = serde_json::json!({"jwt": {
+        "claims": {"sub": sub, "token_use": "access"},
+        "scopes": null
+    }});
+    event
+}
 
 /// What a bootstrap sent, and when it reached the server.
 #[derive(Debug, Clone)]
@@ -67,32 +103,25 @@ struct State {
 
 /// One Runtime API, for one bootstrap process at a time.
 pub struct RuntimeApi {
-    addr: SocketAddr,
+    server: LoopbackServer,
     state: Arc<State>,
-    stop: Option<oneshot::Sender<()>>,
 }
 
 impl RuntimeApi {
     /// Listens on a free loopback port.
     pub async fn start(function_name: &str) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-        let addr = listener.local_addr()?;
         let state = Arc::new(State {
             function_arn: format!("arn:aws:lambda:eu-west-1:000000000000:function:{function_name}"),
             ..State::default()
         });
-        let (stop, stopped) = oneshot::channel();
-        tokio::spawn(serve(listener, state.clone(), stopped));
-        Ok(Self {
-            addr,
-            state,
-            stop: Some(stop),
-        })
+        let shared = state.clone();
+        let server = LoopbackServer::start(move |req| answer(req, shared.clone())).await?;
+        Ok(Self { server, state })
     }
 
     /// `AWS_LAMBDA_RUNTIME_API`'s value: host and port, no scheme.
     pub fn host_port(&self) -> String {
-        self.addr.to_string()
+        self.server.addr().to_string()
     }
 
     /// Queues an event; returns its request id.
@@ -166,60 +195,28 @@ impl RuntimeApi {
     }
 }
 
-impl Drop for RuntimeApi {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn serve(listener: TcpListener, state: Arc<State>, stopped: oneshot::Receiver<()>) {
-    tokio::pin!(stopped);
-    loop {
-        let stream = tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| answer(req, state.clone()));
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
 fn reply(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *response.status_mut() = status;
     response
 }
 
-async fn answer(
-    req: Request<Incoming>,
-    state: Arc<State>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(req: Request<Incoming>, state: Arc<State>) -> Response<Full<Bytes>> {
     let at = Instant::now();
     let path = req.uri().path().to_owned();
     let Some(rest) = path.strip_prefix(PREFIX) else {
-        return Ok(reply(StatusCode::NOT_FOUND, "{}"));
+        return reply(StatusCode::NOT_FOUND, "{}");
     };
     if req.method() == Method::GET && rest == "invocation/next" {
         record(&state, Arrival::Next(at));
-        return Ok(next_event(&state).await);
+        return next_event(&state).await;
     }
     if req.method() != Method::POST {
-        return Ok(reply(StatusCode::METHOD_NOT_ALLOWED, "{}"));
+        return reply(StatusCode::METHOD_NOT_ALLOWED, "{}");
     }
     let body = match req.into_body().collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => return Ok(reply(StatusCode::BAD_REQUEST, "{}")),
+        Err(_) => return reply(StatusCode::BAD_REQUEST, "{}"),
     };
     let text = String::from_utf8_lossy(&body).into_owned();
     let arrival = match rest.split('/').collect::<Vec<_>>().as_slice() {
@@ -234,10 +231,10 @@ async fn answer(
             request_id: (*id).to_owned(),
             body: text,
         },
-        _ => return Ok(reply(StatusCode::NOT_FOUND, "{}")),
+        _ => return reply(StatusCode::NOT_FOUND, "{}"),
     };
     record(&state, arrival);
-    Ok(reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#))
+    reply(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
 }
 
 fn record(state: &State, arrival: Arrival) {

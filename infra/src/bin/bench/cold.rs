@@ -16,15 +16,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use infra::call_proxy::CallProxy;
-use infra::runtime_api::RuntimeApi;
+use infra::runtime_api::{api_event, as_member, RuntimeApi};
 use serde_json::{json, Value};
-use shared::edge::gateway_event::{v2_event, GatewayRequest};
 use shared::edge::routes::Route;
 
 pub const FLOOR: &str = "bench-floor";
 pub const MINIMAL: &str = "bench-minimal";
 const RUNS: usize = 9;
 const WARM_REQUESTS: usize = 200;
+const WARM_UP_CALLS: usize = 3_000;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the bench seeded, for the events to name.
@@ -55,35 +55,20 @@ fn event(
     headers: Vec<(String, String)>,
     member: Option<&str>,
 ) -> Value {
-    let mut path = route.path().to_owned();
-    for (name, value) in params {
-        path = path.replace(&format!("{{{name}}}"), value);
+    let event = api_event(route, params, query, headers, body);
+    match member {
+        Some(sub) => as_member(event, sub),
+        None => event,
     }
-    let mut event = v2_event(&GatewayRequest {
-        method: route.method().to_string(),
-        raw_path: path,
-        raw_query: query.to_owned(),
-        headers,
-        body: body.unwrap_or_default().into_bytes(),
-        source_ip: [203, 0, 113, 10].into(),
-        route_key: route.key(),
-        path_parameters: params
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-        request_id: uuid::Uuid::new_v4().to_string(),
-    });
-    if let Some(sub) = member {
-        // What API Gateway's JWT authorizer passes on for a checked access token.
-        event["requestContext"]["authorizer"] = json!({"jwt": {
-            "claims": {"sub": sub, "token_use": "access", "scope": "aws.cognito.signin.user.admin"},
-            "scopes": null
-        }});
-    }
-    event
+}
+
+/// The function a binary is: its name, less an experiment's `@label` (`BENCH_EXTRA`).
+fn function_of(name: &str) -> &str {
+    name.split('@').next().unwrap_or(name)
 }
 
 fn scenario(name: &str, seed: &Seed) -> Option<Scenario> {
+    let name = function_of(name);
     let auth = vec![("authorization".to_owned(), seed.authorization.clone())];
     let json_auth = || {
         let mut headers = auth.clone();
@@ -194,6 +179,7 @@ fn scenario(name: &str, seed: &Seed) -> Option<Scenario> {
 /// The variables Lambda sets for a `provided.al2023` function, plus the function's own
 /// (template.yaml's, with the bench's table names and DynamoDB endpoint).
 fn lambda_env(name: &str, bin: &Path, seed: &Seed, endpoint: &str) -> Vec<(String, String)> {
+    let name = function_of(name);
     let dir = bin
         .parent()
         .map(|d| d.display().to_string())
@@ -231,6 +217,10 @@ fn lambda_env(name: &str, bin: &Path, seed: &Seed, endpoint: &str) -> Vec<(Strin
         format!("/aws/lambda/{name}"),
     ));
     env.extend(seed.tables.iter().map(|(k, v)| (k.clone(), v.clone())));
+    // To see where a bootstrap's time goes: its log level, e.g. `debug` (slower, of course).
+    if let Ok(level) = std::env::var("BENCH_RUST_LOG") {
+        env.push(("RUST_LOG".into(), level));
+    }
     match name {
         "list-customers" => env.push((
             "CURSOR_SECRET".into(),
@@ -387,7 +377,9 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// The functions to measure: the floor, the minimal function, then every function crate
-/// (or those `BENCH_FUNCTIONS` names, comma-separated), as built next to this binary.
+/// (or those `BENCH_FUNCTIONS` names, comma-separated), as built next to this binary; then
+/// any `BENCH_EXTRA` binaries (comma-separated paths named `function@experiment`), so an
+/// experiment is measured side by side with what it changes.
 pub fn binaries() -> Result<Vec<(String, PathBuf)>, String> {
     let dir = std::env::current_exe()
         .map_err(|e| e.to_string())?
@@ -408,6 +400,14 @@ pub fn binaries() -> Result<Vec<(String, PathBuf)>, String> {
     names.sort();
     let mut all = vec![FLOOR.to_owned(), MINIMAL.to_owned()];
     all.extend(names);
+    let extra = std::env::var("BENCH_EXTRA").unwrap_or_default();
+    let extra = extra
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from);
+    let extra: Vec<(String, PathBuf)> = extra
+        .filter_map(|path| Some((path.file_name()?.to_str()?.to_owned(), path.clone())))
+        .collect();
     all.into_iter()
         .map(|name| {
             let bin = dir.join(&name);
@@ -420,11 +420,50 @@ pub fn binaries() -> Result<Vec<(String, PathBuf)>, String> {
                 ))
             }
         })
+        .chain(extra.into_iter().map(Ok))
         .collect()
+}
+
+/// DynamoDB Local is a JVM: its first few thousand requests run slower while it compiles
+/// itself. Each measured process would otherwise pay a different share of that warm-up.
+/// The reads and writes the routes make, through a client of the bench's own.
+async fn warm_dynamodb_local(seed: &Seed) -> Result<(), String> {
+    let client = localdb::client(&seed.dynamodb_endpoint);
+    let (pk, sk) = &seed.customer_item;
+    let customers = seed
+        .tables
+        .get(shared::app::CUSTOMERS_TABLE_ENV)
+        .ok_or("no customers table")?;
+    let key = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_owned());
+    for i in 0..WARM_UP_CALLS {
+        client
+            .get_item()
+            .table_name(customers)
+            .key("pk", key(pk))
+            .key("sk", key(sk))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        client
+            .update_item()
+            .table_name(customers)
+            .key("pk", key("bench#warm-up"))
+            .key("sk", key("bench"))
+            .update_expression("SET calls = :n")
+            .expression_attribute_values(
+                ":n",
+                aws_sdk_dynamodb::types::AttributeValue::N(i.to_string()),
+            )
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 pub async fn run(seed: Arc<Seed>) -> Result<(), String> {
     let binaries = binaries()?;
+    warm_dynamodb_local(&seed).await?;
     let logs = std::env::temp_dir().join(format!("ic-bench-{}", std::process::id()));
     std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
     let scenarios: BTreeMap<String, Scenario> = binaries
@@ -514,6 +553,10 @@ pub async fn run(seed: Arc<Seed>) -> Result<(), String> {
             warm.calls.join(", "),
         );
     }
-    let _ = std::fs::remove_dir_all(&logs);
+    if std::env::var_os("BENCH_KEEP_LOGS").is_some() {
+        println!("\nThe bootstraps' logs: {}", logs.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&logs);
+    }
     Ok(())
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use infra::gateway::{serve, RouteTable};
+use infra::identity::active_member;
 use localdb::{CallCounter, DynamoDbLocal, Template};
 use shared::app::TableNames;
 use shared::edge::gateway_event::{invoke, v2_event, Context, GatewayRequest};
@@ -20,7 +21,6 @@ use shared::keys::scope::Scope;
 use shared::keys::table::{ApiKeysTable, IssuedKey, NewApiKey, MAX_RATE_LIMIT_RPS};
 use shared::keys::token::ApiKeyToken;
 use shared::members::role::Role;
-use shared::members::table::{Member, MemberStatus};
 use shared::{time, App, Endpoint};
 
 const SEQUENTIAL_REQUESTS: usize = 400;
@@ -153,17 +153,11 @@ async fn seed(
             .ok_or(format!("the customer item has no {name}"))
     };
     let customer_item = (text("pk")?, text("sk")?);
-    let member = Member {
-        id: uuid::Uuid::new_v4().to_string(),
-        org_id: issued.record.org_id.clone(),
-        email: "admin@bench.test".into(),
-        role: Role::Administrator,
-        status: MemberStatus::Active,
-        created_at: time::now(),
-        invited_by: None,
-        deactivated_at: None,
-        key_hashes: Default::default(),
-    };
+    let member = active_member(
+        &issued.record.org_id,
+        "admin@bench.test",
+        Role::Administrator,
+    );
     app.members.add(&member).await.map_err(|e| e.to_string())?;
     Ok(cold::Seed {
         authorization,
