@@ -75,6 +75,11 @@ impl Function {
         }
     }
 
+    /// Whether the function issues or reads listing cursors (and so needs the secret).
+    pub fn needs_cursor_key(self) -> bool {
+        self.endpoint == Endpoint::Route(Route::ListCustomers)
+    }
+
     /// Whether the function reaches the user pool (and so builds a Cognito client).
     pub fn needs_pool(self) -> bool {
         matches!(

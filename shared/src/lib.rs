@@ -33,7 +33,7 @@ pub use functions::Function;
 pub async fn run_function(function: Function) -> Result<(), lambda_http::Error> {
     edge::telemetry::init();
     let app = App::in_lambda(function.needs_pool())?;
-    if function.endpoint.needs_cursor_key() && app.cursor_key.is_none() {
+    if function.needs_cursor_key() && app.cursor_key.is_none() {
         return Err(format!(
             "{} is not set: the listing's cursors cannot be authenticated",
             customers::cursor::CURSOR_SECRET_ENV
@@ -41,7 +41,7 @@ pub async fn run_function(function: Function) -> Result<(), lambda_http::Error> 
         .into());
     }
     let app = std::sync::Arc::new(app);
-    run_handler(move |req| {
+    serve_events(move |req| {
         let app = app.clone();
         async move { serve(app, function, req).await }
     })
@@ -56,6 +56,15 @@ where
     Fut: std::future::Future<Output = lambda_http::Response<lambda_http::Body>> + Send,
 {
     edge::telemetry::init();
+    serve_events(handler).await
+}
+
+/// `handler` for each event until Lambda stops the process (logging already set up).
+async fn serve_events<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(lambda_http::Request) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = lambda_http::Response<lambda_http::Body>> + Send,
+{
     lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
         move |event: lambda_http::lambda_runtime::LambdaEvent<serde_json::Value>| {
             let handler = handler.clone();

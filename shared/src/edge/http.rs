@@ -27,11 +27,6 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    /// Whether this endpoint issues or reads listing cursors (and so needs the secret).
-    pub fn needs_cursor_key(self) -> bool {
-        self == Endpoint::Route(Route::ListCustomers)
-    }
-
     pub fn name(self) -> String {
         match self {
             Endpoint::Route(route) => route.key(),
