@@ -8,5 +8,6 @@ pub mod gateway;
 pub mod identity;
 pub mod log_feed;
 pub mod loopback;
+pub mod provider_fakes;
 pub mod runtime_api;
 pub mod webhook_workers;

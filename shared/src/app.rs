@@ -9,6 +9,9 @@ use crate::idempotency::table::IdempotencyTable;
 use crate::keys::table::ApiKeysTable;
 use crate::members::pool::MemberPool;
 use crate::members::table::{MembersTable, MEMBERS_TABLE_ENV};
+use crate::providers::client::{ProviderClient, ProviderEndpoints};
+use crate::providers::table::{ProviderKeysTable, PROVIDER_KEYS_TABLE_ENV};
+use crate::providers::vault::Vault;
 use crate::request_log::table::{RequestLogTable, REQUEST_LOG_TABLE_ENV};
 use crate::sdk::{self, LambdaSettings};
 use crate::webhooks::delivery::{WebhookDeliveriesTable, WEBHOOK_DELIVERIES_TABLE_ENV};
@@ -28,6 +31,7 @@ pub struct TableNames {
     pub request_log: String,
     pub webhook_endpoints: String,
     pub webhook_deliveries: String,
+    pub provider_keys: String,
 }
 
 impl TableNames {
@@ -48,6 +52,7 @@ impl TableNames {
             request_log: var(REQUEST_LOG_TABLE_ENV)?,
             webhook_endpoints: var(WEBHOOK_ENDPOINTS_TABLE_ENV)?,
             webhook_deliveries: var(WEBHOOK_DELIVERIES_TABLE_ENV)?,
+            provider_keys: var(PROVIDER_KEYS_TABLE_ENV)?,
         })
     }
 }
@@ -61,12 +66,18 @@ pub struct App {
     pub request_log: RequestLogTable,
     pub webhook_endpoints: WebhookEndpointsTable,
     pub webhook_deliveries: WebhookDeliveriesTable,
+    pub provider_keys: ProviderKeysTable,
     /// Where webhooks may go: public https targets (the local stack also allows private).
     pub webhook_targets: TargetGuard,
     /// The org's user pool: only the functions that invite or deactivate members need it.
     pub pool: Option<MemberPool>,
     /// The secret listing cursors are authenticated with; only the listing needs it.
     pub cursor_key: Option<CursorKey>,
+    /// KMS, for the functions that seal provider secrets (create, rotate) and open them
+    /// (the provider client); the others never build its client.
+    pub vault: Option<Vault>,
+    /// Every outbound call to a provider; only the functions that call providers have it.
+    pub providers: Option<ProviderClient>,
 }
 
 impl App {
@@ -83,23 +94,61 @@ impl App {
                 client.clone(),
                 &tables.webhook_endpoints,
             ),
-            webhook_deliveries: WebhookDeliveriesTable::new(client, &tables.webhook_deliveries),
+            webhook_deliveries: WebhookDeliveriesTable::new(
+                client.clone(),
+                &tables.webhook_deliveries,
+            ),
+            provider_keys: ProviderKeysTable::new(client, &tables.provider_keys),
             webhook_targets: TargetGuard::from_env(),
             pool: None,
             cursor_key: CursorKey::random().ok(),
+            vault: None,
+            providers: None,
         }
     }
 
     /// A function's state, from the variables Lambda sets (`sdk`): the tables, the cursor
-    /// secret, and the user pool when `with_pool` (only the functions that invite or
-    /// deactivate members reach Cognito; the others never build its client).
-    pub fn in_lambda(with_pool: bool) -> Result<Self, String> {
+    /// secret, the user pool when `with_pool` (only the functions that invite or
+    /// deactivate members reach Cognito; the others never build its client), and KMS and
+    /// the provider client when `with_vault`.
+    pub fn in_lambda(with_pool: bool, with_vault: bool) -> Result<Self, String> {
         let settings = LambdaSettings::from_env()?;
         let mut app = Self::from_env_with(sdk::dynamodb(&settings))?;
         if with_pool {
             app.pool = MemberPool::from_env(&settings);
         }
+        if with_vault {
+            app = app.with_vault(Vault::in_lambda(&settings)?, ProviderEndpoints::from_env()?);
+        }
         Ok(app)
+    }
+
+    /// The same, with the provider-keys vault and the provider client (their APIs at
+    /// `endpoints`).
+    pub fn with_vault(mut self, vault: Vault, endpoints: ProviderEndpoints) -> Self {
+        self.providers = Some(ProviderClient::new(
+            self.provider_keys.clone(),
+            vault.clone(),
+            endpoints,
+        ));
+        self.vault = Some(vault);
+        self
+    }
+
+    /// The vault, or a 500 for a deployment that forgot `PROVIDER_KEYS_KMS_KEY` (the
+    /// functions that need it refuse to start without it, so this is a second line).
+    pub fn vault(&self) -> Result<&Vault, ApiError> {
+        self.vault.as_ref().ok_or_else(|| {
+            tracing::error!("the provider-keys vault is not configured");
+            ApiError::Internal
+        })
+    }
+
+    pub fn providers(&self) -> Result<&ProviderClient, ApiError> {
+        self.providers.as_ref().ok_or_else(|| {
+            tracing::error!("the provider client is not configured");
+            ApiError::Internal
+        })
     }
 
     /// Tables and the cursor secret from the environment, with a client built elsewhere

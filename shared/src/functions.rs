@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::keys;
 use crate::keys::verify::Principal;
 use crate::members::{self, table::Member};
+use crate::providers::api as providers;
 use crate::request::{RequestLog, RequestMeta};
 use crate::webhooks::api::{self as webhooks, Owner};
 
@@ -78,6 +79,16 @@ impl Function {
     /// Whether the function issues or reads listing cursors (and so needs the secret).
     pub fn needs_cursor_key(self) -> bool {
         self.endpoint == Endpoint::Route(Route::ListCustomers)
+    }
+
+    /// Whether the function seals or opens provider secrets (and so builds a KMS client).
+    pub fn needs_vault(self) -> bool {
+        matches!(
+            self.endpoint,
+            Endpoint::Route(
+                Route::CreateProviderKey | Route::RotateProviderKey | Route::VerifyProviderKey
+            )
+        )
     }
 
     /// Whether the function reaches the user pool (and so builds a Cognito client).
@@ -174,6 +185,15 @@ pub const ORG_LIST_WEBHOOK_DELIVERIES: Function =
 pub const ORG_RESEND_WEBHOOK_DELIVERY: Function =
     member_webhook!(OrgResendWebhookDelivery, webhooks::resend_delivery);
 
+pub const LIST_PROVIDER_KEYS: Function = member!(ListProviderKeys, providers::list);
+pub const CREATE_PROVIDER_KEY: Function = member!(CreateProviderKey, providers::create);
+pub const GET_PROVIDER_KEY: Function = member!(GetProviderKey, providers::get);
+pub const UPDATE_PROVIDER_KEY: Function = member!(UpdateProviderKey, providers::update);
+pub const ROTATE_PROVIDER_KEY: Function = member!(RotateProviderKey, providers::rotate);
+pub const PROVIDER_KEY_CALL_SUMMARIES: Function =
+    member!(ProviderKeyCallSummaries, providers::call_summaries);
+pub const VERIFY_PROVIDER_KEY: Function = member!(VerifyProviderKey, providers::verify);
+
 /// API Gateway's `$default` route.
 pub const FALLBACK: Function = Function {
     endpoint: Endpoint::Fallback,
@@ -221,6 +241,13 @@ pub fn of(endpoint: Endpoint) -> Function {
         Route::OrgRotateWebhookSecret => ORG_ROTATE_WEBHOOK_SECRET,
         Route::OrgListWebhookDeliveries => ORG_LIST_WEBHOOK_DELIVERIES,
         Route::OrgResendWebhookDelivery => ORG_RESEND_WEBHOOK_DELIVERY,
+        Route::ListProviderKeys => LIST_PROVIDER_KEYS,
+        Route::CreateProviderKey => CREATE_PROVIDER_KEY,
+        Route::GetProviderKey => GET_PROVIDER_KEY,
+        Route::UpdateProviderKey => UPDATE_PROVIDER_KEY,
+        Route::RotateProviderKey => ROTATE_PROVIDER_KEY,
+        Route::ProviderKeyCallSummaries => PROVIDER_KEY_CALL_SUMMARIES,
+        Route::VerifyProviderKey => VERIFY_PROVIDER_KEY,
         Route::DevelopersPage | Route::DevelopersAsset => Function {
             endpoint,
             handler: Handler::Page,
@@ -263,6 +290,23 @@ mod tests {
         assert_eq!(
             with_pool,
             vec![Route::InviteMember, Route::DeactivateMember]
+        );
+    }
+
+    #[test]
+    fn only_the_functions_that_seal_or_open_provider_secrets_build_a_kms_client() {
+        let with_vault: Vec<Route> = Route::ALL
+            .iter()
+            .copied()
+            .filter(|route| of(Endpoint::Route(*route)).needs_vault())
+            .collect();
+        assert_eq!(
+            with_vault,
+            vec![
+                Route::CreateProviderKey,
+                Route::RotateProviderKey,
+                Route::VerifyProviderKey
+            ]
         );
     }
 }

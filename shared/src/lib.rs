@@ -14,6 +14,7 @@ pub mod json;
 pub mod keys;
 pub mod members;
 pub mod org;
+pub mod providers;
 pub mod query;
 pub mod request;
 pub mod request_log;
@@ -32,7 +33,7 @@ pub use functions::Function;
 /// `gateway_event::invoke_with`, the same path the local gateway and the tests use.
 pub async fn run_function(function: Function) -> Result<(), lambda_http::Error> {
     edge::telemetry::init();
-    let app = App::in_lambda(function.needs_pool())?;
+    let app = App::in_lambda(function.needs_pool(), function.needs_vault())?;
     if function.needs_cursor_key() && app.cursor_key.is_none() {
         return Err(format!(
             "{} is not set: the listing's cursors cannot be authenticated",

@@ -127,6 +127,21 @@ pub fn cognito(settings: &LambdaSettings) -> aws_sdk_cognitoidentityprovider::Cl
     aws_sdk_cognitoidentityprovider::Client::from_conf(config.build())
 }
 
+/// KMS, for the functions that seal or open provider secrets.
+pub fn kms(settings: &LambdaSettings) -> aws_sdk_kms::Client {
+    use aws_sdk_kms::config::Builder;
+    let mut config = Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(settings.region.clone())
+        .credentials_provider(settings.credentials.clone())
+        .timeout_config(timeouts())
+        .http_client(https_client());
+    if let Some(endpoint) = endpoint_override("KMS", env) {
+        config = config.endpoint_url(endpoint);
+    }
+    aws_sdk_kms::Client::from_conf(config.build())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

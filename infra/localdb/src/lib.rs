@@ -4,6 +4,7 @@
 
 pub mod cognito_local;
 pub mod dynamodb_local;
+pub mod kms_local;
 pub mod streams;
 pub mod template;
 
@@ -12,6 +13,7 @@ pub use dynamodb_local::{
     client, counting_client, test_client, CallCounter, DynamoDbLocal, Fault, FaultInjector,
     Injection,
 };
+pub use kms_local::{kms_client, LocalKmsKey};
 pub use template::{JwtAuthorizerSpec, Template, TemplateString};
 
 use std::path::PathBuf;

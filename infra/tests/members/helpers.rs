@@ -10,6 +10,7 @@ use infra::gateway::{serve, RouteTable};
 use infra::identity::{
     add_member_with_password, member_pool, random_password, with_member_identity,
 };
+use infra::provider_fakes::ProviderFakes;
 use infra::webhook_workers::WebhookWorkers;
 use localdb::{
     test_client, CallCounter, CognitoLocal, DynamoDbLocal, FaultInjector, PoolIds, Template,
@@ -74,6 +75,10 @@ pub struct Plane {
     pub port: u16,
     /// Faults injected in front of DynamoDB Local for the functions' calls.
     pub faults: FaultInjector,
+    /// Faults injected in front of the KMS emulator (the provider-keys vault's calls).
+    pub kms_faults: FaultInjector,
+    /// The providers' APIs, faked on loopback; the provider client points at them.
+    pub fakes: ProviderFakes,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -110,7 +115,25 @@ impl Plane {
                 .unwrap();
             (client, tables, pool)
         });
-        let mut app = App::new(client.clone(), &tables).with_pool(member_pool(cognito, &pool));
+        // The provider-keys vault: the template's KMS key in the same emulator, its calls
+        // through a fault injector with the functions' timeouts.
+        let kms_faults = FaultInjector::default();
+        let kms = aws_sdk_kms::Client::from_conf(
+            localdb::kms_client(&cognito.endpoint())
+                .config()
+                .to_builder()
+                .timeout_config(shared::sdk::timeouts())
+                .interceptor(kms_faults.clone())
+                .build(),
+        );
+        let kms_key = runtime.block_on(template.create_kms_key(&kms)).unwrap();
+        let fakes = runtime.block_on(ProviderFakes::start()).unwrap();
+        let mut app = App::new(client.clone(), &tables)
+            .with_pool(member_pool(cognito, &pool))
+            .with_vault(
+                shared::providers::vault::Vault::new(kms, kms_key.arn),
+                fakes.endpoints(),
+            );
         // As the local stack: webhook receivers on loopback are allowed here.
         app.webhook_targets.allow_private = true;
         let app = Arc::new(app);
@@ -137,6 +160,8 @@ impl Plane {
             pool,
             port,
             faults,
+            kms_faults,
+            fakes,
             stop: Some(stop),
         }
     }

@@ -5,6 +5,7 @@
 
 mod delivery;
 mod helpers;
+mod providers;
 mod receiver;
 mod test_mode;
 mod webhooks;

@@ -48,6 +48,14 @@ pub enum Route {
     OrgRotateWebhookSecret,
     OrgListWebhookDeliveries,
     OrgResendWebhookDelivery,
+    // Provider keys: the org's credentials for its data providers.
+    ListProviderKeys,
+    CreateProviderKey,
+    GetProviderKey,
+    UpdateProviderKey,
+    RotateProviderKey,
+    ProviderKeyCallSummaries,
+    VerifyProviderKey,
     // Settings → Developers, the page on the member API (its own function serves it).
     DevelopersPage,
     DevelopersAsset,
@@ -89,6 +97,13 @@ impl Route {
         Route::OrgRotateWebhookSecret,
         Route::OrgListWebhookDeliveries,
         Route::OrgResendWebhookDelivery,
+        Route::ListProviderKeys,
+        Route::CreateProviderKey,
+        Route::GetProviderKey,
+        Route::UpdateProviderKey,
+        Route::RotateProviderKey,
+        Route::ProviderKeyCallSummaries,
+        Route::VerifyProviderKey,
         Route::DevelopersPage,
         Route::DevelopersAsset,
     ];
@@ -121,6 +136,9 @@ impl Route {
             | Route::OrgGetWebhookEndpoint
             | Route::OrgWebhookEndpointSecret
             | Route::OrgListWebhookDeliveries
+            | Route::ListProviderKeys
+            | Route::GetProviderKey
+            | Route::ProviderKeyCallSummaries
             | Route::DevelopersPage
             | Route::DevelopersAsset => Method::GET,
             Route::CreateCustomer
@@ -134,12 +152,16 @@ impl Route {
             | Route::CreateWebhookEndpoint
             | Route::OrgCreateWebhookEndpoint
             | Route::OrgRotateWebhookSecret
-            | Route::OrgResendWebhookDelivery => Method::POST,
+            | Route::OrgResendWebhookDelivery
+            | Route::CreateProviderKey
+            | Route::RotateProviderKey
+            | Route::VerifyProviderKey => Method::POST,
             Route::UpdateCustomer
             | Route::UpdateApiKey
             | Route::UpdateMember
             | Route::UpdateWebhookEndpoint
-            | Route::OrgUpdateWebhookEndpoint => Method::PATCH,
+            | Route::OrgUpdateWebhookEndpoint
+            | Route::UpdateProviderKey => Method::PATCH,
             Route::DeleteWebhookEndpoint | Route::OrgDeleteWebhookEndpoint => Method::DELETE,
         }
     }
@@ -178,6 +200,11 @@ impl Route {
             Route::OrgResendWebhookDelivery => {
                 "/v1/org/webhook-endpoints/{id}/deliveries/{delivery_id}/resend"
             }
+            Route::ListProviderKeys | Route::CreateProviderKey => "/v1/org/provider-keys",
+            Route::GetProviderKey | Route::UpdateProviderKey => "/v1/org/provider-keys/{id}",
+            Route::RotateProviderKey => "/v1/org/provider-keys/{id}/rotate",
+            Route::ProviderKeyCallSummaries => "/v1/org/provider-keys/{id}/call-summaries",
+            Route::VerifyProviderKey => "/v1/org/provider-keys/{id}/verify",
             Route::DevelopersPage => "/settings/developers",
             Route::DevelopersAsset => "/settings/developers/{asset}",
         }
@@ -227,6 +254,13 @@ impl Route {
             | Route::InviteMember
             | Route::UpdateMember
             | Route::DeactivateMember => Some(Permission::OrgMembers),
+            Route::ListProviderKeys
+            | Route::CreateProviderKey
+            | Route::GetProviderKey
+            | Route::UpdateProviderKey
+            | Route::RotateProviderKey
+            | Route::ProviderKeyCallSummaries
+            | Route::VerifyProviderKey => Some(Permission::OrgProviderKeys),
             _ => None,
         }
     }
@@ -333,6 +367,9 @@ mod tests {
                     Some(Permission::OrgApiKeys)
                 }
                 path if path.starts_with("/v1/org/members") => Some(Permission::OrgMembers),
+                path if path.starts_with("/v1/org/provider-keys") => {
+                    Some(Permission::OrgProviderKeys)
+                }
                 _ => None,
             };
             assert_eq!(route.permission(), expected, "{route:?}");

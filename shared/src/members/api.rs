@@ -141,7 +141,7 @@ pub(crate) fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result
     }
 }
 
-pub(crate) fn parse_label(value: &Value) -> Result<String, ApiError> {
+pub fn parse_label(value: &Value) -> Result<String, ApiError> {
     let bad = || {
         ApiError::invalid_param(
             "label",

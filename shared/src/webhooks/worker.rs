@@ -22,7 +22,7 @@ where
     F: Fn(Arc<Webhooks>, Arc<App>, Value, tokio::time::Instant) -> Handled + Clone + Send + 'static,
 {
     crate::edge::telemetry::init();
-    let app = Arc::new(App::in_lambda(false)?);
+    let app = Arc::new(App::in_lambda(false, false)?);
     let webhooks = Arc::new(Webhooks::new(&app));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let (handler, app, webhooks) = (handler.clone(), app.clone(), webhooks.clone());

@@ -59,6 +59,14 @@ const EXPECTED: &[(&str, u16, &str)] = &[
     ("org-rotate-webhook-secret.json", 404, "not_found"),
     ("org-list-webhook-deliveries.json", 404, "not_found"),
     ("org-resend-webhook-delivery.json", 404, "not_found"),
+    // Provider keys: the org's credentials for its providers (KMS: the emulator's key).
+    ("list-provider-keys.json", 200, "list"),
+    ("create-provider-key.json", 201, "provider_key"),
+    ("get-provider-key.json", 404, "not_found"),
+    ("update-provider-key.json", 404, "not_found"),
+    ("rotate-provider-key.json", 404, "not_found"),
+    ("provider-key-call-summaries.json", 404, "not_found"),
+    ("verify-provider-key.json", 404, "not_found"),
 ];
 
 /// The member events' `sub` claim: no member has it, so as committed they answer 401.
@@ -258,9 +266,25 @@ async fn every_sample_event_is_answered_as_documented() {
         .create_user_pool(&cognito.client(), "")
         .await
         .unwrap();
-    let app = std::sync::Arc::new((*env.app).clone().with_pool(
-        shared::members::pool::MemberPool::new(cognito.client(), pool.pool_id),
-    ));
+    // The same emulator holds the provider-keys KMS key of template.yaml.
+    let kms = localdb::kms_client(&cognito.endpoint());
+    let kms_key = localdb::Template::load_default()
+        .unwrap()
+        .create_kms_key(&kms)
+        .await
+        .unwrap();
+    let app = std::sync::Arc::new(
+        (*env.app)
+            .clone()
+            .with_pool(shared::members::pool::MemberPool::new(
+                cognito.client(),
+                pool.pool_id,
+            ))
+            .with_vault(
+                shared::providers::vault::Vault::new(kms, kms_key.arn),
+                shared::providers::client::ProviderEndpoints::all_at("http://127.0.0.1:9").unwrap(),
+            ),
+    );
     let member = shared::members::table::Member {
         id: uuid::Uuid::new_v4().to_string(),
         org_id: OrgId::parse("events").unwrap(),
