@@ -16,6 +16,11 @@ use shared::members::api::{add_member, change_role, deactivate};
 use shared::members::pool::{sign_in, MemberPool, MEMBER_POOL_CLIENT_ID_ENV, MEMBER_POOL_ID_ENV};
 use shared::members::role::Role;
 use shared::org::OrgId;
+use shared::providers::api as providers_api;
+use shared::providers::kind::KeyType;
+use shared::providers::secret::ProviderSecret;
+use shared::providers::table::{Creator, Edit, ProviderKey};
+use shared::providers::vault::{Vault, PROVIDER_KEYS_KMS_KEY_ENV};
 use shared::request_log::table::{RequestLogTable, REQUEST_LOG_TABLE_ENV};
 use shared::time::{self, Timestamp};
 use shared::{ApiError, App};
@@ -43,6 +48,13 @@ enum Command {
         #[command(subcommand)]
         command: MembersCommand,
     },
+    /// The org's provider keys (its credentials for Chainalysis, TRM, Open Sanctions, ...):
+    /// list, add, disable, rotate, call summaries. Secrets are read from stdin, never
+    /// from the command line, and never printed.
+    Providers {
+        #[command(subcommand)]
+        command: ProvidersCommand,
+    },
     /// Move a customer through its compliance lifecycle (the back office's moves).
     Customers {
         #[command(subcommand)]
@@ -68,6 +80,57 @@ enum CustomersCommand {
         /// PEP, SANCTIONS, ADVERSE_MEDIA or WATCHLIST; repeat for several.
         #[arg(long = "category")]
         categories: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProvidersCommand {
+    /// Every provider key of the org, masked, disabled ones too.
+    List {
+        #[arg(long)]
+        org: String,
+    },
+    /// Add a key: the secret is read from stdin (one line), sealed under the
+    /// provider-keys KMS key (PROVIDER_KEYS_KMS_KEY), printed masked.
+    Add {
+        #[arg(long)]
+        org: String,
+        /// H Chainalysis, T TRM, O Open Sanctions, W World Check, C Castellum, A OpenAI,
+        /// P Perplexity.
+        #[arg(long)]
+        key_type: String,
+        #[arg(long)]
+        label: String,
+    },
+    /// Retire a key: it is never used again; its history stays (there is no delete).
+    Disable {
+        #[arg(long)]
+        org: String,
+        provider_key_id: String,
+    },
+    /// Enable a disabled key again.
+    Enable {
+        #[arg(long)]
+        org: String,
+        provider_key_id: String,
+    },
+    /// Replace a key's secret (read from stdin): same id, same history.
+    Rotate {
+        #[arg(long)]
+        org: String,
+        provider_key_id: String,
+    },
+    /// Calls and errors per UTC day (default: the last 30 days).
+    Summaries {
+        #[arg(long)]
+        org: String,
+        provider_key_id: String,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        since: Option<String>,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        until: Option<String>,
     },
 }
 
@@ -304,6 +367,144 @@ async fn member_app() -> Result<App, String> {
     Ok(app)
 }
 
+/// The provider-keys vault for operators: KMS from the operator's settings, the key from
+/// `PROVIDER_KEYS_KMS_KEY` (the ProviderKeysKeyArn stack output, or `. .local/env`). The key
+/// policy lets an operator seal (add, rotate), never open.
+async fn operator_vault() -> Result<Vault, String> {
+    let key = std::env::var(PROVIDER_KEYS_KMS_KEY_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            format!("{PROVIDER_KEYS_KMS_KEY_ENV} is not set (the ProviderKeysKeyArn stack output, or `. .local/env`)")
+        })?;
+    Ok(Vault::new(
+        aws_sdk_kms::Client::new(&operator_config().await),
+        key,
+    ))
+}
+
+/// One line of stdin: a secret, so that it is in no shell history or process list.
+fn secret_from_stdin(key_type: KeyType) -> Result<ProviderSecret, String> {
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprintln!("Paste the {} secret and press Enter:", key_type.provider());
+    }
+    // The line is the secret: every copy here is wiped when dropped.
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("reading the secret from stdin: {e}"))?;
+    let text = line.strip_suffix('\n').unwrap_or(&line);
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    providers_api::parse_secret_text(text, key_type).map_err(api_error)
+}
+
+fn parse_day(flag: &str, text: Option<String>) -> Result<Option<chrono::NaiveDate>, String> {
+    text.map(|t| {
+        chrono::NaiveDate::parse_from_str(&t, "%Y-%m-%d")
+            .map_err(|_| format!("--{flag} {t:?} is not a date (YYYY-MM-DD)"))
+    })
+    .transpose()
+}
+
+async fn providers(command: ProvidersCommand) -> Result<Value, String> {
+    let app = App::from_env_with(dynamodb_client().await)?;
+    let org_of = |org: &str| OrgId::parse(org).map_err(|e| e.to_string());
+    let key = |k: ProviderKey| k.to_json();
+    match command {
+        ProvidersCommand::List { org } => {
+            let keys = app
+                .provider_keys
+                .list(&org_of(&org)?)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Value::Array(keys.into_iter().map(key).collect()))
+        }
+        ProvidersCommand::Add {
+            org,
+            key_type,
+            label,
+        } => {
+            let org = org_of(&org)?;
+            let key_type =
+                providers_api::parse_key_type(Some(&Value::String(key_type))).map_err(api_error)?;
+            let label =
+                shared::members::api::parse_label(&Value::String(label)).map_err(api_error)?;
+            let secret = secret_from_stdin(key_type)?;
+            let vault = operator_vault().await?;
+            let creator = Creator {
+                id: operator_identity().await?,
+                email: None,
+            };
+            providers_api::add_key(&app, &vault, &org, creator, key_type, label, &secret)
+                .await
+                .map(key)
+                .map_err(api_error)
+        }
+        ProvidersCommand::Disable {
+            org,
+            provider_key_id,
+        } => set_enabled(&app, &org_of(&org)?, &provider_key_id, false).await,
+        ProvidersCommand::Enable {
+            org,
+            provider_key_id,
+        } => set_enabled(&app, &org_of(&org)?, &provider_key_id, true).await,
+        ProvidersCommand::Rotate {
+            org,
+            provider_key_id,
+        } => {
+            let org = org_of(&org)?;
+            let mut current = app
+                .provider_keys
+                .get(&org, &provider_key_id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("org {org} has no provider key {provider_key_id:?}"))?;
+            let secret = secret_from_stdin(current.key_type)?;
+            let vault = operator_vault().await?;
+            providers_api::rotate_to(&app, &vault, &mut current, &secret)
+                .await
+                .map(key)
+                .map_err(api_error)
+        }
+        ProvidersCommand::Summaries {
+            org,
+            provider_key_id,
+            since,
+            until,
+        } => {
+            let org = org_of(&org)?;
+            let until = parse_day("until", until)?.unwrap_or_else(|| time::now().date_naive());
+            let since = parse_day("since", since)?.unwrap_or_else(|| {
+                until - chrono::Duration::days(providers_api::DEFAULT_SUMMARY_DAYS - 1)
+            });
+            if since > until || (until - since).num_days() >= providers_api::MAX_SUMMARY_DAYS {
+                return Err(format!(
+                    "--since must be on or before --until, at most {} days apart",
+                    providers_api::MAX_SUMMARY_DAYS
+                ));
+            }
+            let days = app
+                .provider_keys
+                .summaries(&org, &provider_key_id, since, until)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("org {org} has no provider key {provider_key_id:?}"))?;
+            Ok(Value::Array(days.iter().map(|d| d.to_json()).collect()))
+        }
+    }
+}
+
+async fn set_enabled(app: &App, org: &OrgId, id: &str, enabled: bool) -> Result<Value, String> {
+    let edit = Edit {
+        label: None,
+        enabled: Some(enabled),
+    };
+    providers_api::edit_key(app, org, id, &edit)
+        .await
+        .map(|k| k.to_json())
+        .map_err(api_error)
+}
+
 fn api_error(err: ApiError) -> String {
     match err.param() {
         Some(param) => format!("{err} ({param})"),
@@ -403,6 +604,7 @@ async fn run(cli: Cli) -> Result<Value, String> {
     let now = time::now();
     match cli.command {
         Command::Members { command } => members(command).await,
+        Command::Providers { command } => providers(command).await,
         Command::Keys { command } => match command {
             KeysCommand::Create {
                 org,

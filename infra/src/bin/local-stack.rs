@@ -11,9 +11,10 @@ use infra::identity::{
     add_member_with_password, member_pool, random_password, with_member_identity,
 };
 use infra::log_feed::{feed, tee};
+use infra::provider_fakes::ProviderFakes;
 use infra::webhook_workers::WebhookWorkers;
 use localdb::cognito_local::LOCAL_REGION;
-use localdb::{workspace_root, DynamoDbLocal, Template};
+use localdb::{kms_client, workspace_root, DynamoDbLocal, LocalKmsKey, Template};
 use localdb::{CognitoLocal, PoolIds};
 use shared::app::{TableNames, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV, IDEMPOTENCY_TABLE_ENV};
 use shared::keys::scope::Scope;
@@ -22,8 +23,12 @@ use shared::members::pool::{MEMBER_POOL_CLIENT_ID_ENV, MEMBER_POOL_ID_ENV};
 use shared::members::role::Role;
 use shared::members::table::MEMBERS_TABLE_ENV;
 use shared::org::OrgId;
+use shared::providers::table::PROVIDER_KEYS_TABLE_ENV;
+use shared::providers::vault::{Vault, PROVIDER_KEYS_KMS_KEY_ENV};
 use shared::request_log::table::{RequestLogTable, REQUEST_LOG_TABLE_ENV};
+use shared::webhooks::delivery::WEBHOOK_DELIVERIES_TABLE_ENV;
 use shared::webhooks::dispatch::Webhooks;
+use shared::webhooks::table::WEBHOOK_ENDPOINTS_TABLE_ENV;
 use shared::{time, App};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -62,11 +67,13 @@ fn env_file(
     cognito: &CognitoLocal,
     pool: &PoolIds,
     tables: &TableNames,
+    providers: &str,
 ) -> Result<(), String> {
     let text = format!(
         "# Written by `make run` for the API on 127.0.0.1:{api_port}. Use: set -a; . {path}; set +a\n\
          export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:{dynamodb_port}\n\
          export AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER={cognito}\n\
+         export AWS_ENDPOINT_URL_KMS={cognito}\n\
          export AWS_REGION={LOCAL_REGION}\n\
          export AWS_ACCESS_KEY_ID=local\n\
          export AWS_SECRET_ACCESS_KEY=local\n\
@@ -75,9 +82,12 @@ fn env_file(
          export {IDEMPOTENCY_TABLE_ENV}={idempotency}\n\
          export {REQUEST_LOG_TABLE_ENV}={request_log}\n\
          export {MEMBERS_TABLE_ENV}={members}\n\
+         export {PROVIDER_KEYS_TABLE_ENV}={provider_keys}\n\
+         export {WEBHOOK_ENDPOINTS_TABLE_ENV}={webhook_endpoints}\n\
+         export {WEBHOOK_DELIVERIES_TABLE_ENV}={webhook_deliveries}\n\
          export {MEMBER_POOL_ID_ENV}={pool_id}\n\
          export {MEMBER_POOL_CLIENT_ID_ENV}={client_id}\n\
-         export IC_API_URL=http://127.0.0.1:{api_port}\n",
+         export IC_API_URL=http://127.0.0.1:{api_port}\n{providers}",
         path = path.display(),
         cognito = cognito.endpoint(),
         api_keys = tables.api_keys,
@@ -85,10 +95,22 @@ fn env_file(
         idempotency = tables.idempotency,
         request_log = tables.request_log,
         members = tables.members,
+        provider_keys = tables.provider_keys,
+        webhook_endpoints = tables.webhook_endpoints,
+        webhook_deliveries = tables.webhook_deliveries,
         pool_id = pool.pool_id,
         client_id = pool.client_id,
     );
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The provider-keys lines of `.local/env`: the KMS key and the providers' fake APIs.
+fn providers_env(kms_key: &LocalKmsKey, fakes: &ProviderFakes) -> String {
+    let mut lines = format!("export {PROVIDER_KEYS_KMS_KEY_ENV}={}\n", kms_key.arn);
+    for (name, url) in fakes.env_vars() {
+        lines.push_str(&format!("export {name}={url}\n"));
+    }
+    lines
 }
 
 fn table_names(
@@ -145,7 +167,30 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let routes = with_member_identity(routes, &template, &cognito, &pool)?;
-    let mut app = App::new(client.clone(), &tables).with_pool(member_pool(&cognito, &pool));
+    // The same emulator holds the provider-keys KMS key of template.yaml; the providers'
+    // APIs are local fakes that take any well-formed key (verify says "ok" here).
+    let kms = kms_client(&cognito.endpoint());
+    let kms_key = template
+        .create_kms_key(&kms)
+        .await
+        .map_err(|e| e.to_string())?;
+    let fakes = ProviderFakes::start_accepting_any()
+        .await
+        .map_err(|e| format!("the provider fakes: {e}"))?;
+    let mut app = App::new(client.clone(), &tables)
+        .with_pool(member_pool(&cognito, &pool))
+        .with_vault(
+            Vault::new(
+                aws_sdk_kms::Client::from_conf(
+                    kms.config()
+                        .to_builder()
+                        .timeout_config(shared::sdk::timeouts())
+                        .build(),
+                ),
+                kms_key.arn.clone(),
+            ),
+            fakes.endpoints(),
+        );
     // The local stack alone lets webhooks go to http and private addresses (a receiver on
     // localhost); a deployment never sets WEBHOOK_ALLOW_PRIVATE_TARGETS.
     app.webhook_targets.allow_private = true;
@@ -200,6 +245,7 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
             &cognito,
             &pool,
             &tables,
+            &providers_env(&kms_key, &fakes),
         )?;
     }
 
@@ -233,6 +279,11 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
     );
     println!("  curl -X POST {base}/v1/webhook_endpoints -H \"Authorization: Bearer {key}\" -H 'Content-Type: application/json' \\");
     println!("    -d '{{\"url\": \"http://127.0.0.1:8787/hooks\", \"events\": [\"customer.created\", \"customer.verified\"]}}'");
+    println!();
+    println!("Provider keys (the org's credentials for its data providers; sealed under the local KMS key):");
+    println!("  curl -X POST {base}/v1/org/provider-keys -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\");
+    println!("    -d '{{\"key_type\": \"O\", \"label\": \"Open Sanctions\", \"secret\": \"<your Open Sanctions key>\"}}'");
+    println!("  (verify calls local fakes of the providers here, which take any key)");
     println!();
     println!("Operator tool against this stack (.local/env is the newest stack's; .local/env.{port} is this one's):");
     println!("  set -a; . .local/env; set +a; ./target/debug/icadmin keys list --org {DEMO_ORG}");

@@ -3,6 +3,7 @@
 
 mod customers;
 mod helpers;
+mod providers;
 mod zapier;
 
 use helpers::{get, listening, send, Stack};
