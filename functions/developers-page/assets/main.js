@@ -1,10 +1,12 @@
 // The page's entry: the session, the header, and which screen the URL's fragment names
-// (#/keys, #/keys/<id>/requests?…, #/webhooks, #/webhooks/<id>/deliveries?…, #/members).
+// (#/keys, #/keys/<id>/requests?…, #/webhooks, #/webhooks/<id>/deliveries?…, #/members,
+// #/provider-keys).
 // The fragment is the member's place: it survives a reload and a new sign-in.
 
 import { api, onSessionEnded, session, signOut } from './api.js';
 import { renderKeys } from './keys.js';
 import { renderMembers } from './members.js';
+import { renderProviders } from './providers.js';
 import { renderRequests } from './requests.js';
 import { renderSignIn } from './signin.js';
 import { renderDeliveries, renderWebhooks } from './webhooks.js';
@@ -42,12 +44,14 @@ function header(member) {
   document.getElementById('who-role').textContent = roleName(member.role);
   document.getElementById('nav-members').hidden = !member.permissions.includes('org.members');
   document.getElementById('nav-webhooks').hidden = !member.permissions.includes('org.api-keys');
-  const current = location.hash.startsWith('#/members')
-    ? 'nav-members'
-    : location.hash.startsWith('#/webhooks')
-      ? 'nav-webhooks'
-      : 'nav-keys';
-  for (const id of ['nav-keys', 'nav-webhooks', 'nav-members']) {
+  document.getElementById('nav-providers').hidden = !member.permissions.includes('org.provider-keys');
+  const sections = [
+    ['#/members', 'nav-members'],
+    ['#/webhooks', 'nav-webhooks'],
+    ['#/provider-keys', 'nav-providers'],
+  ];
+  const current = (sections.find(([prefix]) => location.hash.startsWith(prefix)) || [null, 'nav-keys'])[1];
+  for (const id of ['nav-keys', 'nav-webhooks', 'nav-providers', 'nav-members']) {
     const link = document.getElementById(id);
     if (id === current) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
@@ -81,6 +85,8 @@ async function route() {
     await renderDeliveries(screen('Deliveries'), me, deliveries[1], new URLSearchParams(deliveries[2] || ''));
   } else if (hash === '#/members') {
     await renderMembers(screen('Members'), me);
+  } else if (hash === '#/provider-keys') {
+    await renderProviders(screen('Provider keys'), me);
   } else {
     location.replace('#/keys');
   }

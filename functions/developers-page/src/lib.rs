@@ -73,6 +73,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../assets/webhooks.js"),
     ),
     (
+        "providers.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/providers.js"),
+    ),
+    (
         "cidr.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/cidr.js"),

@@ -310,6 +310,14 @@ fn what_a_role_cannot_do_is_not_offered() {
                 .map_err(|e| e.to_string())?,
             "no Members screen for a developer",
         )?;
+        ensure(
+            !b.find("#nav-providers")
+                .await?
+                .is_displayed()
+                .await
+                .map_err(|e| e.to_string())?,
+            "no Provider keys screen for a developer",
+        )?;
         b.click("#create-key").await?;
         let aml = b.find("dialog input[value='aml:read']").await?;
         ensure(
@@ -386,6 +394,14 @@ fn what_a_role_cannot_do_is_not_offered() {
         ensure(
             b.find_all("#add-endpoint").await?.is_empty(),
             "no Add endpoint for an analyst",
+        )?;
+        // Nor provider keys.
+        b.goto(&format!("{PAGE}#/provider-keys")).await?;
+        b.wait_for_text("main", "doesn’t manage provider keys")
+            .await?;
+        ensure(
+            b.find_all("#add-provider-key").await?.is_empty(),
+            "no Add provider key for an analyst",
         )?;
         Ok(())
     }));
@@ -661,6 +677,12 @@ fn on_a_phone_the_page_fits_and_stays_usable() {
     let plane = Plane::new();
     let admin = plane.member("acme", Role::Administrator);
     plane.create_key(&admin, &[Scope::CustomersRead, Scope::CustomersWrite]);
+    let made = plane.post(
+        "/v1/org/provider-keys",
+        &admin.token,
+        json!({"key_type": "W", "label": "World Check screening for the EU desk", "secret": format!("{}:{}", provider_secret("wc"), provider_secret("wcs"))}),
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
     let b = open_sized(&plane, "phone", (375, 812));
     plane.runtime.block_on(b.run(async |b: &mut Browser| {
         b.goto(PAGE).await?;
@@ -684,6 +706,13 @@ fn on_a_phone_the_page_fits_and_stays_usable() {
             dialog_width.as_f64().unwrap_or(f64::MAX) <= 375.0,
             format!("the dialog ends within the screen: {dialog_width}"),
         )?;
+        b.click_button("dialog", "Cancel").await?;
+        // The provider keys screen, every nav link of an administrator shown, fits too.
+        b.click("#nav-providers").await?;
+        b.find("tr[data-provider-key-id]").await?;
+        b.wait_until(fits, "the provider keys screen to fit 375 px")
+            .await?;
+        b.accessible("provider keys (375 px)").await?;
         Ok(())
     }));
 }
@@ -884,4 +913,221 @@ fn an_administrator_adds_a_webhook_endpoint_sees_its_deliveries_and_resends_one(
         )
         .json();
     assert_eq!(seen["enabled"], false);
+}
+
+/// A secret no test hard-codes: a prefix and 32 random characters.
+fn provider_secret(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The row of the provider key labelled `label`.
+async fn provider_row(b: &Browser, label: &str) -> Step<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let found = b
+            .js(
+                "return [...document.querySelectorAll('tr[data-provider-key-id]')]
+                   .filter(row => row.querySelector('.label').textContent === arguments[0])
+                   .map(row => row.dataset.providerKeyId)[0] || null;",
+                vec![json!(label)],
+            )
+            .await?;
+        if let Some(id) = found.as_str() {
+            return Ok(format!("tr[data-provider-key-id='{id}']"));
+        }
+        ensure(
+            std::time::Instant::now() < deadline,
+            format!("no provider key row labelled {label:?}"),
+        )?;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Nothing in the document (inputs' values included) holds `secret`.
+async fn nowhere_in_the_page(b: &Browser, secret: &str) -> Step {
+    let found = b
+        .js(
+            "const html = document.documentElement.outerHTML;
+             const values = [...document.querySelectorAll('input')].map(i => i.value).join(' ');
+             return html.includes(arguments[0]) || values.includes(arguments[0]);",
+            vec![json!(secret)],
+        )
+        .await?;
+    ensure(
+        found == json!(false),
+        "the secret is still in the page after its dialog closed",
+    )
+}
+
+#[test]
+fn an_administrator_adds_verifies_rotates_and_retires_provider_keys() {
+    use shared::providers::kind::KeyType;
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let first = provider_secret("chain");
+    let wrong = provider_secret("chain");
+    let (wc_key, wc_secret) = (provider_secret("wck"), provider_secret("wcs"));
+    plane.fakes.accept(KeyType::Chainalysis, &first);
+    plane
+        .fakes
+        .accept(KeyType::WorldCheck, &format!("{wc_key}:{wc_secret}"));
+    let today = chrono::Utc::now().date_naive().to_string();
+
+    let b = open(&plane, "providers");
+    plane.runtime.block_on(b.run(async |b: &mut Browser| {
+        b.goto(PAGE).await?;
+        b.sign_in(&admin.email, &admin.password).await?;
+        b.click("#nav-providers").await?;
+        b.wait_for_text("main", "No provider keys yet").await?;
+        b.accessible("provider keys, empty").await?;
+
+        // Nothing typed: the dialog says what is missing and nothing is made.
+        b.click("#add-provider-key").await?;
+        b.click_button("dialog form .actions", "Add key").await?;
+        b.wait_for_text("dialog", "Give the key a label").await?;
+        b.fill("dialog input[name=label]", "Screening").await?;
+        b.click_button("dialog form .actions", "Add key").await?;
+        b.wait_for_text("dialog", "Enter the secret").await?;
+        // The API's own refusal lands on the secret's field: a smart quote pasted with it.
+        b.fill("dialog input[name=secret]", "key’s").await?;
+        b.click_button("dialog form .actions", "Add key").await?;
+        b.wait_until(
+            "document.querySelector('dialog input[name=secret]').getAttribute('aria-invalid') === 'true'
+             && document.querySelector('dialog .problem').textContent.includes('not printable ASCII')",
+            "the API's error on the secret field",
+        )
+        .await?;
+        b.fill("dialog input[name=secret]", &first).await?;
+        b.accessible("add provider key dialog").await?;
+        b.click_button("dialog form .actions", "Add key").await?;
+        b.wait_until("!document.querySelector('dialog')", "the dialog to close")
+            .await?;
+        let row = provider_row(b, "Screening").await?;
+        let masked = b
+            .js(
+                "return document.querySelector(arguments[0] + ' code.masked').textContent;",
+                vec![json!(row)],
+            )
+            .await?;
+        ensure(
+            masked == json!(format!("{}{}", "•".repeat(first.len() - 4), &first[first.len() - 4..])),
+            format!("the key is masked as the API masks it: {masked}"),
+        )?;
+        let tail = b.text(&format!("{row} code.masked .tail")).await?;
+        ensure(
+            tail == first[first.len() - 4..],
+            format!("its last 4 show whatever the width: {tail:?}"),
+        )?;
+        nowhere_in_the_page(b, &first).await?;
+        b.wait_for_text(&row, "0 calls").await?;
+
+        // Verify: the fake accepts it; the call is counted.
+        b.click_button(&row, "Verify").await?;
+        b.click_button("dialog form .actions", "Verify key").await?;
+        b.wait_for_text("dialog", "The key works").await?;
+        b.wait_for_text("dialog", "HTTP 200").await?;
+        b.accessible("verification dialog").await?;
+        b.click_button("dialog", "Done").await?;
+        b.wait_for_text(&row, "1 call").await?;
+
+        // Rotate to a secret the provider refuses: verify says so, in words.
+        b.click_button(&row, "Rotate").await?;
+        b.fill("dialog input[name=secret]", &wrong).await?;
+        b.click_button("dialog form .actions", "Rotate key").await?;
+        b.wait_until("!document.querySelector('dialog')", "the dialog to close")
+            .await?;
+        b.wait_for_text(&row, "Rotated").await?;
+        nowhere_in_the_page(b, &wrong).await?;
+        b.click_button(&row, "Verify").await?;
+        b.click_button("dialog form .actions", "Verify key").await?;
+        b.wait_for_text("dialog", "The key was refused").await?;
+        b.wait_for_text("dialog", "HTTP 401").await?;
+        b.click_button("dialog", "Done").await?;
+        b.wait_for_text(&row, "2 calls").await?;
+
+        // The day's calls: two, one of them an error.
+        b.click_button(&row, "Calls").await?;
+        b.wait_for_text("dialog", "2 calls, 1 error").await?;
+        let day = format!("dialog tr[data-date='{today}']");
+        ensure(
+            b.text(&day).await?.split_whitespace().collect::<Vec<_>>() == [today.as_str(), "2", "1"],
+            format!("today's row: {:?}", b.text(&day).await?),
+        )?;
+        b.accessible("call summary dialog").await?;
+        b.click_button("dialog", "Done").await?;
+
+        // World Check takes its key and secret apart; a pasted pair is caught.
+        b.click("#add-provider-key").await?;
+        b.select("dialog select[name=key_type]", "W").await?;
+        ensure(
+            !b.find("dialog input[name=secret]")
+                .await?
+                .is_displayed()
+                .await
+                .map_err(|e| e.to_string())?,
+            "World Check asks for its two parts, not one secret",
+        )?;
+        b.fill("dialog input[name=label]", "EU desk").await?;
+        b.fill("dialog input[name=api_key]", &format!("{wc_key}:{wc_secret}"))
+            .await?;
+        b.fill("dialog input[name=api_secret]", &wc_secret).await?;
+        b.click_button("dialog form .actions", "Add key").await?;
+        b.wait_for_text("dialog", "An API key has no colon").await?;
+        b.fill("dialog input[name=api_key]", &wc_key).await?;
+        b.click_button("dialog form .actions", "Add key").await?;
+        b.wait_until("!document.querySelector('dialog')", "the dialog to close")
+            .await?;
+        let wc_row = provider_row(b, "EU desk").await?;
+        b.click_button(&wc_row, "Verify").await?;
+        b.click_button("dialog form .actions", "Verify key").await?;
+        b.wait_for_text("dialog", "The key works").await?;
+        b.click_button("dialog", "Done").await?;
+        nowhere_in_the_page(b, &wc_secret).await?;
+
+        // Rename, then retire the Chainalysis key: asked first, its history kept.
+        b.click_button(&row, "Rename").await?;
+        b.fill("dialog input[name=label]", "Old screening").await?;
+        b.click_button("dialog form .actions", "Save").await?;
+        b.wait_for_text(&row, "Old screening").await?;
+        b.click_button(&row, "Disable").await?;
+        b.wait_for_text("dialog", "Its calls and history stay").await?;
+        b.click_button("dialog form .actions", "Disable key").await?;
+        b.wait_for_text(&row, "Disabled").await?;
+        let verify_enabled = b
+            .js(
+                "return [...document.querySelectorAll(arguments[0] + ' button')]
+                   .find(x => x.textContent.startsWith('Verify')).disabled === false;",
+                vec![json!(row)],
+            )
+            .await?;
+        ensure(
+            verify_enabled == json!(false),
+            "a disabled key can't be verified",
+        )?;
+        b.wait_for_text(&row, "2 calls").await?;
+        b.accessible("provider keys").await?;
+        b.document("provider-keys").await?;
+        Ok(())
+    }));
+
+    // What the API says happened: as the page showed it.
+    let listed = plane.get("/v1/org/provider-keys", &admin.token).json();
+    let keys = listed["data"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{listed}");
+    let chain = keys.iter().find(|k| k["key_type"] == "H").unwrap();
+    assert_eq!(chain["label"], "Old screening");
+    assert_eq!(chain["enabled"], false);
+    assert_eq!(chain["usage_count"], 2);
+    assert!(chain["rotated_at"].is_string());
+    assert!(chain["masked_key"]
+        .as_str()
+        .unwrap()
+        .ends_with(&wrong[wrong.len() - 4..]));
+    let wc = keys.iter().find(|k| k["key_type"] == "W").unwrap();
+    assert_eq!(wc["label"], "EU desk");
+    assert_eq!(wc["usage_count"], 1);
+    assert!(!listed.to_string().contains(&wc_secret));
+    // The providers saw each secret as the page typed it, and only those.
+    assert_eq!(plane.fakes.seen(KeyType::Chainalysis), vec![first, wrong]);
+    assert_eq!(plane.fakes.seen(KeyType::WorldCheck), vec![wc_key]);
 }
