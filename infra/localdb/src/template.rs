@@ -446,6 +446,7 @@ mod tests {
                 "CustomersTable",
                 "IdempotencyTable",
                 "MembersTable",
+                "ProviderKeysTable",
                 "RequestLogTable",
                 "WebhookDeliveriesTable",
                 "WebhookEndpointsTable"
@@ -454,6 +455,10 @@ mod tests {
         assert_eq!(
             env_table(&template, "MEMBERS_TABLE").as_deref(),
             Some("MembersTable")
+        );
+        assert_eq!(
+            env_table(&template, "PROVIDER_KEYS_TABLE").as_deref(),
+            Some("ProviderKeysTable")
         );
         // The member authorizer: the pool as issuer, its app client as the audience.
         let authorizers = template.jwt_authorizers().unwrap();
