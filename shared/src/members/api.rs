@@ -97,7 +97,7 @@ fn refuse_idempotency_key(req: &Request) -> Result<(), ApiError> {
 /// Runs a member-API write under its Idempotency-Key, if it has one (see
 /// `idempotency::once`). Keys are the member's own: another member's identical key is
 /// another request.
-async fn once<F, Fut>(
+pub(crate) async fn once<F, Fut>(
     app: &App,
     req: &Request,
     member: &Member,

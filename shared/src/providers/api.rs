@@ -110,6 +110,7 @@ async fn org_key(app: &App, member: &Member, req: &Request) -> Result<ProviderKe
     find(app, &member.org_id, &path_id(req).unwrap_or_default()).await
 }
 
+/// A member-API write under its Idempotency-Key, fingerprinted without the secret.
 async fn once<F, Fut>(
     app: &App,
     req: &Request,
@@ -122,18 +123,7 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Response<Body>, ApiError>>,
 {
-    let owner = format!("member:{}", member.id);
-    let fingerprinted = fingerprint_body(body);
-    crate::idempotency::once(
-        app,
-        req,
-        &member.org_id,
-        Some(&owner),
-        meta,
-        &fingerprinted,
-        execute,
-    )
-    .await
+    crate::members::api::once(app, req, member, meta, &fingerprint_body(body), execute).await
 }
 
 /// `GET /v1/org/provider-keys`: newest first; `key_type` and `enabled` filter.

@@ -428,16 +428,7 @@ impl ProviderKeysTable {
         now: Timestamp,
     ) -> Result<Option<ProviderKey>, StorageError> {
         let mut sets = vec!["updated_at = :now", "version = version + :one"];
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key("org_id", s(key.org_id.as_str()))
-            .key("provider_key_id", s(key.id.clone()))
-            .condition_expression("attribute_exists(provider_key_id) AND version = :v")
-            .expression_attribute_values(":now", ts(&now))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":v", n(key.version));
+        let mut request = self.update_over(key, now);
         if let Some(label) = &edit.label {
             sets.push("#label = :label");
             request = request
@@ -463,15 +454,7 @@ impl ProviderKeysTable {
         now: Timestamp,
     ) -> Result<Option<ProviderKey>, StorageError> {
         let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key("org_id", s(key.org_id.as_str()))
-            .key("provider_key_id", s(key.id.clone()))
-            .condition_expression("attribute_exists(provider_key_id) AND version = :v")
-            .expression_attribute_values(":now", ts(&now))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":v", n(key.version))
+            .update_over(key, now)
             .expression_attribute_values(":masked", s(masked_key));
         let mut sets = vec![
             "updated_at = :now".to_owned(),
@@ -485,6 +468,24 @@ impl ProviderKeysTable {
         }
         self.write_over(request.update_expression(format!("SET {}", sets.join(", "))))
             .await
+    }
+
+    /// An UpdateItem of `key` that holds only if it is still at the version it was read at,
+    /// with `:now` and `:one` bound for the caller's SET.
+    fn update_over(
+        &self,
+        key: &ProviderKey,
+        now: Timestamp,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key("org_id", s(key.org_id.as_str()))
+            .key("provider_key_id", s(key.id.clone()))
+            .condition_expression("attribute_exists(provider_key_id) AND version = :v")
+            .expression_attribute_values(":now", ts(&now))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":v", n(key.version))
     }
 
     async fn write_over(
