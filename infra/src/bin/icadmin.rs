@@ -19,7 +19,7 @@ use shared::org::OrgId;
 use shared::providers::api as providers_api;
 use shared::providers::kind::KeyType;
 use shared::providers::secret::ProviderSecret;
-use shared::providers::table::{Creator, Edit, ProviderKey};
+use shared::providers::table::{Edit, ProviderKey};
 use shared::providers::vault::{Vault, PROVIDER_KEYS_KMS_KEY_ENV};
 use shared::request_log::table::{RequestLogTable, REQUEST_LOG_TABLE_ENV};
 use shared::time::{self, Timestamp};
@@ -49,7 +49,7 @@ enum Command {
         command: MembersCommand,
     },
     /// The org's provider keys (its credentials for Chainalysis, TRM, Open Sanctions, ...):
-    /// list, add, disable, rotate, call summaries. Secrets are read from stdin, never
+    /// list, add, disable, enable, rotate, call summaries. Secrets are read from stdin, never
     /// from the command line, and never printed.
     Providers {
         #[command(subcommand)]
@@ -385,7 +385,8 @@ async fn operator_vault() -> Result<Vault, String> {
 
 /// One line of stdin: a secret, so that it is in no shell history or process list.
 fn secret_from_stdin(key_type: KeyType) -> Result<ProviderSecret, String> {
-    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+    let typed = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    if typed {
         eprintln!("Paste the {} secret and press Enter:", key_type.provider());
     }
     // The line is the secret: every copy here is wiped when dropped.
@@ -395,6 +396,18 @@ fn secret_from_stdin(key_type: KeyType) -> Result<ProviderSecret, String> {
         .map_err(|e| format!("reading the secret from stdin: {e}"))?;
     let text = line.strip_suffix('\n').unwrap_or(&line);
     let text = text.strip_suffix('\r').unwrap_or(text);
+    // A piped secret is one line: more after it is a paste gone wrong, refused rather than
+    // cut. (Typed, the line ends at Enter.)
+    let mut rest = zeroize::Zeroizing::new(String::new());
+    if !typed {
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut rest)
+            .map_err(|e| format!("reading the secret from stdin: {e}"))?;
+    }
+    if !rest.trim().is_empty() {
+        return Err(
+            "stdin holds more than one line: a secret is one line. Nothing was stored.".into(),
+        );
+    }
     providers_api::parse_secret_text(text, key_type).map_err(api_error)
 }
 
@@ -412,11 +425,13 @@ async fn providers(command: ProvidersCommand) -> Result<Value, String> {
     let key = |k: ProviderKey| k.to_json();
     match command {
         ProvidersCommand::List { org } => {
-            let keys = app
+            let mut keys = app
                 .provider_keys
                 .list(&org_of(&org)?)
                 .await
                 .map_err(|e| e.to_string())?;
+            // Newest first, as the member API lists them.
+            keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
             Ok(Value::Array(keys.into_iter().map(key).collect()))
         }
         ProvidersCommand::Add {
@@ -431,11 +446,8 @@ async fn providers(command: ProvidersCommand) -> Result<Value, String> {
                 shared::members::api::parse_label(&Value::String(label)).map_err(api_error)?;
             let secret = secret_from_stdin(key_type)?;
             let vault = operator_vault().await?;
-            let creator = Creator {
-                id: operator_identity().await?,
-                email: None,
-            };
-            providers_api::add_key(&app, &vault, &org, creator, key_type, label, &secret)
+            let by = providers_api::Actor::operator(&operator_identity().await?);
+            providers_api::add_key(&app, &vault, &org, key_type, label, &secret, &by)
                 .await
                 .map(key)
                 .map_err(api_error)
@@ -461,7 +473,8 @@ async fn providers(command: ProvidersCommand) -> Result<Value, String> {
                 .ok_or_else(|| format!("org {org} has no provider key {provider_key_id:?}"))?;
             let secret = secret_from_stdin(current.key_type)?;
             let vault = operator_vault().await?;
-            providers_api::rotate_to(&app, &vault, &mut current, &secret)
+            let by = providers_api::Actor::operator(&operator_identity().await?);
+            providers_api::rotate_to(&app, &vault, &mut current, &secret, &by)
                 .await
                 .map(key)
                 .map_err(api_error)
@@ -499,10 +512,12 @@ async fn set_enabled(app: &App, org: &OrgId, id: &str, enabled: bool) -> Result<
         label: None,
         enabled: Some(enabled),
     };
-    providers_api::edit_key(app, org, id, &edit)
-        .await
-        .map(|k| k.to_json())
-        .map_err(api_error)
+    let by = providers_api::Actor::operator(&operator_identity().await?);
+    match providers_api::edit_key(app, org, id, &edit, &by).await {
+        Ok(key) => Ok(key.to_json()),
+        Err(ApiError::NotFound(_)) => Err(format!("org {org} has no provider key {id:?}")),
+        Err(err) => Err(api_error(err)),
+    }
 }
 
 fn api_error(err: ApiError) -> String {

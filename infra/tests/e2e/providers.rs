@@ -106,6 +106,27 @@ fn operators_and_members_manage_provider_keys_on_the_local_stack() {
     );
     assert!(!empty.status.success());
     assert!(String::from_utf8_lossy(&empty.stderr).contains("secret"));
+    // A paste that spans two lines is refused, not cut to its first line.
+    let two_lines = icadmin_stdin(
+        &stack,
+        &[
+            "providers",
+            "add",
+            "--org",
+            "demo",
+            "--key-type",
+            "O",
+            "--label",
+            "x",
+        ],
+        &format!(
+            "{}\n{}\n",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        ),
+    );
+    assert!(!two_lines.status.success());
+    assert!(String::from_utf8_lossy(&two_lines.stderr).contains("more than one line"));
     let listed = json_of(&stack.icadmin(&["providers", "list", "--org", "demo"]));
     assert_eq!(listed.as_array().unwrap().len(), 1);
 
@@ -159,6 +180,27 @@ fn operators_and_members_manage_provider_keys_on_the_local_stack() {
     refused.assert_error(409, "conflict");
     let other_org = stack.icadmin(&["providers", "disable", "--org", "other", &id]);
     assert!(!other_org.status.success());
+    assert!(String::from_utf8_lossy(&other_org.stderr).contains("org other has no provider key"));
+    // A newer key lists first, as on the member API.
+    let newer = json_of(&icadmin_stdin(
+        &stack,
+        &[
+            "providers",
+            "add",
+            "--org",
+            "demo",
+            "--key-type",
+            "A",
+            "--label",
+            "newer",
+        ],
+        &format!("sk-{}\n", uuid::Uuid::new_v4().simple()),
+    ));
+    let listed = json_of(&stack.icadmin(&["providers", "list", "--org", "demo"]));
+    assert_eq!(listed[0]["id"], newer["id"]);
+    assert_eq!(listed[1]["id"], id.as_str());
+    let api_listed = get(&stack.url("/v1/org/provider-keys"), &token).json();
+    assert_eq!(api_listed["data"][0]["id"], newer["id"]);
     let everything = json_of(&stack.icadmin(&["providers", "list", "--org", "demo"])).to_string();
     assert!(!everything.contains(&secret) && !everything.contains(&rotated_secret));
     assert_eq!(

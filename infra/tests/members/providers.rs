@@ -260,6 +260,31 @@ fn a_member_adds_verifies_retires_and_rotates_provider_keys() {
 
     // No secret in any table, log line or answer.
     let text = logs().text();
+    // Each change says which key, who, and the request it came in (to join its request line).
+    for (message, key) in [
+        ("provider key created", &os_id),
+        ("provider key updated", &ch_id),
+        ("provider key rotated", &os_id),
+    ] {
+        let line = text
+            .lines()
+            .find(|line| line.contains(message) && line.contains(key.as_str()))
+            .unwrap_or_else(|| panic!("no {message:?} line for {key}"));
+        let line: Value = serde_json::from_str(line).unwrap();
+        let fields = line.get("fields").unwrap_or(&line);
+        assert_eq!(
+            fields["by"],
+            json!(format!("member:{}", admin.member.id)),
+            "{line}"
+        );
+        let request_id = fields["request_id"].as_str().unwrap_or_default();
+        assert!(
+            text.lines().any(|l| l.contains("\"request\"")
+                && l.contains(request_id)
+                && l.contains(&admin.member.id)),
+            "no request line with {request_id:?} for {message:?}"
+        );
+    }
     for s in [&sanctions, &chain, &rotated_secret] {
         assert_stored_nowhere(&plane, s);
         assert!(!text.contains(s.as_str()), "a provider secret was logged");
@@ -353,6 +378,16 @@ fn bad_provider_key_input_is_refused_with_the_field_and_nothing_is_stored() {
         );
         assert_error(&reply, 400, "invalid_request", Some("secret"));
         assert!(!reply.body.contains(&marker), "the error quotes the secret");
+        // A missing secret and one of the wrong type are told apart.
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            message.contains("must be a string"),
+            bad.is_number(),
+            "{message}"
+        );
     }
     // World Check takes a pair.
     let reply = create(&plane, &admin, "W", "l", &secret("nocolon"));

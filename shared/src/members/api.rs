@@ -130,6 +130,10 @@ pub(crate) fn optional_body(req: &Request) -> Result<Map<String, Value>, ApiErro
 
 pub(crate) fn only_fields(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
     match body.keys().find(|name| !allowed.contains(&name.as_str())) {
+        Some(name) if allowed.is_empty() => Err(ApiError::invalid_param(
+            name.clone(),
+            format!("Unknown field {name:?}; this route takes no fields: send {{}} or no body."),
+        )),
         Some(name) => Err(ApiError::invalid_param(
             name.clone(),
             format!(

@@ -76,12 +76,21 @@ pub fn parse_key_type(value: Option<&Value>) -> Result<KeyType, ApiError> {
 
 /// The secret of a create or rotate, checked for `key_type`.
 pub fn parse_secret(value: Option<&Value>, key_type: KeyType) -> Result<ProviderSecret, ApiError> {
-    let text = value.and_then(Value::as_str).ok_or_else(|| {
-        ApiError::invalid_param(
-            "secret",
-            "secret is required: the key the provider gave you, as text.",
-        )
-    })?;
+    let text = match value {
+        None | Some(Value::Null) => {
+            return Err(ApiError::invalid_param(
+                "secret",
+                "secret is required: the key the provider gave you, as text.",
+            ))
+        }
+        Some(Value::String(text)) => text,
+        Some(_) => {
+            return Err(ApiError::invalid_param(
+                "secret",
+                "secret must be a string: the key exactly as the provider gave it, in quotes.",
+            ))
+        }
+    };
     parse_secret_text(text, key_type)
 }
 
@@ -195,18 +204,14 @@ pub async fn create(
     let secret = parse_secret(body.get("secret"), key_type)?;
     let vault = app.vault()?;
     once(app, req, member, meta, &value, || async {
-        let creator = Creator {
-            id: member.id.clone(),
-            email: Some(member.email.clone()),
-        };
         let key = add_key(
             app,
             vault,
             &member.org_id,
-            creator,
             key_type,
             label,
             &secret,
+            &Actor::member(member, meta),
         )
         .await?;
         let mut response = json_response(StatusCode::CREATED, &key.to_json(), &meta.request_id);
@@ -218,16 +223,54 @@ pub async fn create(
     .await
 }
 
+/// Who changes a provider key, for the line each change writes to the log: a member (with
+/// the request's id, to join the request line) or an operator (their AWS principal).
+/// A key it creates records it as `created_by`.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub creator: Creator,
+    pub who: String,
+    pub request_id: Option<String>,
+}
+
+impl Actor {
+    pub fn member(member: &Member, meta: &RequestMeta) -> Self {
+        Self {
+            creator: Creator {
+                id: member.id.clone(),
+                email: Some(member.email.clone()),
+            },
+            who: format!("member:{}", member.id),
+            request_id: Some(meta.request_id.clone()),
+        }
+    }
+
+    pub fn operator(principal: &str) -> Self {
+        Self {
+            creator: Creator {
+                id: principal.to_owned(),
+                email: None,
+            },
+            who: format!("operator:{principal}"),
+            request_id: None,
+        }
+    }
+
+    fn request_id(&self) -> &str {
+        self.request_id.as_deref().unwrap_or("")
+    }
+}
+
 /// Seals `secret` under a new id and stores the key, enabled (the member API's create and
 /// `icadmin providers add`).
 pub async fn add_key(
     app: &App,
     vault: &Vault,
     org: &OrgId,
-    creator: Creator,
     key_type: KeyType,
     label: String,
     secret: &ProviderSecret,
+    by: &Actor,
 ) -> Result<ProviderKey, ApiError> {
     let id = new_provider_key_id().map_err(|_| ApiError::Internal)?;
     let sealed = vault.seal(org, &id, secret).await?;
@@ -242,13 +285,19 @@ pub async fn add_key(
         usage_count: 0,
         last_used_at: None,
         created_at: now,
-        created_by: creator,
+        created_by: by.creator.clone(),
         rotated_at: None,
         updated_at: now,
         version: 0,
     };
     app.provider_keys.create(&key, &sealed).await?;
-    tracing::info!(provider_key = %key.id, key_type = key_type.code(), "provider key created");
+    tracing::info!(
+        provider_key = %key.id,
+        key_type = key_type.code(),
+        by = %by.who,
+        request_id = by.request_id(),
+        "provider key created"
+    );
     Ok(key)
 }
 
@@ -258,13 +307,20 @@ pub async fn edit_key(
     org: &OrgId,
     id: &str,
     edit: &Edit,
+    by: &Actor,
 ) -> Result<ProviderKey, ApiError> {
     for _ in 0..EDIT_ATTEMPTS {
         let key = find(app, org, id).await?;
         if let Some(updated) = app.provider_keys.edit(&key, edit, time::now()).await? {
-            if edit.enabled.is_some_and(|e| e != key.enabled) {
-                tracing::info!(provider_key = %key.id, enabled = updated.enabled, "provider key state changed");
-            }
+            tracing::info!(
+                provider_key = %key.id,
+                enabled = updated.enabled,
+                state_changed = updated.enabled != key.enabled,
+                label_changed = updated.label != key.label,
+                by = %by.who,
+                request_id = by.request_id(),
+                "provider key updated"
+            );
             return Ok(updated);
         }
     }
@@ -278,10 +334,11 @@ pub async fn rotate_key(
     org: &OrgId,
     id: &str,
     secret: Option<&Value>,
+    by: &Actor,
 ) -> Result<ProviderKey, ApiError> {
     let mut key = find(app, org, id).await?;
     let secret = parse_secret(secret, key.key_type)?;
-    rotate_to(app, vault, &mut key, &secret).await
+    rotate_to(app, vault, &mut key, &secret, by).await
 }
 
 /// Seals `secret` in place of `key`'s (read just before), again over a newer read when
@@ -291,6 +348,7 @@ pub async fn rotate_to(
     vault: &Vault,
     key: &mut ProviderKey,
     secret: &ProviderSecret,
+    by: &Actor,
 ) -> Result<ProviderKey, ApiError> {
     let (org, id) = (key.org_id.clone(), key.id.clone());
     key.key_type
@@ -303,7 +361,12 @@ pub async fn rotate_to(
             .rotate(key, &sealed, &secret.masked(), time::now())
             .await?
         {
-            tracing::info!(provider_key = %rotated.id, "provider key rotated");
+            tracing::info!(
+                provider_key = %rotated.id,
+                by = %by.who,
+                request_id = by.request_id(),
+                "provider key rotated"
+            );
             return Ok(rotated);
         }
         *key = find(app, &org, &id).await?;
@@ -364,7 +427,14 @@ pub async fn update(
     };
     let id = path_id(req).unwrap_or_default();
     once(app, req, member, meta, &value, || async {
-        let updated = edit_key(app, &member.org_id, &id, &edit).await?;
+        let updated = edit_key(
+            app,
+            &member.org_id,
+            &id,
+            &edit,
+            &Actor::member(member, meta),
+        )
+        .await?;
         Ok(json_response(
             StatusCode::OK,
             &updated.to_json(),
@@ -388,7 +458,8 @@ pub async fn rotate(
     let vault = app.vault()?;
     let id = path_id(req).unwrap_or_default();
     once(app, req, member, meta, &value, || async {
-        let rotated = rotate_key(app, vault, &member.org_id, &id, body.get("secret")).await?;
+        let by = Actor::member(member, meta);
+        let rotated = rotate_key(app, vault, &member.org_id, &id, body.get("secret"), &by).await?;
         Ok(json_response(
             StatusCode::OK,
             &rotated.to_json(),
