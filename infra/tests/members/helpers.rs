@@ -4,8 +4,10 @@
 //! the pool's app client as the page does; nothing here makes or bends a token.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use infra::gateway::{serve, RouteTable};
 use infra::identity::{
     add_member_with_password, member_pool, random_password, with_member_identity,
@@ -271,20 +273,23 @@ impl Plane {
         )
     }
 
-    /// Every string stored in a table, for "the plaintext is stored nowhere" checks.
-    pub fn table_text(&self, table: &str) -> String {
+    /// Every item of a (small) table, in one Scan.
+    pub fn items(&self, table: &str) -> Vec<HashMap<String, AttributeValue>> {
         self.runtime.block_on(async {
-            let items = self
-                .client
+            self.client
                 .scan()
                 .table_name(table)
                 .send()
                 .await
                 .unwrap()
                 .items
-                .unwrap_or_default();
-            format!("{items:?}")
+                .unwrap_or_default()
         })
+    }
+
+    /// Every string stored in a table, for "the plaintext is stored nowhere" checks.
+    pub fn table_text(&self, table: &str) -> String {
+        format!("{:?}", self.items(table))
     }
 }
 

@@ -78,22 +78,11 @@ fn stored_values(plane: &Plane, table: &str) -> Vec<Vec<u8>> {
             _ => {}
         }
     }
-    plane.runtime.block_on(async {
-        let items = plane
-            .client
-            .scan()
-            .table_name(table)
-            .send()
-            .await
-            .unwrap()
-            .items
-            .unwrap_or_default();
-        let mut out = Vec::new();
-        for item in &items {
-            item.values().for_each(|v| walk(v, &mut out));
-        }
-        out
-    })
+    let mut out = Vec::new();
+    for item in plane.items(table) {
+        item.values().for_each(|v| walk(v, &mut out));
+    }
+    out
 }
 
 /// `secret` is in no table of the plane, in clear or base64.

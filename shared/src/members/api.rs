@@ -283,6 +283,12 @@ pub(crate) fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiE
         })
 }
 
+/// The position of an item in a newest-first listing: positions increase as `created_at`
+/// goes back, ties in id order.
+pub(crate) fn newest_first(created_at: &Timestamp, id: &str) -> String {
+    format!("{:020}|{id}", i64::MAX - created_at.timestamp_millis())
+}
+
 /// One page of `items` (in listing order, each with its position, positions increasing
 /// along the listing), after `after`.
 pub(crate) fn page<T>(
@@ -382,10 +388,7 @@ pub async fn list_keys(
     keys.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
     let positioned = keys
         .into_iter()
-        .map(|key| {
-            let millis = key.created_at.timestamp_millis();
-            (format!("{:020}|{}", i64::MAX - millis, key.id), key)
-        })
+        .map(|key| (newest_first(&key.created_at, &key.id), key))
         .collect();
     let (keys, next) = page(positioned, after.as_deref(), limit);
     let data = keys.iter().map(|key| key_json(key, meta.now)).collect();

@@ -12,7 +12,8 @@ use crate::app::App;
 use crate::customers::api::{json_object_body, Limit};
 use crate::error::{json_response, ApiError};
 use crate::members::api::{
-    decode_cursor, list_body, only_fields, optional_body, page, parse_label, path_id,
+    decode_cursor, list_body, newest_first, once, only_fields, optional_body, page, parse_label,
+    path_id,
 };
 use crate::members::table::Member;
 use crate::org::OrgId;
@@ -119,22 +120,6 @@ async fn org_key(app: &App, member: &Member, req: &Request) -> Result<ProviderKe
     find(app, &member.org_id, &path_id(req).unwrap_or_default()).await
 }
 
-/// A member-API write under its Idempotency-Key, fingerprinted without the secret.
-async fn once<F, Fut>(
-    app: &App,
-    req: &Request,
-    member: &Member,
-    meta: &RequestMeta,
-    body: &Value,
-    execute: F,
-) -> Result<Response<Body>, ApiError>
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<Response<Body>, ApiError>>,
-{
-    crate::members::api::once(app, req, member, meta, &fingerprint_body(body), execute).await
-}
-
 /// `GET /v1/org/provider-keys`: newest first; `key_type` and `enabled` filter.
 pub async fn list(
     app: &App,
@@ -168,16 +153,7 @@ pub async fn list(
         .into_iter()
         .filter(|k| key_type.is_none_or(|t| k.key_type == t))
         .filter(|k| enabled.is_none_or(|e| k.enabled == e))
-        .map(|k| {
-            (
-                format!(
-                    "{:020}|{}",
-                    i64::MAX - k.created_at.timestamp_millis(),
-                    k.id
-                ),
-                k,
-            )
-        })
+        .map(|k| (newest_first(&k.created_at, &k.id), k))
         .collect();
     positioned.sort_by(|a, b| a.0.cmp(&b.0));
     let (keys, next) = page(positioned, after.as_deref(), limit);
@@ -203,23 +179,30 @@ pub async fn create(
     let label = parse_label(body.get("label").unwrap_or(&Value::Null))?;
     let secret = parse_secret(body.get("secret"), key_type)?;
     let vault = app.vault()?;
-    once(app, req, member, meta, &value, || async {
-        let key = add_key(
-            app,
-            vault,
-            &member.org_id,
-            key_type,
-            label,
-            &secret,
-            &Actor::member(member, meta),
-        )
-        .await?;
-        let mut response = json_response(StatusCode::CREATED, &key.to_json(), &meta.request_id);
-        if let Ok(location) = HeaderValue::from_str(&format!("{BASE}/{}", key.id)) {
-            response.headers_mut().insert("location", location);
-        }
-        Ok(response)
-    })
+    once(
+        app,
+        req,
+        member,
+        meta,
+        &fingerprint_body(&value),
+        || async {
+            let key = add_key(
+                app,
+                vault,
+                &member.org_id,
+                key_type,
+                label,
+                &secret,
+                &Actor::member(member, meta),
+            )
+            .await?;
+            let mut response = json_response(StatusCode::CREATED, &key.to_json(), &meta.request_id);
+            if let Ok(location) = HeaderValue::from_str(&format!("{BASE}/{}", key.id)) {
+                response.headers_mut().insert("location", location);
+            }
+            Ok(response)
+        },
+    )
     .await
 }
 
@@ -457,15 +440,23 @@ pub async fn rotate(
     only_fields(&body, &["secret"])?;
     let vault = app.vault()?;
     let id = path_id(req).unwrap_or_default();
-    once(app, req, member, meta, &value, || async {
-        let by = Actor::member(member, meta);
-        let rotated = rotate_key(app, vault, &member.org_id, &id, body.get("secret"), &by).await?;
-        Ok(json_response(
-            StatusCode::OK,
-            &rotated.to_json(),
-            &meta.request_id,
-        ))
-    })
+    once(
+        app,
+        req,
+        member,
+        meta,
+        &fingerprint_body(&value),
+        || async {
+            let by = Actor::member(member, meta);
+            let rotated =
+                rotate_key(app, vault, &member.org_id, &id, body.get("secret"), &by).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &rotated.to_json(),
+                &meta.request_id,
+            ))
+        },
+    )
     .await
 }
 

@@ -14,7 +14,9 @@ use crate::customers::api::{json_object_body, Limit};
 use crate::error::{json_response, ApiError};
 use crate::keys::scope::Scope;
 use crate::keys::verify::Principal;
-use crate::members::api::{decode_cursor, list_body, only_fields, optional_body, page, path_id};
+use crate::members::api::{
+    decode_cursor, list_body, newest_first, only_fields, optional_body, page, path_id,
+};
 use crate::members::role::Permission;
 use crate::members::table::Member;
 use crate::org::{Mode, OrgId};
@@ -539,15 +541,6 @@ fn delivery_not_found() -> ApiError {
     ApiError::NotFound("No delivery with this id for this webhook endpoint.".into())
 }
 
-/// Newest first: positions increase along the listing.
-fn delivery_position(delivery: &Delivery) -> String {
-    format!(
-        "{:020}|{}",
-        i64::MAX - delivery.created_at.timestamp_millis(),
-        delivery.delivery_id
-    )
-}
-
 /// `GET /v1/org/webhook-endpoints/{id}/deliveries`: the endpoint's deliveries of the last
 /// 30 days, newest first, each with its attempts (status code, latency, error excerpt);
 /// `?status=pending|succeeded|failed|dropped` filters. Never the payload.
@@ -578,7 +571,7 @@ pub async fn list_deliveries(
     let positioned = deliveries
         .into_iter()
         .filter(|d| status.is_none_or(|s| d.status == s))
-        .map(|d| (delivery_position(&d), d))
+        .map(|d| (newest_first(&d.created_at, &d.delivery_id), d))
         .collect();
     let (deliveries, next) = page(positioned, after.as_deref(), limit);
     let data = deliveries.iter().map(Delivery::to_json).collect();
