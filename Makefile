@@ -47,18 +47,18 @@ FUNCTIONS := ListCustomersFunction CreateCustomerFunction GetCustomerFunction Up
   ListProviderKeysFunction CreateProviderKeyFunction GetProviderKeyFunction UpdateProviderKeyFunction RotateProviderKeyFunction ProviderKeyCallSummariesFunction VerifyProviderKeyFunction \
   WebhookDispatcherFunction WebhookRetrierFunction WebhookExpiringFunction
 
-.PHONY: help run test unit dynamodb-local check-java browser icadmin clean-local build lint contract rehearse ci bench
+.PHONY: help run run-parts stack-binaries test test-parts test-binaries unit dynamodb-local check-java browser icadmin clean-local build lint contract rehearse ci bench
 
 help:
 	@echo "make run    - DynamoDB Local, the Cognito emulator and the API on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops all)"
 	@echo "make test   - every test: unit, DynamoDB Local storage/handler tests, end-to-end over HTTP"
-	@echo "make unit   - the unit tests only (no Java needed)"
+	@echo "make unit   - the unit tests only (localdb's start DynamoDB Local: Java needed)"
 	@echo "make icadmin - build the operator tool at target/debug/icadmin"
 	@echo "make build  - sam build: an arm64 bootstrap per function in .aws-sam/build (slow: minutes)"
 	@echo "make lint   - cargo fmt --check, clippy -D warnings, sam validate --lint, cfn-lint"
 	@echo "make contract - the local stack checked against openapi.yaml by schemathesis"
 	@echo "make rehearse - test mode end to end: ingest, test helpers, poll to VERIFIED + CLEAR"
-	@echo "make ci     - what .ci/run runs: lint, test, contract, rehearse"
+	@echo "make ci     - .ci/run: lint, test, contract, rehearse, each stage timed"
 	@echo "make bench  - cold starts of every function, then latency through the local gateway (README)"
 
 check-java:
@@ -73,12 +73,29 @@ $(DYNAMODB_LOCAL_STAMP): | check-java
 
 dynamodb-local: $(DYNAMODB_LOCAL_STAMP)
 
-run: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP)
-	$(CARGO) build -q -p infra --bin local-stack --bin icadmin
+# On a fresh machine DynamoDB Local and the emulator install while cargo compiles (three
+# jobs side by side), so the API answers sooner (README "Build and CI times").
+run: | check-java
+	@$(MAKE) --no-print-directory -j3 --output-sync=target run-parts
 	exec "$${CARGO_TARGET_DIR:-target}/debug/local-stack"
 
-test: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) $(AXE_STAMP) $(WEBHOOKS_STAMP) $(STANDARDWEBHOOKS_JS_STAMP) $(ZAPIER_STAMP) browser
-	$(CARGO) test --workspace --all-targets
+run-parts: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) stack-binaries
+
+# cargo runs its own job pool: make's jobserver is not handed to it.
+stack-binaries:
+	env -u MAKEFLAGS -u MFLAGS $(CARGO) build -q -p infra --bin local-stack --bin icadmin
+
+# The tests' tools install while cargo builds the test binaries (jobs side by side), then
+# every test runs. `--tests`: the libraries', the tools' and the integration tests; the
+# route binaries hold none and get no test harness (README "Build and CI times").
+test: | check-java
+	@$(MAKE) --no-print-directory -j4 --output-sync=target test-parts
+	$(CARGO) test --workspace --tests
+
+test-parts: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) $(AXE_STAMP) $(WEBHOOKS_STAMP) $(STANDARDWEBHOOKS_JS_STAMP) $(ZAPIER_STAMP) browser test-binaries
+
+test-binaries:
+	env -u MAKEFLAGS -u MFLAGS $(CARGO) test --workspace --tests --no-run
 
 # Debian's chromium and chromium-driver, installed once (apt-get needs root: sudo otherwise).
 browser:
@@ -106,8 +123,9 @@ $(ZAPIER_STAMP): infra/zapier/package.json infra/zapier/package-lock.json | chec
 	npm ci --prefix infra/zapier --no-audit --no-fund --loglevel=error
 	@touch $@
 
-unit:
-	$(CARGO) test --workspace --lib --bins
+# The library's and the tools' own tests (localdb's start DynamoDB Local, so Java is needed).
+unit: $(DYNAMODB_LOCAL_STAMP)
+	$(CARGO) test --workspace --lib --bin icadmin --bin local-stack --bin bench
 
 icadmin:
 	$(CARGO) build -q -p infra --bin icadmin
@@ -157,7 +175,8 @@ rehearse: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP)
 	$(CARGO) build -q -p infra --bin local-stack --bin icadmin
 	infra/tools/rehearse.sh
 
-ci: lint test contract rehearse
+ci:
+	.ci/run
 
 # Cold starts of every bootstrap beside a floor and a minimal SDK function, then latency
 # through the local gateway, against DynamoDB Local (see README "Performance"). Every
