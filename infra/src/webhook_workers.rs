@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use localdb::streams::{follow_table, Handler};
+use localdb::streams::{follow_table, idle_since, Handler, Idle};
 use shared::app::TableNames;
 use shared::webhooks::dispatch::Webhooks;
 use shared::App;
@@ -23,6 +23,8 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 /// The running workers; dropping this stops them.
 pub struct WebhookWorkers {
     tasks: Vec<JoinHandle<()>>,
+    /// The two stream followers' and the retrier's idle passes.
+    idle: Vec<Idle>,
 }
 
 impl Drop for WebhookWorkers {
@@ -55,17 +57,24 @@ impl WebhookWorkers {
             })
         };
         let mut tasks = Vec::new();
+        let mut idle = Vec::new();
         for table in [&tables.customers, &tables.api_keys] {
-            tasks.push(
-                follow_table(client, endpoint, table, dispatcher.clone())
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
+            let follower = follow_table(client, endpoint, table, dispatcher.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            tasks.push(follower.task);
+            idle.push(follower.idle);
         }
         let retrier = webhooks.clone();
+        let (report, retrier_idle) = tokio::sync::watch::channel(None);
+        idle.push(retrier_idle);
         tasks.push(tokio::spawn(async move {
             loop {
-                retrier.sweep_until(Instant::now() + DAY, SWEEP_POLL).await;
+                retrier
+                    .sweep_until_observed(Instant::now() + DAY, SWEEP_POLL, |began| {
+                        report.send_replace(Some(began));
+                    })
+                    .await;
             }
         }));
         tasks.push(tokio::spawn(async move {
@@ -79,6 +88,18 @@ impl WebhookWorkers {
                 tokio::time::sleep(DAY).await;
             }
         }));
-        Ok(Self { tasks })
+        Ok(Self { tasks, idle })
+    }
+
+    /// Waits until both streams were read and the retrier swept, each finding nothing, in
+    /// passes begun at or after `since`: everything written and due before then has been
+    /// handled. False if a worker stopped.
+    pub async fn idle_since(&self, since: Instant) -> bool {
+        for idle in &self.idle {
+            if !idle_since(&mut idle.clone(), since).await {
+                return false;
+            }
+        }
+        true
     }
 }

@@ -96,14 +96,20 @@ pub fn deadline_from_epoch_millis(deadline_ms: u64) -> Instant {
 }
 
 /// Runs `work` until `by`; running out of time is a 503, never a hang past the deadline.
+/// The warning names the request, so an operator (and a test) can tell a 503 of the
+/// deadline's bound from one of DynamoDB's.
 pub async fn before<T>(
     by: Instant,
+    request_id: &str,
     work: impl std::future::Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
     match tokio::time::timeout_at(by, work).await {
         Ok(result) => result,
         Err(_) => {
-            tracing::warn!("request ran out of time before the function's deadline");
+            tracing::warn!(
+                request_id,
+                "request ran out of time before the function's deadline"
+            );
             Err(ApiError::ServiceUnavailable {
                 retry_after_secs: crate::error::SERVICE_UNAVAILABLE_RETRY_AFTER_SECS,
             })

@@ -88,6 +88,16 @@ impl CognitoLocal {
         }
     }
 
+    /// The process's one emulator (a test binary's, shared by its tests, each with a pool
+    /// of its own), started on first use.
+    pub fn shared() -> &'static Self {
+        static SHARED: std::sync::OnceLock<CognitoLocal> = std::sync::OnceLock::new();
+        SHARED.get_or_init(|| {
+            Self::start_on_free_port()
+                .unwrap_or_else(|e| panic!("the Cognito emulator did not start: {e}"))
+        })
+    }
+
     pub fn start_on_free_port() -> Result<Self, LocalError> {
         let mut last = None;
         for _ in 0..3 {

@@ -82,6 +82,17 @@ impl Watched {
 pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl CapturedLogs {
+    /// The process's one capture, installed on first use by `install`, which sets the
+    /// global subscriber writing into it (the functions' own, so tests read their lines).
+    pub fn global(install: impl FnOnce(CapturedLogs)) -> &'static CapturedLogs {
+        static GLOBAL: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
+        GLOBAL.get_or_init(|| {
+            let logs = CapturedLogs::default();
+            install(logs.clone());
+            logs
+        })
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
     }

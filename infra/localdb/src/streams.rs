@@ -273,16 +273,42 @@ struct Shard {
     iterator: Option<String>,
 }
 
+/// When a worker last found nothing to do: the instant its idle pass began. Everything
+/// that was there before that instant had been handled, so a test waits on this ("the
+/// dispatcher is idle") instead of sleeping before a "nothing more arrived" check.
+pub type Idle = tokio::sync::watch::Receiver<Option<tokio::time::Instant>>;
+
+/// Waits until `idle` reports a pass begun at or after `since`; false if the worker ended.
+pub async fn idle_since(idle: &mut Idle, since: tokio::time::Instant) -> bool {
+    idle.wait_for(|at| at.is_some_and(|at| at >= since))
+        .await
+        .is_ok()
+}
+
+/// A stream followed by a task of its own.
+pub struct Follower {
+    pub task: tokio::task::JoinHandle<()>,
+    pub idle: Idle,
+}
+
 /// Follows one stream from its oldest record, batch by batch, for ever (abort the task to
-/// stop). Errors reading the stream are reported on stderr and retried.
-pub async fn follow(client: aws_sdk_dynamodbstreams::Client, stream_arn: String, handler: Handler) {
+/// stop). Errors reading the stream are reported on stderr and retried. Each pass that
+/// found no records is reported on `idle`.
+pub async fn follow(
+    client: aws_sdk_dynamodbstreams::Client,
+    stream_arn: String,
+    handler: Handler,
+    idle: tokio::sync::watch::Sender<Option<tokio::time::Instant>>,
+) {
     let mut shards: HashMap<String, Shard> = HashMap::new();
     let mut backoff = FIRST_BACKOFF;
     loop {
+        let began = tokio::time::Instant::now();
         match read_once(&client, &stream_arn, &handler, &mut shards).await {
             Ok(busy) => {
                 backoff = FIRST_BACKOFF;
                 if !busy {
+                    idle.send_replace(Some(began));
                     tokio::time::sleep(POLL).await;
                 }
             }
@@ -302,9 +328,13 @@ pub async fn follow_table(
     endpoint: &str,
     table: &str,
     handler: Handler,
-) -> Result<tokio::task::JoinHandle<()>, LocalError> {
+) -> Result<Follower, LocalError> {
     let arn = stream_arn(client, table).await?;
-    Ok(tokio::spawn(follow(streams_client(endpoint), arn, handler)))
+    let (report, idle) = tokio::sync::watch::channel(None);
+    Ok(Follower {
+        task: tokio::spawn(follow(streams_client(endpoint), arn, handler, report)),
+        idle,
+    })
 }
 
 /// The stream's shards, as DescribeStream lists them.

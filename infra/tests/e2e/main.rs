@@ -31,7 +31,11 @@ fn make_run_serves_the_quickstart_and_stops_everything_on_sigterm() {
     let status = stack.terminate();
     assert!(status.success(), "clean exit on SIGTERM: {status}");
     assert!(!listening(stack.port), "the API port is released");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // The JVM takes a moment to close its port: wait for that, not a fixed time.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while listening(stack.dynamodb_port) && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert!(
         !listening(stack.dynamodb_port),
         "DynamoDB Local is stopped with it"

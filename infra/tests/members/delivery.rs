@@ -97,7 +97,7 @@ fn wait_deliveries(
 #[test]
 fn a_customer_driven_through_the_lifecycle_is_delivered_signed_to_its_mode_and_role() {
     let plane = Plane::new();
-    let (_webhooks, _workers) = plane.webhooks(quick);
+    let (_webhooks, workers) = plane.webhooks(quick);
     let admin = plane.member("acme", Role::Administrator);
     let developer = plane.member("acme", Role::Developer);
     let full = Receiver::start(&plane.runtime);
@@ -239,8 +239,9 @@ fn a_customer_driven_through_the_lifecycle_is_delivered_signed_to_its_mode_and_r
             .len(),
         1
     );
-    // The live customer's delivery went out after the test ones were all stored and sent.
-    std::thread::sleep(Duration::from_millis(500));
+    // The live customer's delivery went out after the test ones were all stored and sent;
+    // once the workers are idle nothing is left to go anywhere.
+    plane.settle(&workers, Duration::ZERO);
     assert_eq!(
         full.received().len(),
         7,
@@ -340,7 +341,7 @@ fn a_failing_receiver_gets_retries_with_the_same_id_and_redirects_are_not_follow
 #[test]
 fn a_crash_between_send_and_record_sends_again_with_the_same_id() {
     let plane = Plane::new();
-    let (_webhooks, _workers) = plane.webhooks(|w| {
+    let (_webhooks, workers) = plane.webhooks(|w| {
         quick(w);
         w.lease = Duration::from_secs(1);
     });
@@ -374,7 +375,8 @@ fn a_crash_between_send_and_record_sends_again_with_the_same_id() {
         1,
         "the lost attempt left no record: {done:#?}"
     );
-    std::thread::sleep(Duration::from_millis(1_500));
+    // Idle past a whole lease: no worker can still hold or take the delivery.
+    plane.settle(&workers, Duration::from_secs(1));
     assert_eq!(receiver.received().len(), 2, "nothing more once recorded");
 }
 
@@ -397,11 +399,11 @@ fn deliveries_not_stored_fail_the_batch_and_are_stored_when_it_is_read_again() {
             .on_table(&plane.tables.webhook_deliveries)
             .first_calls(1),
     );
-    let (_webhooks, _workers) = plane.webhooks(quick);
+    let (_webhooks, workers) = plane.webhooks(quick);
     let live = key(&plane, &admin, "live");
     create_customer(&plane, &live, "crm-throttled");
     let got = receiver.wait_for(1);
-    std::thread::sleep(Duration::from_millis(800));
+    plane.settle(&workers, Duration::ZERO);
     assert_eq!(receiver.received().len(), 1, "{got:?}");
     let done = deliveries(&plane, &endpoint_id);
     assert_eq!(done.len(), 1);
@@ -459,8 +461,8 @@ fn the_dispatcher_names_the_record_it_could_not_store() {
         tokio::time::Instant::now() + Duration::from_secs(30),
     ));
     assert_eq!(answer, json!({"batchItemFailures": []}));
+    // handle_stream returns once its attempts are made: nothing else sends here.
     let got = receiver.wait_for(2);
-    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(receiver.received().len(), 2, "{got:?}");
 }
 
@@ -478,7 +480,7 @@ async fn read_stream(plane: &Plane) -> Value {
 #[test]
 fn a_deleted_endpoint_gets_nothing_more_and_a_disabled_one_is_skipped() {
     let plane = Plane::new();
-    let (_webhooks, _workers) = plane.webhooks(|w| {
+    let (_webhooks, workers) = plane.webhooks(|w| {
         w.retry_schedule = vec![Duration::from_millis(700); 5];
     });
     let admin = plane.member("acme", Role::Administrator);
@@ -546,7 +548,7 @@ fn a_deleted_endpoint_gets_nothing_more_and_a_disabled_one_is_skipped() {
     failing.wait_until("the third endpoint's delivery", |r| {
         r.iter().any(|r| r.path == "/third")
     });
-    std::thread::sleep(Duration::from_millis(300));
+    plane.settle(&workers, Duration::ZERO);
     assert_eq!(
         witness.received().len(),
         2,
@@ -557,7 +559,7 @@ fn a_deleted_endpoint_gets_nothing_more_and_a_disabled_one_is_skipped() {
 #[test]
 fn endpoints_failing_for_days_are_disabled_with_the_reason_and_410_disables_at_once() {
     let plane = Plane::new();
-    let (_webhooks, _workers) = plane.webhooks(|w| {
+    let (_webhooks, workers) = plane.webhooks(|w| {
         w.retry_schedule = vec![Duration::from_millis(200); 20];
         // Three "days" of failure, shortened.
         w.disable_after = chrono::Duration::milliseconds(600);
@@ -617,7 +619,8 @@ fn endpoints_failing_for_days_are_disabled_with_the_reason_and_410_disables_at_o
         |d| d.len() == 1 && d[0].status == DeliveryStatus::Dropped,
     );
     let tries = broken.received().len();
-    std::thread::sleep(Duration::from_millis(600));
+    // Idle past a retry slot: a retry the schedule still held would have gone by then.
+    plane.settle(&workers, Duration::from_millis(200));
     assert_eq!(broken.received().len(), tries, "nothing after disabling");
 
     let g = plane
@@ -650,7 +653,7 @@ fn endpoints_failing_for_days_are_disabled_with_the_reason_and_410_disables_at_o
 #[test]
 fn keys_revoked_and_expiring_are_delivered_once_each() {
     let plane = Plane::new();
-    let (webhooks, _workers) = plane.webhooks(quick);
+    let (webhooks, workers) = plane.webhooks(quick);
     let admin = plane.member("acme", Role::Administrator);
     let receiver = Receiver::start(&plane.runtime);
     let (_, secret) = endpoint(
@@ -715,7 +718,7 @@ fn keys_revoked_and_expiring_are_delivered_once_each() {
     for _ in 0..3 {
         assert_eq!(plane.get("/v1/customers", &used).status, 200);
     }
-    std::thread::sleep(Duration::from_millis(800));
+    plane.settle(&workers, Duration::ZERO);
     assert_eq!(
         receiver.received().len(),
         2,
@@ -864,7 +867,7 @@ fn members_list_deliveries_with_their_attempts_and_resend_one() {
 #[test]
 fn an_endpoint_delivers_no_more_than_its_creator_may_now_see() {
     let plane = Plane::new();
-    let (_webhooks, _workers) = plane.webhooks(quick);
+    let (_webhooks, workers) = plane.webhooks(quick);
     let admin = plane.member("acme", Role::Administrator);
     let officer = plane.member("acme", Role::Administrator);
     let witness = Receiver::start(&plane.runtime);
@@ -932,7 +935,8 @@ fn an_endpoint_delivers_no_more_than_its_creator_may_now_see() {
     assert_eq!(gone.status, 200, "{}", gone.body);
     create_customer(&plane, &live, "crm-3");
     witness.wait_for(3);
-    std::thread::sleep(Duration::from_millis(500));
+    // Idle past a retry slot (300 ms): no first attempt or retry is left to send.
+    plane.settle(&workers, Duration::from_millis(300));
     assert_eq!(
         by_key.received().len(),
         2,
@@ -967,5 +971,87 @@ fn an_endpoint_delivers_no_more_than_its_creator_may_now_see() {
             .unwrap()
             .contains(&officer.email),
         "{m}"
+    );
+}
+
+/// A name whose address changes between lookups (DNS rebinding), whatever the name.
+#[derive(Debug, Default)]
+struct Rebinding(std::sync::Mutex<Vec<std::net::IpAddr>>);
+
+impl Rebinding {
+    fn point_to(&self, ip: &str) {
+        *self.0.lock().unwrap() = vec![ip.parse().unwrap()];
+    }
+}
+
+impl shared::webhooks::target::Resolve for Rebinding {
+    fn resolve<'a>(
+        &'a self,
+        _host: &'a str,
+        port: u16,
+    ) -> shared::webhooks::target::Resolution<'a> {
+        let found = self.0.lock().unwrap().clone();
+        Box::pin(async move {
+            Ok(found
+                .into_iter()
+                .map(|ip| std::net::SocketAddr::new(ip, port))
+                .collect())
+        })
+    }
+}
+
+#[test]
+fn the_guard_refuses_a_delivery_whose_name_now_resolves_inward() {
+    // As deployed, private targets refused: the endpoint's name resolved to a public
+    // address when it was saved, and resolves to loopback, where a receiver listens, when
+    // its events go. Every attempt is refused at connect time and recorded as such.
+    let dns = std::sync::Arc::new(Rebinding::default());
+    dns.point_to("93.184.215.14");
+    let plane = Plane::with_targets(shared::webhooks::target::TargetGuard {
+        allow_private: false,
+        resolver: dns.clone(),
+    });
+    let admin = plane.member("acme", Role::Administrator);
+    let receiver = Receiver::start(&plane.runtime);
+    let url = format!("https://hooks.example.com:{}/hook", receiver.port);
+    let (endpoint_id, _) = endpoint(&plane, &admin, &url, "live", &["customer.created"]);
+    dns.point_to("127.0.0.1");
+    // Saved now, the same URL is refused outright.
+    let refused = plane.post(
+        "/v1/org/webhook-endpoints",
+        &admin.token,
+        json!({"url": url, "events": ["customer.created"], "mode": "live"}),
+    );
+    let body = refused.assert_error(400, "invalid_request");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1"),
+        "{body}"
+    );
+
+    let (_webhooks, workers) = plane.webhooks(|w| {
+        w.retry_schedule = vec![Duration::from_millis(200)];
+    });
+    let live = key(&plane, &admin, "live");
+    create_customer(&plane, &live, "crm-rebound");
+    let done = wait_deliveries(&plane, &endpoint_id, "both attempts made", |d| {
+        d.len() == 1 && d[0].status == DeliveryStatus::Failed
+    });
+    assert_eq!(done[0].attempts.len(), 2, "{done:#?}");
+    for attempt in &done[0].attempts {
+        assert_eq!(attempt.status_code, None, "{attempt:?}");
+        let error = attempt.error.as_deref().unwrap_or_default();
+        assert!(
+            error.contains("127.0.0.1"),
+            "the refused address is named: {error}"
+        );
+    }
+    plane.settle(&workers, Duration::ZERO);
+    assert_eq!(
+        receiver.connections(),
+        0,
+        "nothing connected to the receiver"
     );
 }

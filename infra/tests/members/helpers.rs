@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use infra::gateway::{serve, RouteTable};
@@ -32,31 +32,25 @@ use tokio::runtime::Runtime;
 pub mod http;
 pub use http::Reply;
 
-static DYNAMODB: OnceLock<DynamoDbLocal> = OnceLock::new();
-static LOGS: OnceLock<CapturedLogs> = OnceLock::new();
-
 pub use localdb::CapturedLogs;
 
+/// The binary's captured log lines (the functions' own JSON subscriber writes them).
 pub fn logs() -> &'static CapturedLogs {
-    LOGS.get_or_init(|| {
-        let logs = CapturedLogs::default();
-        let sink = logs.clone();
+    CapturedLogs::global(|sink| {
         let subscriber = shared::edge::telemetry::json_subscriber(
             move || sink.clone(),
             tracing_subscriber::EnvFilter::new("info"),
         );
         tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
-        logs
     })
 }
-static COGNITO: OnceLock<CognitoLocal> = OnceLock::new();
 
 pub fn dynamodb() -> &'static DynamoDbLocal {
-    DYNAMODB.get_or_init(|| DynamoDbLocal::start_on_free_port().expect("DynamoDB Local"))
+    DynamoDbLocal::shared()
 }
 
 pub fn cognito() -> &'static CognitoLocal {
-    COGNITO.get_or_init(|| CognitoLocal::start_on_free_port().expect("the Cognito emulator"))
+    CognitoLocal::shared()
 }
 
 /// A signed-in member.
@@ -73,6 +67,9 @@ pub struct Plane {
     pub app: Arc<App>,
     pub client: aws_sdk_dynamodb::Client,
     pub tables: TableNames,
+    /// Every table the template declares, by the name this plane gave it: secret scans
+    /// cover each, including tables added after the scan was written.
+    pub every_table: Vec<String>,
     pub pool: PoolIds,
     pub port: u16,
     /// Faults injected in front of DynamoDB Local for the functions' calls.
@@ -85,7 +82,17 @@ pub struct Plane {
 }
 
 impl Plane {
+    /// A plane as the local stack runs: webhook receivers on loopback are allowed.
     pub fn new() -> Self {
+        Self::with_targets(shared::webhooks::target::TargetGuard {
+            allow_private: true,
+            ..Default::default()
+        })
+    }
+
+    /// A plane whose webhook deliveries go through `targets` (the SSRF guard and its
+    /// resolver), as a deployment's do when `allow_private` is false.
+    pub fn with_targets(targets: shared::webhooks::target::TargetGuard) -> Self {
         logs();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -97,7 +104,7 @@ impl Plane {
         let cognito = cognito();
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let faults = FaultInjector::default();
-        let (client, tables, pool) = runtime.block_on(async {
+        let (client, tables, every_table, pool) = runtime.block_on(async {
             let client = shared::app::with_api_timeouts(&test_client(
                 &dynamodb.endpoint(),
                 &CallCounter::default(),
@@ -115,7 +122,8 @@ impl Plane {
                 .create_user_pool(&cognito.client(), &suffix)
                 .await
                 .unwrap();
-            (client, tables, pool)
+            let every_table: Vec<String> = names.values().cloned().collect();
+            (client, tables, every_table, pool)
         });
         // The provider-keys vault: the template's KMS key in the same emulator, its calls
         // through a fault injector with the functions' timeouts.
@@ -136,8 +144,7 @@ impl Plane {
                 shared::providers::vault::Vault::new(kms, kms_key.arn),
                 fakes.endpoints(),
             );
-        // As the local stack: webhook receivers on loopback are allowed here.
-        app.webhook_targets.allow_private = true;
+        app.webhook_targets = targets;
         let app = Arc::new(app);
         let routes = with_member_identity(
             RouteTable::from_template(&template).unwrap(),
@@ -159,6 +166,7 @@ impl Plane {
             app,
             client,
             tables,
+            every_table,
             pool,
             port,
             faults,
@@ -291,6 +299,43 @@ impl Plane {
     pub fn table_text(&self, table: &str) -> String {
         format!("{:?}", self.items(table))
     }
+
+    /// Every string and binary value stored in `table`, nested ones included.
+    pub fn stored_values(&self, table: &str) -> Vec<Vec<u8>> {
+        fn walk(value: &AttributeValue, out: &mut Vec<Vec<u8>>) {
+            match value {
+                AttributeValue::S(s) => out.push(s.as_bytes().to_vec()),
+                AttributeValue::B(b) => out.push(b.as_ref().to_vec()),
+                AttributeValue::M(map) => map.values().for_each(|v| walk(v, out)),
+                AttributeValue::L(list) => list.iter().for_each(|v| walk(v, out)),
+                AttributeValue::Ss(list) => out.extend(list.iter().map(|s| s.as_bytes().to_vec())),
+                AttributeValue::Bs(list) => out.extend(list.iter().map(|b| b.as_ref().to_vec())),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for item in self.items(table) {
+            item.values().for_each(|v| walk(v, &mut out));
+        }
+        out
+    }
+
+    /// `secret` is stored in no table of the template, in clear or as base64.
+    pub fn assert_stored_nowhere(&self, secret: &str, what: &str) {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
+        assert!(self.every_table.len() >= 8, "{:?}", self.every_table);
+        for table in &self.every_table {
+            for value in self.stored_values(table) {
+                for needle in [secret.as_bytes(), b64.as_bytes()] {
+                    assert!(
+                        !value.windows(needle.len()).any(|w| w == needle),
+                        "{what} is stored in {table}"
+                    );
+                }
+            }
+        }
+    }
 }
 
 impl Plane {
@@ -311,6 +356,24 @@ impl Plane {
             ))
             .unwrap();
         (webhooks, workers)
+    }
+
+    /// Waits (at most 30 s) until the webhook workers are idle in passes begun `after` from
+    /// now: the streams read to their end and nothing due. A "nothing more arrived" check
+    /// made then is final, not a guess after a sleep.
+    pub fn settle(&self, workers: &WebhookWorkers, after: std::time::Duration) {
+        let since = tokio::time::Instant::now() + after;
+        let settled = self.runtime.block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                workers.idle_since(since),
+            )
+            .await
+        });
+        assert!(
+            matches!(settled, Ok(true)),
+            "the webhook workers did not go idle: {settled:?}"
+        );
     }
 }
 

@@ -76,6 +76,7 @@ struct State {
 pub struct Receiver {
     pub port: u16,
     state: Arc<Mutex<State>>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Receiver {
@@ -86,8 +87,11 @@ impl Receiver {
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = accepted.clone();
         runtime.spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let state = shared.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -100,7 +104,16 @@ impl Receiver {
                 });
             }
         });
-        Self { port, state }
+        Self {
+            port,
+            state,
+            accepted,
+        }
+    }
+
+    /// How many connections were made to it, requests or not.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -369,15 +369,18 @@ impl Browser {
             )
             .await
             .map_err(|e| format!("axe: {e}"))?;
-        Ok(found
+        // Anything but a list of strings is a scan that did not run, never "no violations".
+        let items = found
             .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|v| v.as_str().unwrap_or_default().to_owned())
-                    .collect()
+            .ok_or_else(|| format!("axe answered {found}, not a list of violations"))?;
+        items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("axe answered {v} among its violations"))
             })
-            .unwrap_or_default())
+            .collect()
     }
 
     /// Fails the step if the scan finds serious or critical violations on `screen`.

@@ -114,6 +114,21 @@ fn an_administrator_creates_uses_rolls_and_revokes_a_key() {
         b.goto(PAGE).await?;
         b.find("form input[name=email]").await?;
         b.accessible("sign-in").await?;
+        // The scan sees what it must: a nameless button is a critical violation, and it
+        // is reported until it is gone.
+        b.js(
+            "const b = document.createElement('button'); b.id = 'axe-probe'; document.body.append(b); return true;",
+            vec![],
+        )
+        .await?;
+        let found = b.axe_violations().await?;
+        ensure(
+            found.iter().any(|v| v.contains("button-name") && v.contains("#axe-probe")),
+            format!("the scan missed a nameless button: {found:?}"),
+        )?;
+        b.js("document.getElementById('axe-probe').remove(); return true;", vec![])
+            .await?;
+        b.accessible("sign-in").await?;
         b.sign_in(&admin.email, &admin.password).await?;
         b.wait_for_text("main", "Your org has no API keys yet")
             .await?;

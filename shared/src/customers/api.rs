@@ -250,7 +250,7 @@ where
         });
     }
     let Some(key) = IdempotencyKey::from_headers(req.headers())? else {
-        let response = before(meta.write_by(), execute(None)).await?;
+        let response = before(meta.write_by(), &meta.request_id, execute(None)).await?;
         return Ok(shaped(response, view, log));
     };
     let org = &principal.data_space();
@@ -267,7 +267,7 @@ where
         Begin::Reused => return Err(ApiError::IdempotencyKeyReused),
     };
     let reserved = Uuid::parse_str(&lease.reserved).ok();
-    let response = before(meta.write_by(), execute(reserved))
+    let response = before(meta.write_by(), &meta.request_id, execute(reserved))
         .await
         .unwrap_or_else(|err| err.into_response(&meta.request_id));
     // A POST whose unknown external_id comes without full_name is a 400 found while

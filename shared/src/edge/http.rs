@@ -202,7 +202,7 @@ async fn dispatch(
                 .await?;
                 handler(app, req, &principal, meta, log).await
             };
-            before(meta.answer_by(), work).await
+            before(meta.answer_by(), &meta.request_id, work).await
         }
         // The member API: the session (the authorizer's claims, then the member record),
         // then the route's permission, then the route.
@@ -214,7 +214,7 @@ async fn dispatch(
                 }
                 handler(app, req, &member, meta).await
             };
-            before(meta.answer_by(), work).await
+            before(meta.answer_by(), &meta.request_id, work).await
         }
         Handler::Unrouted => Err(unrouted(req.method(), req.uri().path())),
         // The page's own function serves it; the library's handlers never do.

@@ -62,7 +62,7 @@ where
         Begin::InProgress => return Err(ApiError::IdempotencyKeyInUse),
         Begin::Reused => return Err(ApiError::IdempotencyKeyReused),
     };
-    let response = crate::request::before(meta.write_by(), execute())
+    let response = crate::request::before(meta.write_by(), &meta.request_id, execute())
         .await
         .unwrap_or_else(|err| err.into_response(&meta.request_id));
     app.idempotency

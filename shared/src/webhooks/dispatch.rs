@@ -619,10 +619,25 @@ impl Webhooks {
 
     /// The retrier: sweeps, `poll` apart, until one more attempt could outlast `deadline`.
     pub async fn sweep_until(self: &Arc<Self>, deadline: Instant, poll: Duration) -> usize {
+        self.sweep_until_observed(deadline, poll, |_| {}).await
+    }
+
+    /// As `sweep_until`, telling `idle` when each sweep that found nothing due began (the
+    /// local stack's workers report it, so tests can wait for an idle retrier).
+    pub async fn sweep_until_observed(
+        self: &Arc<Self>,
+        deadline: Instant,
+        poll: Duration,
+        mut idle: impl FnMut(Instant),
+    ) -> usize {
         let mut attempted = 0;
         while Instant::now() + self.sender.timeout + RECORD_MARGIN < deadline {
+            let began = Instant::now();
             match self.sweep_once(deadline).await {
-                Ok(0) => tokio::time::sleep(poll).await,
+                Ok(0) => {
+                    idle(began);
+                    tokio::time::sleep(poll).await
+                }
                 Ok(n) => attempted += n,
                 Err(err) => {
                     tracing::warn!(error = %err, "webhook sweep failed");

@@ -372,3 +372,55 @@ async fn a_stalled_dynamodb_is_a_503_not_a_hang() {
     assert_error(&response, 503, "service_unavailable");
     assert_eq!(response.header("retry-after"), Some("1"));
 }
+
+#[tokio::test]
+async fn no_answer_carries_cors_headers_and_the_template_configures_none() {
+    // Keys are server-side secrets: a page on another origin must not be able to read an
+    // answer (README). Neither the gateway (template.yaml) nor any handler opts in.
+    let template =
+        std::fs::read_to_string(localdb::workspace_root().join("template.yaml")).unwrap();
+    for setting in ["CorsConfiguration", "Cors:", "Access-Control-"] {
+        assert!(
+            !template.contains(setting),
+            "template.yaml configures CORS: {setting}"
+        );
+    }
+    let env = TestEnv::new().await;
+    let key = env.full_key("demo").await;
+    let origin = ("origin", "https://elsewhere.example");
+    let preflight = |path: &str| {
+        Req::new("OPTIONS", path)
+            .header(origin.0, origin.1)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+    };
+    let mut answers = Vec::new();
+    for req in [
+        Req::get("/v1/customers").key(&key),
+        Req::json("POST", "/v1/customers", r#"{"fullName": "Jane Doe"}"#).key(&key),
+        Req::get("/v1/me").key(&key),
+        Req::get("/v1/customers"),
+        preflight("/v1/customers"),
+        preflight("/v1/me").key(&key),
+        Req::get("/v1/nowhere").key(&key),
+    ] {
+        let response = env.send(req.header(origin.0, origin.1)).await;
+        answers.push(response.status);
+        let cors: Vec<_> = response
+            .headers
+            .iter()
+            .filter(|(name, _)| name.to_ascii_lowercase().starts_with("access-control-"))
+            .collect();
+        assert!(
+            cors.is_empty(),
+            "{} answered with {cors:?}",
+            response.status
+        );
+    }
+    // The requests were answered as they would be without an Origin: served, refused,
+    // and preflights not routed (405), so the test saw real answers.
+    assert_eq!(answers, [200, 201, 200, 401, 405, 405, 404]);
+}

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use localdb::{test_client, CallCounter, DynamoDbLocal, FaultInjector, Template};
 use shared::app::TableNames;
@@ -14,29 +14,21 @@ use shared::keys::scope::Scope;
 use shared::keys::table::{IssuedKey, NewApiKey, MAX_RATE_LIMIT_RPS};
 use shared::{time, App, Endpoint};
 
-static DYNAMODB: OnceLock<DynamoDbLocal> = OnceLock::new();
-static LOGS: OnceLock<CapturedLogs> = OnceLock::new();
-
 pub use localdb::CapturedLogs;
 
+/// The binary's captured log lines (the functions' own JSON subscriber writes them).
 pub fn logs() -> &'static CapturedLogs {
-    LOGS.get_or_init(|| {
-        let logs = CapturedLogs::default();
-        let sink = logs.clone();
+    CapturedLogs::global(|sink| {
         let subscriber = shared::edge::telemetry::json_subscriber(
             move || sink.clone(),
             tracing_subscriber::EnvFilter::new("info"),
         );
         tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
-        logs
     })
 }
 
 pub fn dynamodb() -> &'static DynamoDbLocal {
-    DYNAMODB.get_or_init(|| {
-        DynamoDbLocal::start_on_free_port()
-            .unwrap_or_else(|e| panic!("DynamoDB Local did not start: {e}"))
-    })
+    DynamoDbLocal::shared()
 }
 
 pub struct TestEnv {

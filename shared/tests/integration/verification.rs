@@ -247,7 +247,59 @@ async fn an_authenticated_request_costs_one_call_for_the_key() {
 async fn keys_only_see_their_own_org() {
     let env = TestEnv::new().await;
     let acme = env.full_key("acme").await;
-    let response = env.send(Req::get(LIST).key(&acme).query("limit=5")).await;
-    assert_eq!(response.status, 200);
-    assert_eq!(response.json().unwrap()["limit"], 5);
+    let globex = env.full_key("globex").await;
+    // The same external id in both orgs: two customers, one each.
+    let create = |key| {
+        Req::json(
+            "POST",
+            LIST,
+            &json!({"fullName": "Jane Doe", "externalId": "crm-1"}).to_string(),
+        )
+        .key(key)
+    };
+    let ours = env.send(create(&acme)).await;
+    let theirs = env.send(create(&globex)).await;
+    assert_eq!((ours.status, theirs.status), (201, 201));
+    let ours = ours.json().unwrap()["id"].as_str().unwrap().to_owned();
+    let theirs = theirs.json().unwrap()["id"].as_str().unwrap().to_owned();
+    assert_ne!(ours, theirs);
+
+    for (key, own, other) in [(&acme, &ours, &theirs), (&globex, &theirs, &ours)] {
+        for query in [
+            "limit=5",
+            "external_id=crm-1",
+            "updated_since=2000-01-01T00:00:00Z",
+        ] {
+            let page = env.send(Req::get(LIST).key(key).query(query)).await;
+            assert_eq!(page.status, 200, "{query}");
+            let ids: Vec<_> = page.json().unwrap()["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(
+                ids,
+                std::slice::from_ref(own),
+                "{query}: only the key's own org"
+            );
+        }
+        // The other org's customer does not exist for this key, on every route.
+        for req in [
+            Req::get(&format!("{LIST}/{other}")),
+            Req::get(&format!("{LIST}/{other}/aml")),
+            Req::json(
+                "PATCH",
+                &format!("{LIST}/{other}"),
+                r#"{"fullName": "Taken"}"#,
+            ),
+        ] {
+            assert_error(&env.send(req.key(key)).await, 404, "not_found");
+        }
+    }
+    // The refused PATCH changed nothing.
+    let theirs_now = env
+        .send(Req::get(&format!("{LIST}/{theirs}")).key(&globex))
+        .await;
+    assert_eq!(theirs_now.json().unwrap()["full_name"], "Jane Doe");
 }
