@@ -47,7 +47,7 @@ FUNCTIONS := ListCustomersFunction CreateCustomerFunction GetCustomerFunction Up
   ListProviderKeysFunction CreateProviderKeyFunction GetProviderKeyFunction UpdateProviderKeyFunction RotateProviderKeyFunction ProviderKeyCallSummariesFunction VerifyProviderKeyFunction \
   WebhookDispatcherFunction WebhookRetrierFunction WebhookExpiringFunction
 
-.PHONY: help run run-parts stack-binaries test test-parts test-binaries unit dynamodb-local check-java browser icadmin clean-local build lint contract rehearse ci bench
+.PHONY: help run run-parts stack-binaries test test-parts test-binaries lint-rust unit dynamodb-local check-java browser icadmin clean-local build lint contract rehearse ci bench
 
 help:
 	@echo "make run    - DynamoDB Local, the Cognito emulator and the API on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops all)"
@@ -111,7 +111,7 @@ $(AXE_STAMP): | check-java
 
 $(WEBHOOKS_STAMP): infra/tools/webhooks-requirements.txt
 	python3 -m venv $(WEBHOOKS_VENV)
-	$(WEBHOOKS_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	$(WEBHOOKS_VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile -r $<
 	@touch $@
 
 $(STANDARDWEBHOOKS_JS_STAMP): | check-java
@@ -135,17 +135,17 @@ clean-local:
 
 $(VENV_STAMP): infra/tools/build-requirements.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile -r $<
 	@touch $@
 
 $(COGNITO_STAMP): infra/tools/cognito-requirements.txt
 	python3 -m venv $(COGNITO_VENV)
-	$(COGNITO_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	$(COGNITO_VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile -r $<
 	@touch $@
 
 $(CONTRACT_STAMP): infra/tools/contract-requirements.txt
 	python3 -m venv $(CONTRACT_VENV)
-	$(CONTRACT_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	$(CONTRACT_VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile -r $<
 	@touch $@
 
 # sam build runs `cargo lambda build --release --arm64` (zig as the cross linker) for each
@@ -159,11 +159,15 @@ build: $(VENV_STAMP)
 	  echo "$$f: arm64 bootstrap, $$(du -h $$b | cut -f1)"; \
 	done
 
-lint: $(VENV_STAMP)
-	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+# rustfmt and clippy run while the template linters install (two jobs side by side).
+lint:
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint-rust $(VENV_STAMP)
 	PATH="$(TOOLS_PATH)" sam validate --lint --template template.yaml
 	PATH="$(TOOLS_PATH)" cfn-lint template.yaml
+
+lint-rust:
+	$(CARGO) fmt --all -- --check
+	env -u MAKEFLAGS -u MFLAGS $(CARGO) clippy --workspace --all-targets -- -D warnings
 
 contract: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) $(CONTRACT_STAMP)
 	$(CARGO) build -q -p infra --bin local-stack --bin icadmin
