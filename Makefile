@@ -34,6 +34,12 @@ AXE_VERSION := 4.14.1
 AXE_PREFIX := .local/axe
 AXE_STAMP := $(AXE_PREFIX)/.installed-$(AXE_VERSION)
 export AXE_CORE_JS := $(CURDIR)/$(AXE_PREFIX)/node_modules/axe-core/axe.min.js
+# make iam: the IAM ledger (infra/iam/calls.json) proved against template.yaml by
+# iam-simulate (npm, pinned by infra/iam/package-lock.json; AGPL-3.0, a development tool
+# only), after the SAM translator (in .venv) resolves each function's policies.
+IAM_TOOLS_STAMP := infra/iam/node_modules/.installed
+# Where make test's processes record the AWS calls each function makes (localdb::ledger).
+IAM_LEDGER_DIR := $(CURDIR)/.local/iam-ledger
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TOOLS_PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
@@ -47,7 +53,7 @@ FUNCTIONS := ListCustomersFunction CreateCustomerFunction GetCustomerFunction Up
   ListProviderKeysFunction CreateProviderKeyFunction GetProviderKeyFunction UpdateProviderKeyFunction RotateProviderKeyFunction ProviderKeyCallSummariesFunction VerifyProviderKeyFunction \
   WebhookDispatcherFunction WebhookRetrierFunction WebhookExpiringFunction
 
-.PHONY: help run run-parts stack-binaries test test-parts test-binaries lint-rust unit dynamodb-local check-java browser icadmin clean-local build lint contract rehearse ci bench
+.PHONY: help run run-parts stack-binaries test test-parts test-binaries lint-rust iam iam-ledger unit dynamodb-local check-java browser icadmin clean-local build lint contract rehearse ci bench
 
 help:
 	@echo "make run    - DynamoDB Local, the Cognito emulator and the API on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops all)"
@@ -55,7 +61,9 @@ help:
 	@echo "make unit   - the unit tests only (localdb's start DynamoDB Local: Java needed)"
 	@echo "make icadmin - build the operator tool at target/debug/icadmin"
 	@echo "make build  - sam build: an arm64 bootstrap per function in .aws-sam/build (slow: minutes)"
-	@echo "make lint   - cargo fmt --check, clippy -D warnings, sam validate --lint, cfn-lint"
+	@echo "make lint   - cargo fmt --check, clippy -D warnings, sam validate --lint, cfn-lint, make iam"
+	@echo "make iam    - every AWS call the suite records, proved against template.yaml's IAM"
+	@echo "make iam-ledger - the calls the last make test recorded become infra/iam/calls.json"
 	@echo "make contract - the local stack checked against openapi.yaml by schemathesis"
 	@echo "make rehearse - test mode end to end: ingest, test helpers, poll to VERIFIED + CLEAR"
 	@echo "make ci     - .ci/run: lint, test, contract, rehearse, each stage timed"
@@ -90,9 +98,27 @@ stack-binaries:
 # route binaries hold none and get no test harness (README "Build and CI times").
 test: | check-java
 	@$(MAKE) --no-print-directory -j4 --output-sync=target test-parts
-	$(CARGO) test --workspace --tests
+	rm -rf $(IAM_LEDGER_DIR)
+	IAM_LEDGER_DIR=$(IAM_LEDGER_DIR) $(CARGO) test --workspace --tests
+	$(CARGO) run -q -p infra --bin iam-ledger -- check $(IAM_LEDGER_DIR)
 
-test-parts: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) $(AXE_STAMP) $(WEBHOOKS_STAMP) $(STANDARDWEBHOOKS_JS_STAMP) $(ZAPIER_STAMP) browser test-binaries
+# After a change adds, drops or reshapes an AWS call (make test says which): the calls the
+# last make test recorded become infra/iam/calls.json. Review the diff, then make iam.
+iam-ledger:
+	$(CARGO) run -q -p infra --bin iam-ledger -- write $(IAM_LEDGER_DIR)
+
+$(IAM_TOOLS_STAMP): infra/iam/package.json infra/iam/package-lock.json | check-java
+	npm ci --prefix infra/iam --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Every call of the ledger allowed by its function's policy (and the KMS key's), every
+# grant used or given a reason (README "IAM").
+iam: $(VENV_STAMP) $(IAM_TOOLS_STAMP)
+	@mkdir -p .local
+	$(VENV)/bin/python infra/iam/resolve.py template.yaml > .local/iam-resolved.json
+	node infra/iam/check.mjs .local/iam-resolved.json infra/iam/calls.json
+
+test-parts: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) $(AXE_STAMP) $(WEBHOOKS_STAMP) $(STANDARDWEBHOOKS_JS_STAMP) $(ZAPIER_STAMP) $(VENV_STAMP) $(IAM_TOOLS_STAMP) browser test-binaries
 
 test-binaries:
 	env -u MAKEFLAGS -u MFLAGS $(CARGO) test --workspace --tests --no-run
@@ -161,9 +187,10 @@ build: $(VENV_STAMP)
 
 # rustfmt and clippy run while the template linters install (two jobs side by side).
 lint:
-	@$(MAKE) --no-print-directory -j2 --output-sync=target lint-rust $(VENV_STAMP)
+	@$(MAKE) --no-print-directory -j3 --output-sync=target lint-rust $(VENV_STAMP) $(IAM_TOOLS_STAMP)
 	PATH="$(TOOLS_PATH)" sam validate --lint --template template.yaml
 	PATH="$(TOOLS_PATH)" cfn-lint template.yaml
+	@$(MAKE) --no-print-directory iam
 
 lint-rust:
 	$(CARGO) fmt --all -- --check

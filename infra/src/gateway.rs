@@ -34,6 +34,8 @@ struct DeclaredRoute {
     method: String,
     path: String,
     route: Route,
+    /// The function serving it (its logical id).
+    function: String,
     /// The authorizer the template puts in front of the route.
     authorizer: Option<String>,
 }
@@ -42,6 +44,8 @@ struct DeclaredRoute {
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub endpoint: Endpoint,
+    /// The function API Gateway would invoke (its logical id in template.yaml).
+    pub function: String,
     pub route_key: String,
     pub path_parameters: BTreeMap<String, String>,
     pub authorizer: Option<String>,
@@ -51,7 +55,8 @@ pub struct Resolved {
 #[derive(Debug, Clone)]
 pub struct RouteTable {
     routes: Vec<DeclaredRoute>,
-    has_default: bool,
+    /// The `$default` route's function, if the template declares one.
+    default_function: Option<String>,
     /// The functions' timeout, from the template.
     timeout_secs: u64,
     /// The JWT authorizers by name, once the stack knows its pool's ids.
@@ -63,10 +68,10 @@ pub struct RouteTable {
 impl RouteTable {
     pub fn from_template(template: &Template) -> Result<Self, String> {
         let mut routes = Vec::new();
-        let mut has_default = false;
+        let mut default_function = None;
         for declared in template.routes() {
             match (declared.method, declared.path) {
-                (None, None) => has_default = true,
+                (None, None) => default_function = Some(declared.function),
                 (Some(method), Some(path)) => {
                     let route = Route::from_declaration(&method, &path).ok_or_else(|| {
                         format!("template.yaml declares {method} {path} ({}) but the library has no such route", declared.function)
@@ -81,6 +86,7 @@ impl RouteTable {
                         method: method.to_uppercase(),
                         path,
                         route,
+                        function: declared.function,
                         authorizer: declared.authorizer,
                     });
                 }
@@ -94,7 +100,7 @@ impl RouteTable {
         }
         Ok(Self {
             routes,
-            has_default,
+            default_function,
             timeout_secs: template
                 .function_timeout_secs()
                 .unwrap_or(shared::request::FUNCTION_TIMEOUT_SECS),
@@ -124,6 +130,7 @@ impl RouteTable {
                 if let Some(params) = match_path(&declared.path, path) {
                     return Some(Resolved {
                         endpoint: Endpoint::Route(declared.route),
+                        function: declared.function.clone(),
                         route_key: format!("{} {}", declared.method, declared.path),
                         path_parameters: params.into_iter().collect(),
                         authorizer: declared.authorizer.clone(),
@@ -131,8 +138,9 @@ impl RouteTable {
                 }
             }
         }
-        self.has_default.then(|| Resolved {
+        self.default_function.clone().map(|function| Resolved {
             endpoint: Endpoint::Fallback,
+            function,
             route_key: "$default".to_owned(),
             path_parameters: BTreeMap::new(),
             authorizer: None,
@@ -140,13 +148,40 @@ impl RouteTable {
     }
 }
 
-/// Serves until `shutdown` completes.
+/// Each function's state: the stack's, its AWS calls signed as the function (its logical
+/// id), as each function has its own role when deployed. Made once per function.
+#[derive(Debug)]
+pub struct FunctionApps {
+    base: Arc<App>,
+    made: std::sync::Mutex<BTreeMap<String, Arc<App>>>,
+}
+
+impl FunctionApps {
+    pub fn new(base: Arc<App>) -> Self {
+        Self {
+            base,
+            made: std::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// `function`'s state.
+    pub fn of(&self, function: &str) -> Arc<App> {
+        let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+        made.entry(function.to_owned())
+            .or_insert_with(|| Arc::new(self.base.signing_as(function)))
+            .clone()
+    }
+}
+
+/// Serves until `shutdown` completes, each route by its function's state (`app` signing as
+/// that function).
 pub async fn serve(
     listener: TcpListener,
     table: Arc<RouteTable>,
     app: Arc<App>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let apps = Arc::new(FunctionApps::new(app));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -160,9 +195,9 @@ pub async fn serve(
             },
         };
         let table = table.clone();
-        let app = app.clone();
+        let apps = apps.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| answer(req, peer, table.clone(), app.clone()));
+            let service = service_fn(move |req| answer(req, peer, table.clone(), apps.clone()));
             if let Err(err) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await
@@ -208,7 +243,7 @@ async fn answer(
     req: Request<Incoming>,
     peer: SocketAddr,
     table: Arc<RouteTable>,
-    app: Arc<App>,
+    apps: Arc<FunctionApps>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().as_str().to_owned();
     let raw_path = req.uri().path().to_owned();
@@ -248,6 +283,7 @@ async fn answer(
     };
     let Resolved {
         endpoint,
+        function,
         route_key,
         path_parameters,
         ..
@@ -303,7 +339,7 @@ async fn answer(
                 ))
             }
         },
-        _ => invoke(app, endpoint, event, context).await,
+        _ => invoke(apps.of(&function), endpoint, event, context).await,
     };
     let response = match GatewayResponse::from_event(&response) {
         Ok(response) => response,

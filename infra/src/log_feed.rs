@@ -60,6 +60,9 @@ impl Drop for TeeLine {
     }
 }
 
+/// The function that writes the request log, deployed (its logical id in template.yaml).
+pub const LOG_WRITER_FUNCTION: &str = "LogWriterFunction";
+
 /// Writes the request lines that arrive on `lines` into `table`, batch by batch, until
 /// the sending side is gone.
 pub async fn feed(mut lines: UnboundedReceiver<String>, table: RequestLogTable) {

@@ -19,6 +19,11 @@ pub const HANDLER_TIMEOUT: Duration = Duration::from_secs(60);
 pub const SWEEP_POLL: Duration = Duration::from_millis(200);
 /// The daily sweep's period.
 const DAY: Duration = Duration::from_secs(24 * 3600);
+/// The functions the workers are, deployed (template.yaml's logical ids): each signs its
+/// calls as itself, as each has its own role (the IAM ledger attributes them so).
+pub const DISPATCHER_FUNCTION: &str = "WebhookDispatcherFunction";
+pub const RETRIER_FUNCTION: &str = "WebhookRetrierFunction";
+pub const EXPIRING_FUNCTION: &str = "WebhookExpiringFunction";
 
 /// The running workers; dropping this stops them.
 pub struct WebhookWorkers {
@@ -36,8 +41,9 @@ impl Drop for WebhookWorkers {
 }
 
 impl WebhookWorkers {
-    /// Follows the two streams and starts the retrier and the daily sweep. `endpoint` is
-    /// DynamoDB Local's, `client` the tables' client.
+    /// Follows the two streams and starts the retrier and the daily sweep, each as its own
+    /// function (`webhooks`, with its timings, signing as each). `endpoint` is DynamoDB
+    /// Local's, `client` the tables' client.
     pub async fn start(
         app: Arc<App>,
         webhooks: Arc<Webhooks>,
@@ -46,7 +52,7 @@ impl WebhookWorkers {
         tables: &TableNames,
     ) -> Result<Self, String> {
         let dispatcher: Handler = {
-            let webhooks = webhooks.clone();
+            let webhooks = Arc::new(webhooks.signing_as(DISPATCHER_FUNCTION));
             Arc::new(move |batch| {
                 let webhooks = webhooks.clone();
                 Box::pin(async move {
@@ -59,13 +65,19 @@ impl WebhookWorkers {
         let mut tasks = Vec::new();
         let mut idle = Vec::new();
         for table in [&tables.customers, &tables.api_keys] {
-            let follower = follow_table(client, endpoint, table, dispatcher.clone())
-                .await
-                .map_err(|e| e.to_string())?;
+            let follower = follow_table(
+                client,
+                endpoint,
+                table,
+                DISPATCHER_FUNCTION,
+                dispatcher.clone(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             tasks.push(follower.task);
             idle.push(follower.idle);
         }
-        let retrier = webhooks.clone();
+        let retrier = Arc::new(webhooks.signing_as(RETRIER_FUNCTION));
         let (report, retrier_idle) = tokio::sync::watch::channel(None);
         idle.push(retrier_idle);
         tasks.push(tokio::spawn(async move {
@@ -77,10 +89,12 @@ impl WebhookWorkers {
                     .await;
             }
         }));
+        let expiring = Arc::new(webhooks.signing_as(EXPIRING_FUNCTION));
+        let keys = app.keys.signing_as(EXPIRING_FUNCTION);
         tasks.push(tokio::spawn(async move {
             loop {
-                if let Err(err) = webhooks
-                    .expiring(&app.keys, Instant::now() + HANDLER_TIMEOUT)
+                if let Err(err) = expiring
+                    .expiring(&keys, Instant::now() + HANDLER_TIMEOUT)
                     .await
                 {
                     eprintln!("local-stack: api_key.expiring sweep failed: {err}");

@@ -135,6 +135,27 @@ impl App {
         self
     }
 
+    /// The same state, every AWS call signed as `access_key_id`. The local stack and the
+    /// tests give each function its own (its logical id in template.yaml), as each function
+    /// has its own role when deployed: the IAM ledger attributes each call by it.
+    pub fn signing_as(&self, access_key_id: &str) -> Self {
+        Self {
+            keys: self.keys.signing_as(access_key_id),
+            customers: self.customers.signing_as(access_key_id),
+            idempotency: self.idempotency.signing_as(access_key_id),
+            members: self.members.signing_as(access_key_id),
+            request_log: self.request_log.signing_as(access_key_id),
+            webhook_endpoints: self.webhook_endpoints.signing_as(access_key_id),
+            webhook_deliveries: self.webhook_deliveries.signing_as(access_key_id),
+            provider_keys: self.provider_keys.signing_as(access_key_id),
+            webhook_targets: self.webhook_targets.clone(),
+            pool: self.pool.as_ref().map(|p| p.signing_as(access_key_id)),
+            cursor_key: self.cursor_key.clone(),
+            vault: self.vault.as_ref().map(|v| v.signing_as(access_key_id)),
+            providers: self.providers.as_ref().map(|p| p.signing_as(access_key_id)),
+        }
+    }
+
     /// The vault, or a 500 for a deployment that forgot `PROVIDER_KEYS_KMS_KEY` (the
     /// functions that need it refuse to start without it, so this is a second line).
     pub fn vault(&self) -> Result<&Vault, ApiError> {

@@ -98,6 +98,49 @@ pub fn https_client() -> SharedHttpClient {
         .clone()
 }
 
+/// Credentials named `access_key_id`, for the local stack: it gives each function's clients
+/// its own, as each function has its own role deployed, so the IAM ledger can tell whose
+/// call a request was (DynamoDB Local and the emulators accept any key).
+fn local_credentials(access_key_id: &str) -> Credentials {
+    Credentials::new(access_key_id, "local", None, None, "local-stack")
+}
+
+/// `client`, signing as `access_key_id` (the local stack's per-function identities).
+pub fn dynamodb_signing_as(
+    client: &aws_sdk_dynamodb::Client,
+    access_key_id: &str,
+) -> aws_sdk_dynamodb::Client {
+    let config = client.config().to_builder();
+    aws_sdk_dynamodb::Client::from_conf(
+        config
+            .credentials_provider(local_credentials(access_key_id))
+            .build(),
+    )
+}
+
+/// `client`, signing as `access_key_id`.
+pub fn cognito_signing_as(
+    client: &aws_sdk_cognitoidentityprovider::Client,
+    access_key_id: &str,
+) -> aws_sdk_cognitoidentityprovider::Client {
+    let config = client.config().to_builder();
+    aws_sdk_cognitoidentityprovider::Client::from_conf(
+        config
+            .credentials_provider(local_credentials(access_key_id))
+            .build(),
+    )
+}
+
+/// `client`, signing as `access_key_id`.
+pub fn kms_signing_as(client: &aws_sdk_kms::Client, access_key_id: &str) -> aws_sdk_kms::Client {
+    let config = client.config().to_builder();
+    aws_sdk_kms::Client::from_conf(
+        config
+            .credentials_provider(local_credentials(access_key_id))
+            .build(),
+    )
+}
+
 /// DynamoDB, for a function.
 pub fn dynamodb(settings: &LambdaSettings) -> aws_sdk_dynamodb::Client {
     let mut config = aws_sdk_dynamodb::Config::builder()

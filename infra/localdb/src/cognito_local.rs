@@ -129,6 +129,7 @@ impl CognitoLocal {
             .region(Region::new(LOCAL_REGION))
             .credentials_provider(Credentials::new("local", "local", None, None, "local"))
             .endpoint_url(self.endpoint())
+            .interceptor(crate::Ledger::global().clone())
             .build();
         aws_sdk_cognitoidentityprovider::Client::from_conf(config)
     }
@@ -217,6 +218,7 @@ impl Template {
             .and_then(|p| p.id())
             .ok_or_else(|| LocalError::Setup("CreateUserPool: no id".into()))?
             .to_owned();
+        crate::Ledger::global().name(&pool_id, &pool_logical_id);
         let mut request = client
             .create_user_pool_client()
             .user_pool_id(&pool_id)

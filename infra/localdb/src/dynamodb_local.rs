@@ -185,6 +185,7 @@ pub fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
             None,
             "dynamodb-local",
         ))
+        .interceptor(crate::Ledger::global().clone())
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }

@@ -17,6 +17,7 @@ pub fn kms_client(endpoint: &str) -> aws_sdk_kms::Client {
         .region(Region::new(LOCAL_REGION))
         .credentials_provider(Credentials::new("local", "local", None, None, "local"))
         .endpoint_url(endpoint)
+        .interceptor(crate::Ledger::global().clone())
         .build();
     aws_sdk_kms::Client::from_conf(config)
 }
@@ -71,6 +72,9 @@ impl Template {
                 .await
                 .map_err(|e| LocalError::Setup(format!("EnableKeyRotation: {e:?}")))?;
         }
+        let ledger = crate::Ledger::global();
+        ledger.name(&arn, &logical_id);
+        ledger.name(metadata.key_id(), &logical_id);
         Ok(LocalKmsKey {
             logical_id,
             arn,

@@ -5,6 +5,7 @@
 pub mod cognito_local;
 pub mod dynamodb_local;
 pub mod kms_local;
+pub mod ledger;
 pub mod streams;
 pub mod template;
 
@@ -14,6 +15,7 @@ pub use dynamodb_local::{
     Injection,
 };
 pub use kms_local::{kms_client, LocalKmsKey};
+pub use ledger::Ledger;
 pub use template::{JwtAuthorizerSpec, Template, TemplateString};
 
 use std::path::PathBuf;

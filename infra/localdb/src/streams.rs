@@ -31,17 +31,24 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// A DynamoDB Streams client for DynamoDB Local (the same dummy credentials).
 pub fn streams_client(endpoint: &str) -> aws_sdk_dynamodbstreams::Client {
+    streams_client_as(endpoint, "local")
+}
+
+/// The same, signing as `access_key_id`: the event source mapping reads a stream with its
+/// function's role, so the local one signs as the function (the IAM ledger's attribution).
+pub fn streams_client_as(endpoint: &str, access_key_id: &str) -> aws_sdk_dynamodbstreams::Client {
     let config = aws_sdk_dynamodbstreams::Config::builder()
         .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
         .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
-            "local",
+            access_key_id,
             "local",
             None,
             None,
             "dynamodb-local",
         ))
+        .interceptor(crate::Ledger::global().clone())
         .build();
     aws_sdk_dynamodbstreams::Client::from_conf(config)
 }
@@ -321,18 +328,20 @@ pub async fn follow(
     }
 }
 
-/// Starts following `table`'s stream on DynamoDB Local at `endpoint`; the task runs until
-/// aborted.
+/// Starts following `table`'s stream on DynamoDB Local at `endpoint`, read as `function`
+/// (its logical id) reads it through its event source mapping; the task runs until aborted.
 pub async fn follow_table(
     client: &aws_sdk_dynamodb::Client,
     endpoint: &str,
     table: &str,
+    function: &str,
     handler: Handler,
 ) -> Result<Follower, LocalError> {
     let arn = stream_arn(client, table).await?;
     let (report, idle) = tokio::sync::watch::channel(None);
+    let reader = streams_client_as(endpoint, function);
     Ok(Follower {
-        task: tokio::spawn(follow(streams_client(endpoint), arn, handler, report)),
+        task: tokio::spawn(follow(reader, arn, handler, report)),
         idle,
     })
 }

@@ -326,6 +326,26 @@ impl Template {
                 }
             }
             let name = format!("{prefix}{id}");
+            // The IAM ledger names calls by the template's ids, and knows each key's
+            // partition attribute (dynamodb:LeadingKeys).
+            let ledger = crate::Ledger::global();
+            ledger.name(&name, id);
+            if let Some(partition) = hash_key_of(list_at(props, "KeySchema", id)?) {
+                ledger.partition_key(id, &partition);
+            }
+            for index in props
+                .get("GlobalSecondaryIndexes")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+            {
+                if let (Some(index_name), Some(partition)) = (
+                    index.get("IndexName").and_then(Value::as_str),
+                    hash_key_of(list_at(index, "KeySchema", id)?),
+                ) {
+                    ledger.partition_key(&format!("{id}/index/{index_name}"), &partition);
+                }
+            }
             let definitions = list_at(props, "AttributeDefinitions", id)?
                 .iter()
                 .map(|a| {
@@ -424,6 +444,16 @@ impl Template {
         }
         Ok(names)
     }
+}
+
+/// The HASH attribute of a `KeySchema`.
+fn hash_key_of(schema: &[Value]) -> Option<String> {
+    schema
+        .iter()
+        .find(|k| k.get("KeyType").and_then(Value::as_str) == Some("HASH"))
+        .and_then(|k| k.get("AttributeName"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }
 
 #[cfg(test)]

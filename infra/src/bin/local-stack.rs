@@ -154,7 +154,8 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
     // The request log, as the deployed subscription filters feed it.
     tokio::spawn(feed(
         log_lines,
-        RequestLogTable::new(client.clone(), tables.request_log.clone()),
+        RequestLogTable::new(client.clone(), tables.request_log.clone())
+            .signing_as(infra::log_feed::LOG_WRITER_FUNCTION),
     ));
 
     eprintln!("Starting the Cognito-API emulator on port {cognito_port}…");

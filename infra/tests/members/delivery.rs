@@ -422,7 +422,10 @@ fn the_dispatcher_names_the_record_it_could_not_store() {
         "live",
         &["customer.created"],
     );
-    let webhooks = std::sync::Arc::new(shared::webhooks::dispatch::Webhooks::new(&plane.app));
+    let webhooks = std::sync::Arc::new(
+        shared::webhooks::dispatch::Webhooks::new(&plane.app)
+            .signing_as(infra::webhook_workers::DISPATCHER_FUNCTION),
+    );
     // A real record: read from the stream.
     let live = key(&plane, &admin, "live");
     create_customer(&plane, &live, "crm-a");
@@ -688,13 +691,19 @@ fn keys_revoked_and_expiring_are_delivered_once_each() {
         json!({"label": "later", "scopes": ["customers:read"], "expires_at": (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339()}),
     );
     assert_eq!(reply.status, 201);
+    // The daily sweep, as its own function.
+    let sweep = webhooks.signing_as(infra::webhook_workers::EXPIRING_FUNCTION);
+    let keys = plane
+        .app
+        .keys
+        .signing_as(infra::webhook_workers::EXPIRING_FUNCTION);
     for _ in 0..2 {
         plane
             .runtime
-            .block_on(webhooks.expiring(
-                &plane.app.keys,
-                tokio::time::Instant::now() + Duration::from_secs(30),
-            ))
+            .block_on(
+                std::sync::Arc::new(sweep.clone())
+                    .expiring(&keys, tokio::time::Instant::now() + Duration::from_secs(30)),
+            )
             .unwrap();
     }
     let got = receiver.wait_for(1);
@@ -1054,4 +1063,52 @@ fn the_guard_refuses_a_delivery_whose_name_now_resolves_inward() {
         0,
         "nothing connected to the receiver"
     );
+}
+
+#[test]
+fn the_sweep_and_the_retrier_check_a_keys_endpoint_against_its_key_at_each_attempt() {
+    // An endpoint a key made (as a Zapier REST hook does) for api_key.expiring: the daily
+    // sweep's first attempt fails and marks the endpoint failing; the retrier's retry
+    // succeeds and clears it. Each attempt looks the key up (still live, still allowed).
+    let plane = Plane::new();
+    let (webhooks, _workers) = plane.webhooks(quick);
+    let admin = plane.member("acme", Role::Administrator);
+    let receiver = Receiver::start(&plane.runtime);
+    receiver.script(vec![Answer::status(503)]);
+    let (_, hook_key) = plane.create_key(&admin, &[shared::keys::scope::Scope::WebhooksWrite]);
+    let reply = crate::helpers::http::post(
+        &plane.url("/v1/webhook_endpoints"),
+        &hook_key,
+        None,
+        &json!({"url": receiver.url("/expiring"), "events": ["api_key.expiring"]}).to_string(),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let endpoint_id = reply.json()["id"].as_str().unwrap().to_owned();
+    let expires = (chrono::Utc::now() + chrono::Duration::days(7)).to_rfc3339();
+    let expiring = plane.post(
+        "/v1/org/api-keys",
+        &admin.token,
+        json!({"label": "expiring", "scopes": ["customers:read"], "expires_at": expires}),
+    );
+    assert_eq!(expiring.status, 201, "{}", expiring.body);
+    let sweep = webhooks.signing_as(infra::webhook_workers::EXPIRING_FUNCTION);
+    let keys = plane
+        .app
+        .keys
+        .signing_as(infra::webhook_workers::EXPIRING_FUNCTION);
+    plane
+        .runtime
+        .block_on(
+            std::sync::Arc::new(sweep)
+                .expiring(&keys, tokio::time::Instant::now() + Duration::from_secs(30)),
+        )
+        .unwrap();
+    let got = receiver.wait_for(2);
+    assert_eq!(got[0].id(), got[1].id(), "the retry keeps the webhook-id");
+    assert_eq!(got[1].kind(), "api_key.expiring");
+    let done = wait_deliveries(&plane, &endpoint_id, "the retry recorded", |d| {
+        d.len() == 1 && d[0].status == DeliveryStatus::Succeeded
+    });
+    assert_eq!(done[0].attempts.len(), 2, "{done:#?}");
+    assert_eq!(done[0].attempts[0].status_code, Some(503));
 }

@@ -1381,6 +1381,38 @@ fn member_writes_keep_the_idempotency_rules_of_the_integration_api() {
             .json()["data"][0]["id"],
         id.as_str()
     );
+    // An administrator's invitation (which counts the org's administrators) under a key.
+    let admin_invite = send(
+        "POST",
+        "/v1/org/members",
+        "invite-admin",
+        r#"{"email": "second-admin@acme.test", "role": "administrator"}"#,
+    );
+    assert_eq!(admin_invite.status, 201, "{}", admin_invite.body);
+    assert_eq!(admin_invite.json()["role"], "administrator");
+    // A key's edit under a key: replayed as answered, applied once.
+    let key_id = plane
+        .post(
+            "/v1/org/api-keys",
+            &admin.token,
+            json!({"label": "sync", "scopes": ["customers:read"]}),
+        )
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key_path = format!("/v1/org/api-keys/{key_id}");
+    let edited = send("PATCH", &key_path, "edit-1", r#"{"label": "renamed"}"#);
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    let replayed = send("PATCH", &key_path, "edit-1", r#"{"label": "renamed"}"#);
+    assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replayed.json(), edited.json());
+    send("PATCH", &key_path, "edit-1", r#"{"label": "other"}"#)
+        .assert_error(422, "idempotency_key_reused");
+    assert_eq!(
+        plane.get(&key_path, &admin.token).json()["label"],
+        "renamed"
+    );
     // Another member's identical key is another request.
     let other_admin = plane.member("acme", Role::Administrator);
     let auth2 = format!("Bearer {}", other_admin.token);

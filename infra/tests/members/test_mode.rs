@@ -229,6 +229,50 @@ fn test_helpers_drive_a_test_customer_to_verified_and_clear_and_pollers_see_it()
         json!({"status": "POTENTIAL_MATCH", "categories": ["PEP"]}),
     );
     assert_eq!(matched.json()["aml"]["categories"], json!(["PEP"]));
+    // A helper's move under an Idempotency-Key: the retry is the first answer, replayed,
+    // and the move is made once.
+    let with_key = |key: &str, what: &str, body: &str| {
+        plane.call_with(
+            "POST",
+            &format!("/v1/test_helpers/customers/{id}/{what}"),
+            &[
+                ("authorization", &format!("Bearer {test}")),
+                ("content-type", "application/json"),
+                ("idempotency-key", key),
+            ],
+            Some(body),
+        )
+    };
+    let reverify = with_key("kyc-1", "kyc", r#"{"status": "IN_PROGRESS"}"#);
+    assert_eq!(reverify.status, 200, "{}", reverify.body);
+    let again = with_key("kyc-1", "kyc", r#"{"status": "IN_PROGRESS"}"#);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.json(), reverify.json());
+    with_key("kyc-1", "kyc", r#"{"status": "VERIFIED"}"#)
+        .assert_error(422, "idempotency_key_reused");
+    let moved = plane.call_with(
+        "POST",
+        &format!("/v1/test_helpers/customers/{id}/aml"),
+        &[
+            ("authorization", &format!("Bearer {test}")),
+            ("content-type", "application/json"),
+            ("idempotency-key", "clear-1"),
+        ],
+        Some(r#"{"status": "CLEAR"}"#),
+    );
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    let replayed = plane.call_with(
+        "POST",
+        &format!("/v1/test_helpers/customers/{id}/aml"),
+        &[
+            ("authorization", &format!("Bearer {test}")),
+            ("content-type", "application/json"),
+            ("idempotency-key", "clear-1"),
+        ],
+        Some(r#"{"status": "CLEAR"}"#),
+    );
+    assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replayed.json(), moved.json());
 }
 
 #[test]

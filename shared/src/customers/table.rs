@@ -165,6 +165,14 @@ impl CustomersTable {
         }
     }
 
+    /// The same table, its calls signed as `access_key_id` (`App::signing_as`).
+    pub fn signing_as(&self, access_key_id: &str) -> Self {
+        Self {
+            client: crate::sdk::dynamodb_signing_as(&self.client, access_key_id),
+            name: self.name.clone(),
+        }
+    }
+
     /// A strongly consistent read of one item of the org's partition.
     async fn get_item(
         &self,

@@ -94,6 +94,14 @@ impl IdempotencyTable {
         }
     }
 
+    /// The same table, its calls signed as `access_key_id` (`App::signing_as`).
+    pub fn signing_as(&self, access_key_id: &str) -> Self {
+        Self {
+            client: crate::sdk::dynamodb_signing_as(&self.client, access_key_id),
+            name: self.name.clone(),
+        }
+    }
+
     /// Takes the key for this request, or says why not. The put succeeds when there is no
     /// record, when it has expired, or when an in-progress holder outlived or released its
     /// lock. `reserve` is the id this request proposes for what it creates.
@@ -158,23 +166,12 @@ impl IdempotencyTable {
             aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
             _ => None,
         });
-        let item = match returned {
-            Some(item) => item,
-            // Older emulators do not return the item with the failure: read it.
-            None => self
-                .client
-                .get_item()
-                .table_name(&self.name)
-                .key("pk", pk(org, key))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| classify("GetItem idempotency", &e))?
-                .item
-                .ok_or_else(|| {
-                    StorageError::Unavailable("idempotency record vanished; retry".into())
-                })?,
-        };
+        // DynamoDB returns the record that failed the condition (ALL_OLD): no read is
+        // needed, and none is granted. A failure without it would be a record that vanished
+        // in between: the client retries.
+        let item = returned.ok_or_else(|| {
+            StorageError::Unavailable("idempotency record vanished; retry".into())
+        })?;
         read_existing(&item, fingerprint)
     }
 

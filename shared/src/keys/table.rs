@@ -91,7 +91,8 @@ pub struct CountedKey {
 pub enum Lookup {
     /// No key has this hash; nothing was written.
     Unknown,
-    /// Revoked or expired: identified (for the audit trail), not counted, not written.
+    /// Revoked or expired: identified (for the audit trail). Its attempt was counted in the
+    /// key's own window (no live caller shares it), nothing else of it written.
     Dead(ApiKeyRecord),
     /// A live key, counted.
     Counted(CountedKey),
@@ -435,6 +436,14 @@ impl ApiKeysTable {
         Self {
             client,
             name: name.into(),
+        }
+    }
+
+    /// The same table, its calls signed as `access_key_id` (`App::signing_as`).
+    pub fn signing_as(&self, access_key_id: &str) -> Self {
+        Self {
+            client: crate::sdk::dynamodb_signing_as(&self.client, access_key_id),
+            name: self.name.clone(),
         }
     }
 
@@ -894,11 +903,15 @@ impl ApiKeysTable {
             .build())
     }
 
-    /// The verifier's one call: finds the key by hash and, if it is live, counts this
-    /// request in the current second's window, atomically, for every instance at once. An
-    /// `UpdateItem` that returns the item as written (or, for a revoked or expired key, as
-    /// it was), so it is as strongly consistent as a read: a revoke is seen by the next
-    /// request. Dead and unknown keys are never written.
+    /// The verifier's one call: finds the key by hash and counts this request in the
+    /// current second's window, atomically, for every instance at once. An `UpdateItem`
+    /// that returns the item as written, so it is as strongly consistent as a read: a revoke
+    /// is seen by the next request. Unknown keys are never written. Revocation and expiry
+    /// are decided here, from the item returned, not in the condition: the functions' IAM
+    /// policy lets this call name only the key, the counters and the last-use fields
+    /// (`dynamodb:Attributes`, which covers the condition too), so the integration path can
+    /// never rewrite a key's scopes, revocation, expiry or org. A dead key's attempt is
+    /// counted in its own window, which no live caller shares.
     pub async fn find_and_count(
         &self,
         hash: &KeyHash,
@@ -911,17 +924,10 @@ impl ApiKeysTable {
             .update_item()
             .table_name(&self.name)
             .key("key_hash", hash_key(hash))
-            .condition_expression(
-                "attribute_exists(key_hash) AND attribute_not_exists(revoked_at) \
-                 AND (attribute_not_exists(expires_at) OR expires_at > :now)",
-            )
+            .condition_expression("attribute_exists(key_hash)")
             .expression_attribute_names("#now", &current)
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":now", AttributeValue::S(time::format(&now)))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(
-                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
-            );
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
         let mut removed = Vec::new();
         for back in (1 + RATE_WINDOWS_KEPT_BACK)..=(RATE_WINDOWS_CLEARED + RATE_WINDOWS_KEPT_BACK) {
             let name = format!("#p{back}");
@@ -935,17 +941,7 @@ impl ApiKeysTable {
         let mut item = match result {
             Ok(output) => output.attributes.unwrap_or_default(),
             Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => {
-                let old = e.as_service_error().and_then(|err| match err {
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item().cloned(),
-                    _ => None,
-                });
-                return Ok(match old {
-                    Some(mut item) => {
-                        item.retain(|name, _| !name.starts_with(RATE_WINDOW_PREFIX));
-                        Lookup::Dead(decode(item)?)
-                    }
-                    None => Lookup::Unknown,
-                });
+                return Ok(Lookup::Unknown);
             }
             Err(e) => return Err(classify("UpdateItem api key (authenticate)", &e)),
         };
@@ -961,8 +957,12 @@ impl ApiKeysTable {
             .collect();
         old_windows.sort();
         item.retain(|name, _| !name.starts_with(RATE_WINDOW_PREFIX));
+        let record = decode(item)?;
+        if record.status(now) != "active" {
+            return Ok(Lookup::Dead(record));
+        }
         Ok(Lookup::Counted(CountedKey {
-            record: decode(item)?,
+            record,
             count,
             old_windows,
         }))

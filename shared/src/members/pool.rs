@@ -77,6 +77,14 @@ impl MemberPool {
         }
     }
 
+    /// The same pool, its calls signed as `access_key_id` (`App::signing_as`).
+    pub fn signing_as(&self, access_key_id: &str) -> Self {
+        Self {
+            client: crate::sdk::cognito_signing_as(&self.client, access_key_id),
+            pool_id: self.pool_id.clone(),
+        }
+    }
+
     /// The pool named by `MEMBER_POOL_ID`, if set, through a client built from Lambda's
     /// variables.
     pub fn from_env(settings: &crate::sdk::LambdaSettings) -> Option<Self> {

@@ -174,6 +174,14 @@ impl MembersTable {
         }
     }
 
+    /// The same table, its calls signed as `access_key_id` (`App::signing_as`).
+    pub fn signing_as(&self, access_key_id: &str) -> Self {
+        Self {
+            client: crate::sdk::dynamodb_signing_as(&self.client, access_key_id),
+            name: self.name.clone(),
+        }
+    }
+
     /// The member session's one read: strongly consistent, so a role change or a
     /// deactivation acts on the very next request.
     pub async fn get(&self, id: &str) -> Result<Option<Member>, StorageError> {

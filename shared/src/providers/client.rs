@@ -139,6 +139,18 @@ impl ProviderClient {
         }
     }
 
+    /// The same client, its AWS calls signed as `access_key_id` (`App::signing_as`).
+    pub fn signing_as(&self, access_key_id: &str) -> Self {
+        Self {
+            timeout: self.timeout,
+            ..Self::new(
+                self.keys.signing_as(access_key_id),
+                self.vault.signing_as(access_key_id),
+                self.endpoints.clone(),
+            )
+        }
+    }
+
     fn http(&self) -> &HttpClient {
         self.http.get_or_init(|| {
             let mut http = HttpConnector::new();

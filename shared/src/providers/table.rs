@@ -281,6 +281,14 @@ impl ProviderKeysTable {
         }
     }
 
+    /// The same table, its calls signed as `access_key_id` (`App::signing_as`).
+    pub fn signing_as(&self, access_key_id: &str) -> Self {
+        Self {
+            client: crate::sdk::dynamodb_signing_as(&self.client, access_key_id),
+            name: self.name.clone(),
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -132,6 +132,14 @@ impl Vault {
         &self.key_id
     }
 
+    /// The same vault, its calls signed as `access_key_id` (`App::signing_as`).
+    pub fn signing_as(&self, access_key_id: &str) -> Self {
+        Self {
+            kms: sdk::kms_signing_as(&self.kms, access_key_id),
+            key_id: self.key_id.clone(),
+        }
+    }
+
     /// Seals `secret` for provider key `provider_key_id` of `org`, under a new data key.
     pub async fn seal(
         &self,

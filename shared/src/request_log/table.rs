@@ -55,6 +55,14 @@ impl RequestLogTable {
         }
     }
 
+    /// The same table, its calls signed as `access_key_id` (`App::signing_as`).
+    pub fn signing_as(&self, access_key_id: &str) -> Self {
+        Self {
+            client: crate::sdk::dynamodb_signing_as(&self.client, access_key_id),
+            name: self.name.clone(),
+        }
+    }
+
     fn item(record: &RequestRecord) -> Result<HashMap<String, AttributeValue>, StorageError> {
         let mut item: HashMap<String, AttributeValue> =
             serde_dynamo::to_item(record).map_err(|e| corrupt("request record", e))?;

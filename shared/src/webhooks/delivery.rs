@@ -228,6 +228,14 @@ impl WebhookDeliveriesTable {
         }
     }
 
+    /// The same table, its calls signed as `access_key_id` (`App::signing_as`).
+    pub fn signing_as(&self, access_key_id: &str) -> Self {
+        Self {
+            client: crate::sdk::dynamodb_signing_as(&self.client, access_key_id),
+            name: self.name.clone(),
+        }
+    }
+
     /// Stores a new delivery; `false` when it was already there (the event was produced
     /// before: nothing to do).
     pub async fn enqueue(&self, delivery: &Delivery) -> Result<bool, StorageError> {

@@ -72,6 +72,17 @@ impl Webhooks {
             disable_after: chrono::Duration::seconds(DISABLE_AFTER_FAILING_SECS),
         }
     }
+
+    /// The same workers, their AWS calls signed as `access_key_id` (`App::signing_as`).
+    pub fn signing_as(&self, access_key_id: &str) -> Self {
+        Self {
+            endpoints: self.endpoints.signing_as(access_key_id),
+            keys: self.keys.signing_as(access_key_id),
+            members: self.members.signing_as(access_key_id),
+            deliveries: self.deliveries.signing_as(access_key_id),
+            ..self.clone()
+        }
+    }
 }
 
 // --- Stream records -------------------------------------------------------------------

@@ -64,6 +64,14 @@ impl WebhookEndpointsTable {
         }
     }
 
+    /// The same table, its calls signed as `access_key_id` (`App::signing_as`).
+    pub fn signing_as(&self, access_key_id: &str) -> Self {
+        Self {
+            client: crate::sdk::dynamodb_signing_as(&self.client, access_key_id),
+            name: self.name.clone(),
+        }
+    }
+
     fn count_key(&self, org: &OrgId) -> Item {
         HashMap::from([
             ("org_id".to_owned(), s(org.as_str())),

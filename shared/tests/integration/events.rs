@@ -86,13 +86,14 @@ const PAGE_EVENTS: &[&str] = &["developers-page.json", "developers-page-asset.js
 #[tokio::test]
 async fn the_log_writer_sample_event_is_stored() {
     let env = TestEnv::new().await;
-    let table =
+    let reader =
         shared::request_log::table::RequestLogTable::new(env.client.clone(), &env.request_log);
-    let stored = shared::request_log::writer::handle(&table, &load(LOG_WRITER_EVENT))
+    let writer = reader.signing_as(crate::helpers::LOG_WRITER);
+    let stored = shared::request_log::writer::handle(&writer, &load(LOG_WRITER_EVENT))
         .await
         .unwrap();
     assert_eq!(stored, 1);
-    let records = table
+    let records = reader
         .for_key(&OrgId::parse("events").unwrap(), "key_SAMPLE", None, 10)
         .await
         .unwrap();
@@ -141,7 +142,9 @@ async fn the_dispatcher_sample_event_makes_a_delivery_for_a_subscribed_endpoint(
         version: 0,
     };
     env.app.webhook_endpoints.create(&endpoint).await.unwrap();
-    let webhooks = std::sync::Arc::new(shared::webhooks::dispatch::Webhooks::new(&env.app));
+    let webhooks = std::sync::Arc::new(
+        shared::webhooks::dispatch::Webhooks::new(&env.app).signing_as("WebhookDispatcherFunction"),
+    );
     let answer = webhooks
         .handle_stream(
             &load(DISPATCHER_EVENT),

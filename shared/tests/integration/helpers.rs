@@ -116,6 +116,8 @@ impl TestEnv {
 
     async fn send_with(&self, app: Arc<App>, req: Req, context: Context) -> GatewayResponse {
         let (endpoint, route_key, params) = resolve(&req.method, &req.path);
+        // The function API Gateway would invoke signs as itself, as its own role would.
+        let app = Arc::new(app.signing_as(function_of(endpoint)));
         let event = v2_event(&GatewayRequest {
             method: req.method.clone(),
             raw_path: req.path.clone(),
@@ -130,6 +132,35 @@ impl TestEnv {
         let response = invoke(app, endpoint, event, context).await;
         GatewayResponse::from_event(&response).expect("a v2 response event")
     }
+}
+
+/// The function that writes the request log (its logical id in template.yaml).
+pub const LOG_WRITER: &str = "LogWriterFunction";
+
+/// The function template.yaml has serve `endpoint` (its logical id).
+pub fn function_of(endpoint: Endpoint) -> &'static str {
+    static FUNCTIONS: std::sync::OnceLock<Vec<(Endpoint, String)>> = std::sync::OnceLock::new();
+    let functions = FUNCTIONS.get_or_init(|| {
+        let template = Template::load_default().expect("template.yaml");
+        template
+            .routes()
+            .into_iter()
+            .map(|declared| {
+                let endpoint = match (&declared.method, &declared.path) {
+                    (Some(method), Some(path)) => Endpoint::Route(
+                        Route::from_declaration(method, path).expect("a library route"),
+                    ),
+                    _ => Endpoint::Fallback,
+                };
+                (endpoint, declared.function)
+            })
+            .collect()
+    });
+    functions
+        .iter()
+        .find(|(e, _)| *e == endpoint)
+        .map(|(_, f)| f.as_str())
+        .unwrap_or_else(|| panic!("template.yaml has no function for {endpoint:?}"))
 }
 
 /// What API Gateway does with the routes template.yaml declares (a test holds the library's

@@ -218,6 +218,31 @@ fn counted(lookup: Lookup) -> CountedKey {
     }
 }
 
+/// The key's stored item without its per-second counters.
+async fn record_attributes(
+    env: &TestEnv,
+    hash: &shared::keys::token::KeyHash,
+) -> std::collections::BTreeMap<String, String> {
+    let item = env
+        .client
+        .get_item()
+        .table_name(&env.tables.api_keys)
+        .key(
+            "key_hash",
+            aws_sdk_dynamodb::types::AttributeValue::S(hex::encode(hash.as_bytes())),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    item.into_iter()
+        .filter(|(k, _)| !k.starts_with("rl_"))
+        .map(|(k, v)| (k, format!("{v:?}")))
+        .collect()
+}
+
 async fn windows_on(env: &TestEnv, hash: &shared::keys::token::KeyHash) -> Vec<String> {
     let item = env
         .client
@@ -327,7 +352,11 @@ async fn one_call_finds_a_key_and_counts_its_requests_per_second() {
 }
 
 #[tokio::test]
-async fn revoked_and_expired_keys_are_identified_but_never_written() {
+async fn revoked_and_expired_keys_are_identified_and_only_their_own_counters_written() {
+    // The authenticating call may name only the key, the counters and the last-use fields
+    // (the functions' IAM policy, which covers its condition too): revocation and expiry
+    // are decided from the item it returns. A dead key's attempts are counted in its own
+    // window, which no live caller shares; nothing else of it is written.
     let env = TestEnv::new().await;
     let revoked = env.full_key("acme").await;
     env.app
@@ -346,6 +375,7 @@ async fn revoked_and_expired_keys_are_identified_but_never_written() {
         (revoked.token.hash(), revoked.record.id.clone()),
         (token.hash(), "key_expired".to_owned()),
     ] {
+        let before = record_attributes(&env, &hash).await;
         for _ in 0..3 {
             match env
                 .app
@@ -358,9 +388,14 @@ async fn revoked_and_expired_keys_are_identified_but_never_written() {
                 other => panic!("{id}: {other:?}"),
             }
         }
+        assert_eq!(
+            record_attributes(&env, &hash).await,
+            before,
+            "{id}: nothing but counters written"
+        );
         assert!(
-            windows_on(&env, &hash).await.is_empty(),
-            "{id}: no counter written"
+            !windows_on(&env, &hash).await.is_empty(),
+            "{id}: the attempts were counted in the key's own window"
         );
     }
 }

@@ -7,7 +7,7 @@ use shared::request_log::table::RequestLogTable;
 use shared::request_log::writer::{handle, passes_filter, subscription_event};
 use shared::time;
 
-use crate::helpers::{logs, Req, TestEnv};
+use crate::helpers::{logs, Req, TestEnv, LOG_WRITER};
 
 /// The log lines of the requests whose ids are given, as CloudWatch Logs would forward
 /// them through the template's filter.
@@ -86,7 +86,9 @@ async fn every_identified_request_is_recorded_for_its_key_and_nothing_else() {
         5,
         "the unknown key's request identifies nobody"
     );
-    let table = RequestLogTable::new(env.client.clone(), &env.request_log);
+    // The writer signs as its function; the reading below is the test's own.
+    let log_table = RequestLogTable::new(env.client.clone(), &env.request_log);
+    let table = log_table.signing_as(LOG_WRITER);
     let event = subscription_event("/aws/lambda/tests", &lines).unwrap();
     assert_eq!(handle(&table, &event).await.unwrap(), 5);
     // At least once: the same event again changes nothing, and so does one that carries a
@@ -99,7 +101,7 @@ async fn every_identified_request_is_recorded_for_its_key_and_nothing_else() {
     assert_eq!(env.item_count(&env.request_log).await, 5);
 
     let org = shared::org::OrgId::parse("acme").unwrap();
-    let records = table
+    let records = log_table
         .for_key(&org, &key.record.id, None, 100)
         .await
         .unwrap();
@@ -120,7 +122,7 @@ async fn every_identified_request_is_recorded_for_its_key_and_nothing_else() {
     assert_eq!(shown[2]["object"], "request");
 
     // Refusals are there too, under the key refused.
-    let refused = table
+    let refused = log_table
         .for_key(&org, &revoked.record.id, None, 10)
         .await
         .unwrap();
@@ -130,21 +132,21 @@ async fn every_identified_request_is_recorded_for_its_key_and_nothing_else() {
         (401, Some("unauthorized"))
     );
     assert_eq!(refused[0].source_ip.as_deref(), Some("198.51.100.66"));
-    let scope = table
+    let scope = log_table
         .for_key(&org, &reader.record.id, None, 10)
         .await
         .unwrap();
     assert_eq!(scope[0].error_code.as_deref(), Some("forbidden_scope"));
     // Another org asking for the same key id finds nothing.
     let other = shared::org::OrgId::parse("globex").unwrap();
-    assert!(table
+    assert!(log_table
         .for_key(&other, &key.record.id, None, 10)
         .await
         .unwrap()
         .is_empty());
     // `since` bounds the walk.
     let since = records[0].at + chrono::Duration::milliseconds(1);
-    assert!(table
+    assert!(log_table
         .for_key(&org, &key.record.id, Some(since), 10)
         .await
         .unwrap()
@@ -177,7 +179,7 @@ async fn every_identified_request_is_recorded_for_its_key_and_nothing_else() {
 #[tokio::test]
 async fn a_malformed_event_fails_the_invocation_so_lambda_retries_it() {
     let env = TestEnv::new().await;
-    let table = RequestLogTable::new(env.client.clone(), &env.request_log);
+    let table = RequestLogTable::new(env.client.clone(), &env.request_log).signing_as(LOG_WRITER);
     for bad in [json!({}), json!({"awslogs": {"data": "not base64!"}})] {
         assert!(handle(&table, &bad).await.is_err(), "{bad}");
     }
