@@ -53,7 +53,7 @@ FUNCTIONS := ListCustomersFunction CreateCustomerFunction GetCustomerFunction Up
   ListProviderKeysFunction CreateProviderKeyFunction GetProviderKeyFunction UpdateProviderKeyFunction RotateProviderKeyFunction ProviderKeyCallSummariesFunction VerifyProviderKeyFunction \
   WebhookDispatcherFunction WebhookRetrierFunction WebhookExpiringFunction
 
-.PHONY: help run run-parts stack-binaries test test-parts test-binaries lint-rust iam iam-ledger unit dynamodb-local check-java browser icadmin clean-local build lint contract rehearse ci bench
+.PHONY: help deploy run run-parts stack-binaries test test-parts test-binaries lint-rust iam iam-ledger unit dynamodb-local check-java browser icadmin clean-local build lint contract rehearse ci bench
 
 help:
 	@echo "make run    - DynamoDB Local, the Cognito emulator and the API on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops all)"
@@ -61,6 +61,7 @@ help:
 	@echo "make unit   - the unit tests only (localdb's start DynamoDB Local: Java needed)"
 	@echo "make icadmin - build the operator tool at target/debug/icadmin"
 	@echo "make build  - sam build: an arm64 bootstrap per function in .aws-sam/build (slow: minutes)"
+	@echo "make deploy - make build, then sam deploy (guided the first time; README \"Deploy\")"
 	@echo "make lint   - cargo fmt --check, clippy -D warnings, sam validate --lint, cfn-lint, make iam"
 	@echo "make iam    - every AWS call the suite records, proved against template.yaml's IAM"
 	@echo "make iam-ledger - the calls the last make test recorded become infra/iam/calls.json"
@@ -186,6 +187,16 @@ build: $(VENV_STAMP)
 	done
 
 # rustfmt and clippy run while the template linters install (two jobs side by side).
+# Deploys with the project's pinned SAM CLI (after make build): the first time guided (stack
+# name, region, parameters; the answers are saved to samconfig.toml, README "Deploy"), then
+# as saved. STACK=name deploys another stack from the same settings.
+deploy: build
+	@if [ -f samconfig.toml ] && [ -z "$(GUIDED)" ]; then \
+	  PATH="$(TOOLS_PATH)" sam deploy $(if $(STACK),--stack-name $(STACK)); \
+	else \
+	  PATH="$(TOOLS_PATH)" sam deploy --guided $(if $(STACK),--stack-name $(STACK)); \
+	fi
+
 lint:
 	@$(MAKE) --no-print-directory -j3 --output-sync=target lint-rust $(VENV_STAMP) $(IAM_TOOLS_STAMP)
 	PATH="$(TOOLS_PATH)" sam validate --lint --template template.yaml

@@ -10,4 +10,5 @@ pub mod log_feed;
 pub mod loopback;
 pub mod provider_fakes;
 pub mod runtime_api;
+pub mod stack;
 pub mod webhook_workers;

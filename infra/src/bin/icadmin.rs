@@ -1,5 +1,6 @@
 //! `icadmin`: the operator tool. JSON on stdout, errors on stderr, non-zero exit on failure.
-//! AWS settings come from the standard environment; `.local/env` points it at `make run`.
+//! AWS settings come from the standard environment; `--stack NAME` reads a deployed stack's
+//! table names, pool and key from its outputs; `.local/env` points it at `make run`.
 
 use std::process::ExitCode;
 
@@ -32,6 +33,10 @@ use uuid::Uuid;
     about = "Operate the Instant Compliance integration API: API keys, members, customers."
 )]
 struct Cli {
+    /// A deployed stack (its name): its outputs name the tables, the pool and the
+    /// provider-keys key, read with the project's SAM CLI (region: AWS_REGION).
+    #[arg(long, global = true)]
+    stack: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,6 +65,18 @@ enum Command {
         #[command(subcommand)]
         command: CustomersCommand,
     },
+    /// A deployed stack's settings: `eval "$(icadmin stack env --stack NAME)"` sets
+    /// API_URL, the table names, the pool and the key for a shell.
+    Stack {
+        #[command(subcommand)]
+        command: StackCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StackCommand {
+    /// `export VAR='value'` lines, from the stack's outputs (needs --stack).
+    Env,
 }
 
 #[derive(Subcommand)]
@@ -618,6 +635,17 @@ async fn members(command: MembersCommand) -> Result<Value, String> {
 async fn run(cli: Cli) -> Result<Value, String> {
     let now = time::now();
     match cli.command {
+        Command::Stack {
+            command: StackCommand::Env,
+        } => {
+            let name = cli
+                .stack
+                .as_deref()
+                .ok_or("stack env needs --stack NAME (the deployed stack)")?;
+            Ok(Value::String(infra::stack::exports(&infra::stack::read(
+                name,
+            )?)))
+        }
         Command::Members { command } => members(command).await,
         Command::Providers { command } => providers(command).await,
         Command::Keys { command } => match command {
@@ -748,10 +776,31 @@ async fn run(cli: Cli) -> Result<Value, String> {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    // The stack's settings become the environment every command reads, before any thread
+    // exists (no table name copied by hand).
+    if let (Some(name), false) = (&cli.stack, matches!(cli.command, Command::Stack { .. })) {
+        match infra::stack::read(name) {
+            Ok(vars) => {
+                for (var, value) in vars {
+                    std::env::set_var(var, value);
+                }
+            }
+            Err(err) => {
+                eprintln!("icadmin: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("icadmin: cannot start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(Value::String(text)) => {
             println!("{text}");
             ExitCode::SUCCESS

@@ -1,8 +1,10 @@
-//! `make iam` against template.yaml as it is (it passes) and against copies edited the ways
-//! a policy goes wrong (each fails, naming the function, the call and the statement): a
-//! grant a function needs removed, the KMS key policy's condition naming the wrong
-//! encryption-context key, a statement narrowing `dynamodb:Attributes` below a recorded
-//! call, and a grant no call uses without a reason beside it.
+//! The deployed stack. `make iam` against template.yaml as it is (it passes) and against
+//! copies edited the ways a policy goes wrong (each fails, naming the function, the call and
+//! the statement): a grant a function needs removed, the KMS key policy's condition naming
+//! the wrong encryption-context key, a statement narrowing `dynamodb:Attributes` below a
+//! recorded call, and a grant no call uses without a reason beside it. And the deploy path:
+//! a guided first deploy needs no answer it must invent, two stacks coexist, and the stream
+//! consumers and schedules are bounded.
 //!
 //! Runs the same two steps as `make iam` (the SAM translator's resolution in .venv, then
 //! iam-simulate under Node), which `make test` installs.
@@ -146,4 +148,107 @@ fn a_grant_no_call_uses_fails_without_a_reason() {
         "            Action: [dynamodb:UpdateItem, dynamodb:Scan]\n            Resource: !GetAtt ApiKeysTable.Arn",
         &["ApiKeyVerificationPolicy#CountAndRecordUseOnly grants dynamodb:Scan", "which no recorded call uses"],
     );
+}
+
+/// template.yaml as YAML (CloudFormation's short-form tags kept as tagged values).
+fn template() -> serde_yaml_ng::Value {
+    serde_yaml_ng::from_str(&std::fs::read_to_string(root().join("template.yaml")).unwrap())
+        .unwrap()
+}
+
+fn functions(template: &serde_yaml_ng::Value) -> Vec<(String, serde_yaml_ng::Value)> {
+    template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|(id, r)| (id.as_str().unwrap().to_owned(), r.clone()))
+        .collect()
+}
+
+#[test]
+fn a_guided_deploy_needs_no_parameter_and_keeps_its_secret_itself() {
+    let template = template();
+    for (name, parameter) in template["Parameters"].as_mapping().unwrap() {
+        assert!(
+            parameter.get("Default").is_some(),
+            "{name:?} has no default: a first deploy would have to invent it"
+        );
+    }
+    // The cursor secret is the stack's own, generated once and kept.
+    let secret = &template["Resources"]["CursorSecret"];
+    assert_eq!(secret["Type"].as_str(), Some("AWS::SecretsManager::Secret"));
+    assert_eq!(secret["DeletionPolicy"].as_str(), Some("Retain"));
+    assert!(
+        secret["Properties"]["GenerateSecretString"]["PasswordLength"]
+            .as_u64()
+            .is_some_and(|n| n >= 32)
+    );
+}
+
+#[test]
+fn two_stacks_coexist_and_stream_consumers_and_schedules_are_bounded() {
+    let template = template();
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    let mut schedules = 0;
+    let mut streams = 0;
+    for (function, resource) in functions(&template) {
+        for (event, spec) in resource["Properties"]["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+        {
+            let props = &spec["Properties"];
+            match spec["Type"].as_str() {
+                Some("ScheduleV2") => {
+                    schedules += 1;
+                    let name = format!("{:?}", props["Name"]);
+                    assert!(
+                        name.contains("${AWS::StackName}"),
+                        "{function}.{event:?}: a schedule's name must carry the stack's ({name})"
+                    );
+                    assert!(
+                        props["RetryPolicy"].get("MaximumRetryAttempts").is_some(),
+                        "{function}.{event:?}"
+                    );
+                }
+                Some("DynamoDB") => {
+                    streams += 1;
+                    assert!(
+                        props["MaximumRetryAttempts"]
+                            .as_u64()
+                            .is_some_and(|n| n <= 10),
+                        "{function}.{event:?}: bounded retries"
+                    );
+                    assert!(
+                        props["MaximumRecordAgeInSeconds"].as_u64().is_some_and(|s| s <= 86_400),
+                        "{function}.{event:?}: records older than the stream keeps them are not retried"
+                    );
+                    assert_eq!(props["BisectBatchOnFunctionError"].as_bool(), Some(true));
+                    assert!(props["DestinationConfig"]["OnFailure"]
+                        .get("Destination")
+                        .is_some());
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(
+        (schedules, streams),
+        (2, 2),
+        "the retrier, the daily sweep, two streams"
+    );
+    // Every other name the stack gives a resource carries the stack's.
+    for property in [
+        "UserPoolName:",
+        "AliasName:",
+        "LogGroupName: !Sub \"/aws/vendedlogs",
+    ] {
+        for line in text
+            .lines()
+            .filter(|l| l.trim_start().starts_with(property))
+        {
+            assert!(line.contains("${AWS::StackName}"), "{line}");
+        }
+    }
 }
