@@ -74,16 +74,52 @@ pub async fn add_member_with_password(
     password: &str,
     invited_by: &str,
 ) -> Result<Member, String> {
-    let member =
-        shared::members::api::add_member(app, org, email, role, invited_by, Some(password))
-            .await
-            .map_err(|e| e.to_string())?;
-    app.pool()
-        .map_err(|e| e.to_string())?
-        .set_password(email, password)
+    use shared::members::pool::PoolError;
+    let pool = app.pool().map_err(|e| e.to_string())?;
+    // The pool user and its password first, the member record last: a password the pool
+    // refuses leaves nothing behind (a user made here is removed again), so the same
+    // command can simply be run again with a better one.
+    let made_here = match pool.create_user(email, Some(password)).await {
+        Ok(_) => true,
+        Err(PoolError::Exists) => false,
+        Err(PoolError::Refused(why)) => {
+            return Err(format!(
+                "the user pool refused {email}: {why}; nothing was made"
+            ))
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    if let Err(e) = pool.set_password(email, password).await {
+        let undone = if made_here {
+            match pool.delete_user(email).await {
+                Ok(()) => "nothing was made",
+                Err(_) => "the pool user made for it could not be removed; run the command again",
+            }
+        } else {
+            "nothing was changed"
+        };
+        return Err(match e {
+            PoolError::Refused(why) => {
+                format!("the user pool refused the password: {why}; {undone}")
+            }
+            other => format!("{other}; {undone}"),
+        });
+    }
+    let sub = pool
+        .sub_of(email)
         .await
-        .map_err(|e| e.to_string())?;
-    Ok(member)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the pool has no user {email}"))?;
+    // A member made before, whose password was never set (the old order), is completed.
+    if let Some(existing) = app.members.get(&sub).await.map_err(|e| e.to_string())? {
+        if existing.org_id != *org {
+            return Err(format!("{email} is a member of another org"));
+        }
+        return Ok(existing);
+    }
+    shared::members::api::add_member(app, org, email, role, invited_by, Some(password))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// A password the pool's policy takes: 20 random base62 characters with each class.

@@ -106,7 +106,8 @@ const asItem = (customer, perChange) => ({
 });
 
 // A key without aml:read sees no `aml` block: its polling fallback goes by KYC alone (the
-// hook's customer.verified is decided by the API, with AML, whatever the key).
+// hook's customer.verified is decided by the API, with AML, and subscribing to it needs
+// aml:read: the event states an AML result).
 const isVerified = (customer) =>
   customer.kyc_status === 'VERIFIED' && (!customer.aml || customer.aml.status === 'CLEAR');
 

@@ -27,6 +27,12 @@ pub enum ApiError {
     IpNotAllowed,
     #[error("This API key lacks the {0} scope required by this route.")]
     ForbiddenScope(Scope),
+    /// A key's scopes don't cover what the request asks for (`param`), said in full.
+    #[error("{message}")]
+    ForbiddenScopeFor {
+        message: String,
+        param: Option<String>,
+    },
     /// The member's role lacks a permission; `param` names the field asking for too much.
     #[error("{message}")]
     ForbiddenPermission {
@@ -117,6 +123,7 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::SessionUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::IpNotAllowed
             | ApiError::ForbiddenScope(_)
+            | ApiError::ForbiddenScopeFor { .. }
             | ApiError::ForbiddenPermission { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -136,7 +143,7 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::SessionUnauthorized => "unauthorized",
             ApiError::ForbiddenPermission { .. } => "forbidden_permission",
             ApiError::IpNotAllowed => "ip_not_allowed",
-            ApiError::ForbiddenScope(_) => "forbidden_scope",
+            ApiError::ForbiddenScope(_) | ApiError::ForbiddenScopeFor { .. } => "forbidden_scope",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Conflict { .. } => "conflict",
@@ -154,6 +161,7 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest { param, .. }
             | ApiError::Conflict { param, .. }
+            | ApiError::ForbiddenScopeFor { param, .. }
             | ApiError::ForbiddenPermission { param, .. } => param.as_deref(),
             _ => None,
         }

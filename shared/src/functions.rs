@@ -76,9 +76,15 @@ impl Function {
         }
     }
 
-    /// Whether the function issues or reads listing cursors (and so needs the secret).
+    /// Whether the function needs the server secret: to issue or read listing cursors, or
+    /// to key the fingerprint of a request carrying a provider secret.
     pub fn needs_cursor_key(self) -> bool {
-        self.endpoint == Endpoint::Route(Route::ListCustomers)
+        matches!(
+            self.endpoint,
+            Endpoint::Route(
+                Route::ListCustomers | Route::CreateProviderKey | Route::RotateProviderKey
+            )
+        )
     }
 
     /// Whether the function seals or opens provider secrets (and so builds a KMS client).

@@ -129,27 +129,71 @@ pub struct RateState {
 
 /// What the request log line says beyond the request itself: ids only, never secrets or
 /// PII; and the key's rate state, for the response headers.
-#[derive(Debug, Default, Clone)]
-pub struct RequestLog {
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LoggedFacts {
     pub org: Option<String>,
     pub key_id: Option<String>,
     /// The signed-in member, on the member API.
     pub member_id: Option<String>,
     pub customer_ids: Vec<String>,
     pub rate: Option<RateState>,
+    /// A refusal for the source after its first in the same second: logged for operators,
+    /// but not kept in the key's request log (a flood can't fill it).
+    pub repeated_refusal: bool,
 }
 
+/// The facts of one request as the work learns them, shared with the frame that writes its
+/// log line: a handler that panics, or is stopped at the backstop, has already told the
+/// frame which key made the request, so the line still lands in that key's request log.
+#[derive(Debug, Default, Clone)]
+pub struct RequestLog(std::sync::Arc<std::sync::Mutex<LoggedFacts>>);
+
 impl RequestLog {
+    fn with<T>(&self, f: impl FnOnce(&mut LoggedFacts) -> T) -> T {
+        // A panic while the lock was held leaves facts that are still facts.
+        let mut facts = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut facts)
+    }
+
     /// The key was found: every later outcome, refusals included, is logged under it.
-    pub fn identified(&mut self, org: &OrgId, key_id: &str) {
-        self.org = Some(org.to_string());
-        self.key_id = Some(key_id.to_owned());
+    pub fn identified(&self, org: &OrgId, key_id: &str) {
+        self.with(|facts| {
+            facts.org = Some(org.to_string());
+            facts.key_id = Some(key_id.to_owned());
+        });
     }
 
     /// The member session was read: the line names the member (an id, never the email).
-    pub fn member(&mut self, member: &crate::members::table::Member) {
-        self.org = Some(member.org_id.to_string());
-        self.member_id = Some(member.id.clone());
+    pub fn member(&self, member: &crate::members::table::Member) {
+        self.with(|facts| {
+            facts.org = Some(member.org_id.to_string());
+            facts.member_id = Some(member.id.clone());
+        });
+    }
+
+    /// A customer this request read or wrote (each once).
+    pub fn customer(&self, id: &str) {
+        self.with(|facts| {
+            if !facts.customer_ids.iter().any(|logged| logged == id) {
+                facts.customer_ids.push(id.to_owned());
+            }
+        });
+    }
+
+    pub fn repeated_refusal(&self) {
+        self.with(|facts| facts.repeated_refusal = true);
+    }
+
+    pub fn set_rate(&self, rate: RateState) {
+        self.with(|facts| facts.rate = Some(rate));
+    }
+
+    /// What is known so far.
+    pub fn facts(&self) -> LoggedFacts {
+        self.with(|facts| facts.clone())
     }
 }
 

@@ -14,7 +14,6 @@ use lambda_http::{Body, Request, Response};
 use sha2::{Digest, Sha256};
 use shared::edge::http::answer;
 use shared::edge::routes::{match_path, Route};
-use shared::request::RequestLog;
 use shared::ApiError;
 
 /// The app client's id (the page signs in through it).
@@ -167,8 +166,8 @@ pub async fn serve(config: Arc<PageConfig>, req: Request) -> Response<Body> {
     } else {
         Route::DevelopersAsset
     };
-    answer(route.key(), req, move |req, _meta| async move {
-        (respond(&config, &req), RequestLog::default())
+    answer(route.key(), req, move |req, _meta, _log| async move {
+        respond(&config, &req)
     })
     .await
 }

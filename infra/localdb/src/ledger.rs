@@ -456,8 +456,17 @@ fn list(names: BTreeSet<String>) -> ContextValue {
 }
 
 /// An attribute name as the ledger keeps it: the digits of names made per second or per day
-/// (`rl_<second>`, `calls_<date>`) replaced, so one shape stands for every such name.
+/// (`rl_<second>`, `calls_<date>`) replaced, and a rate window's source (`rl_<second>_<an
+/// address or /64>`) too, so one shape stands for every such name.
 pub fn normalize(name: &str) -> String {
+    if let Some((second, _source)) = name
+        .strip_prefix("rl_")
+        .and_then(|rest| rest.split_once('_'))
+    {
+        if !second.is_empty() && second.bytes().all(|b| b.is_ascii_digit()) {
+            return "rl_<n>_<source>".to_owned();
+        }
+    }
     let mut out = String::new();
     let mut chars = name.chars().peekable();
     while let Some(c) = chars.next() {
@@ -715,6 +724,12 @@ mod tests {
     #[test]
     fn per_second_and_per_day_names_normalize() {
         assert_eq!(normalize("rl_1765000000"), "rl_<n>");
+        assert_eq!(normalize("rl_1765000000_203.0.113.7"), "rl_<n>_<source>");
+        assert_eq!(
+            normalize("rl_1765000000_2001:db8:1:2::/64"),
+            "rl_<n>_<source>"
+        );
+        assert_eq!(normalize("rl_1765000000_none"), "rl_<n>_<source>");
         assert_eq!(normalize("calls_2026-12-06"), "calls_<n>");
         assert_eq!(normalize("key_hash"), "key_hash");
     }

@@ -801,19 +801,27 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(Value::String(text)) => {
-            println!("{text}");
-            ExitCode::SUCCESS
-        }
+        Ok(Value::String(text)) => emit(&text),
         Ok(output) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&output).unwrap_or_else(|_| output.to_string())
-            );
-            ExitCode::SUCCESS
+            emit(&serde_json::to_string_pretty(&output).unwrap_or_else(|_| output.to_string()))
         }
         Err(err) => {
             eprintln!("icadmin: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes the answer to stdout. A reader that went away (`icadmin … | head`) ends the
+/// tool quietly, as it would any Unix tool; any other write failure is reported.
+fn emit(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("icadmin: cannot write the answer: {err}");
             ExitCode::FAILURE
         }
     }

@@ -361,6 +361,82 @@ fn the_request_log_shows_a_keys_requests_within_a_minute() {
 /// create a key through the member API, use it, see the requests in its log, roll it and
 /// revoke it — against the real `make run` binary and its Cognito emulator.
 #[test]
+fn members_add_with_a_password_the_pool_refuses_leaves_nothing_and_runs_again() {
+    let stack = Stack::start();
+    let email = format!("{}@demo.test", uuid::Uuid::new_v4().simple());
+    let add = |password: &str| {
+        stack.icadmin(&[
+            "members",
+            "add",
+            "--org",
+            "demo",
+            "--email",
+            &email,
+            "--role",
+            "developer",
+            "--password",
+            password,
+        ])
+    };
+    // Long enough for the emulator's own checks, but no capital and no digit.
+    let refused = add("only-lower-case-letters");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("refused the password"), "{stderr}");
+    assert!(stderr.contains("nothing was made"), "{stderr}");
+    let listed = stack.icadmin_json(&["members", "list", "--org", "demo"]);
+    assert!(
+        !listed.to_string().contains(&email),
+        "no member record left behind: {listed}"
+    );
+    // The same command with a password the pool takes goes through, and signs in.
+    let password = format!("Better-{}-9", uuid::Uuid::new_v4().simple());
+    let added = add(&password);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let member: serde_json::Value = serde_json::from_slice(&added.stdout).unwrap();
+    assert_eq!(member["email"], email.as_str());
+    let login = stack.icadmin(&[
+        "members",
+        "login",
+        "--email",
+        &email,
+        "--password",
+        &password,
+        "--token-only",
+    ]);
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+}
+
+#[test]
+fn icadmin_ends_quietly_when_its_reader_has_gone() {
+    let stack = Stack::start();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_icadmin"))
+        .args(["members", "list", "--org", "demo"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(stack.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `icadmin … | head` once head has read enough: the pipe is closed before it writes.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr, "");
+}
+
+#[test]
 fn a_newcomer_signs_in_creates_a_key_reads_its_log_rolls_and_revokes_it() {
     let mut stack = Stack::start();
     let login = stack.icadmin(&[

@@ -107,7 +107,8 @@ fn a_customer_driven_through_the_lifecycle_is_delivered_signed_to_its_mode_and_r
     // An administrator's endpoint sees AML; a developer's does not; a live one sees no
     // test data.
     let (_, full_secret) = endpoint(&plane, &admin, &full.url("/in"), "test", &events);
-    let (_, cut_secret) = endpoint(&plane, &developer, &cut.url("/in"), "test", &events);
+    // (customer.verified states an AML result: not an event a developer may receive.)
+    let (_, cut_secret) = endpoint(&plane, &developer, &cut.url("/in"), "test", &events[..2]);
     let (_, live_secret) = endpoint(&plane, &admin, &live.url("/in"), "live", &events);
 
     let test = key(&plane, &admin, "test");
@@ -201,20 +202,22 @@ fn a_customer_driven_through_the_lifecycle_is_delivered_signed_to_its_mode_and_r
     assert!(verified_by("python", &cut_secret, &got[..1]).is_err());
 
     // The developer's endpoint: no AML anywhere, and the two updates that changed only
-    // AML (PENDING, CLEAR) are not sent there: created, 3 updates, verified.
-    let cut_got = cut.wait_until("the developer's verified event", |r| {
-        of_kind(r, "customer.verified").len() == 1 && r.len() >= 5
+    // AML (PENDING, CLEAR) are not sent there: created, 3 updates.
+    cut.wait_until("the developer's updates", |r| {
+        of_kind(r, "customer.updated").len() == 3
     });
+    plane.settle(&workers, Duration::ZERO);
+    let cut_got = cut.received();
     assert_eq!(
         cut_got.iter().map(Received::kind).collect::<Vec<_>>().len(),
-        5,
+        4,
         "{:?}",
         cut_got.iter().map(Received::kind).collect::<Vec<_>>()
     );
     assert_eq!(of_kind(&cut_got, "customer.updated").len(), 3);
     assert_eq!(
         verified_by("python", &cut_secret, &cut_got).unwrap().len(),
-        5
+        4
     );
     for r in &cut_got {
         assert!(
@@ -1111,4 +1114,213 @@ fn the_sweep_and_the_retrier_check_a_keys_endpoint_against_its_key_at_each_attem
     });
     assert_eq!(done[0].attempts.len(), 2, "{done:#?}");
     assert_eq!(done[0].attempts[0].status_code, Some(503));
+}
+
+/// Finding 1 of the data-flow review: whoever points an endpoint answers for what it
+/// carries. A developer (no `aml.read`) who re-points an administrator's endpoint re-binds
+/// it: AML goes no further, not in new deliveries and not in re-sends of stored ones; and
+/// what they may not see they can neither keep receiving, nor read the secret of.
+#[test]
+fn an_endpoint_re_pointed_carries_only_what_its_new_binding_may_see() {
+    let plane = Plane::new();
+    let (_webhooks, workers) = plane.webhooks(quick);
+    let admin = plane.member("acme", Role::Administrator);
+    let developer = plane.member("acme", Role::Developer);
+    let officers = Receiver::start(&plane.runtime);
+    let theirs = Receiver::start(&plane.runtime);
+    let events = ["customer.created", "customer.updated", "customer.verified"];
+    let (endpoint_id, _) = endpoint(&plane, &admin, &officers.url("/o"), "live", &events);
+    let path = format!("/v1/org/webhook-endpoints/{endpoint_id}");
+    let live = key(&plane, &admin, "live");
+    create_customer(&plane, &live, "crm-1");
+    let first = officers.wait_for(1)[0].clone();
+    assert!(
+        first.json()["data"]["object"]["aml"].is_object(),
+        "{}",
+        first.json()
+    );
+
+    // Not theirs to read: the secret of an endpoint carrying AML.
+    plane
+        .get(&format!("{path}/secret"), &developer.token)
+        .assert_error(403, "forbidden_permission");
+    plane
+        .post(
+            &format!("{path}/rotate-secret"),
+            &developer.token,
+            json!({}),
+        )
+        .assert_error(403, "forbidden_permission");
+
+    // Re-pointing while keeping customer.verified (an AML result) is refused, naming it,
+    // and changes nothing.
+    let refused = plane.patch(&path, &developer.token, json!({"url": theirs.url("/t")}));
+    let error = refused.assert_error(403, "forbidden_permission");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("customer.verified"),
+        "{error}"
+    );
+    assert_eq!(error["error"]["param"], "events");
+    let unchanged = plane.get(&path, &admin.token).json();
+    assert_eq!(unchanged["url"], officers.url("/o"));
+    assert_eq!(unchanged["includes_aml"], true);
+
+    // Re-pointed with what they may receive: bound to them, no AML.
+    let repointed = plane.patch(
+        &path,
+        &developer.token,
+        json!({"url": theirs.url("/t"), "events": ["customer.created", "customer.updated"]}),
+    );
+    assert_eq!(repointed.status, 200, "{}", repointed.body);
+    let body = repointed.json();
+    assert_eq!(body["includes_aml"], false, "{body}");
+    assert_eq!(
+        body["bound_to"]["id"],
+        developer.member.id.as_str(),
+        "{body}"
+    );
+    assert_eq!(body["created_by"]["id"], admin.member.id.as_str(), "{body}");
+    assert!(body["bound_at"].is_string(), "{body}");
+
+    // A re-send of the delivery stored with AML reaches the new URL without it.
+    let resend = plane.post(
+        &format!("{path}/deliveries/{}/resend", first.id()),
+        &developer.token,
+        json!({}),
+    );
+    assert_eq!(resend.status, 202, "{}", resend.body);
+    let resent = theirs.wait_for(1)[0].clone();
+    assert_eq!(resent.id(), first.id());
+    assert_eq!(resent.json()["data"]["object"]["external_id"], "crm-1");
+    assert!(
+        resent.json()["data"]["object"].get("aml").is_none(),
+        "the stored AML stays behind: {}",
+        resent.json()
+    );
+    // And so does every new one; the old URL hears nothing more.
+    create_customer(&plane, &live, "crm-2");
+    let new = theirs.wait_for(2)[1].json();
+    assert_eq!(new["data"]["object"]["external_id"], "crm-2");
+    assert!(new["data"]["object"].get("aml").is_none(), "{new}");
+    plane.settle(&workers, Duration::from_millis(300));
+    assert_eq!(officers.received().len(), 1);
+    // Now it carries nothing beyond them: the secret is theirs.
+    assert_eq!(
+        plane
+            .get(&format!("{path}/secret"), &developer.token)
+            .status,
+        200
+    );
+
+    // The administrator points it back: bound to them, AML again.
+    let back = plane.patch(&path, &admin.token, json!({"url": officers.url("/o")}));
+    assert_eq!(back.status, 200, "{}", back.body);
+    assert_eq!(back.json()["includes_aml"], true);
+    assert_eq!(back.json()["bound_to"]["id"], admin.member.id.as_str());
+    // A description or enabled change is not a re-binding.
+    let described = plane.patch(&path, &developer.token, json!({"description": "ours"}));
+    assert_eq!(described.status, 200, "{}", described.body);
+    assert_eq!(described.json()["bound_to"]["id"], admin.member.id.as_str());
+    assert_eq!(described.json()["includes_aml"], true);
+
+    // Edits racing each other: whichever lands last binds it, and what it carries always
+    // matches whoever that is (never the developer's URL with the administrator's AML).
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let (who, url) = if i % 2 == 0 {
+                (&admin, officers.url("/o"))
+            } else {
+                (&developer, theirs.url("/t"))
+            };
+            let plane = &plane;
+            let path = &path;
+            s.spawn(move || {
+                let reply = plane.patch(path, &who.token, json!({"url": url}));
+                assert!(
+                    reply.status == 200 || reply.status == 409,
+                    "{} {}",
+                    reply.status,
+                    reply.body
+                );
+            });
+        }
+    });
+    let settled = plane.get(&path, &admin.token).json();
+    let to_developer = settled["bound_to"]["id"] == developer.member.id.as_str();
+    assert_eq!(settled["includes_aml"], !to_developer, "{settled}");
+    let url = if to_developer {
+        theirs.url("/t")
+    } else {
+        officers.url("/o")
+    };
+    assert_eq!(settled["url"], url, "{settled}");
+    let (receiver, before) = if to_developer {
+        (&theirs, theirs.received().len())
+    } else {
+        (&officers, officers.received().len())
+    };
+    create_customer(&plane, &live, "crm-3");
+    let got = receiver.wait_for(before + 1)[before].json();
+    assert_eq!(got["data"]["object"]["external_id"], "crm-3");
+    assert_eq!(
+        got["data"]["object"]["aml"].is_object(),
+        !to_developer,
+        "{got}"
+    );
+}
+
+/// The same rule for keys: a key holding only `webhooks:write` may not take over the
+/// endpoint of a `customers:read` key (it would receive customers it may not read).
+#[test]
+fn a_key_may_not_re_point_an_endpoint_to_carry_what_it_may_not_read() {
+    use shared::keys::scope::Scope;
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let receiver = Receiver::start(&plane.runtime);
+    let (_, reader) = plane.create_key(&admin, &[Scope::WebhooksWrite, Scope::CustomersRead]);
+    let (_, hooks_only) = plane.create_key(&admin, &[Scope::WebhooksWrite]);
+    let made = crate::helpers::http::post(
+        &plane.url("/v1/webhook_endpoints"),
+        &reader,
+        None,
+        &json!({"url": receiver.url("/r"), "events": ["customer.created"]}).to_string(),
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
+    let url = plane.url(&format!(
+        "/v1/webhook_endpoints/{}",
+        made.json()["id"].as_str().unwrap()
+    ));
+    let taken = crate::helpers::http::patch(
+        &url,
+        &hooks_only,
+        &json!({"url": receiver.url("/attacker")}).to_string(),
+    );
+    let error = taken.assert_error(403, "forbidden_scope");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("customer.created") && message.contains("customers:read"),
+        "{message}"
+    );
+    assert_eq!(
+        crate::helpers::http::get(&url, &reader).json()["url"],
+        receiver.url("/r")
+    );
+    // customer.verified states an AML result: a key without aml:read can't subscribe to it.
+    let verified = crate::helpers::http::post(
+        &plane.url("/v1/webhook_endpoints"),
+        &reader,
+        None,
+        &json!({"url": receiver.url("/v"), "events": ["customer.verified"]}).to_string(),
+    );
+    let error = verified.assert_error(403, "forbidden_scope");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("aml:read"),
+        "{error}"
+    );
 }

@@ -4,6 +4,7 @@
 //! keys they make.
 
 mod delivery;
+mod flood;
 mod helpers;
 mod providers;
 mod receiver;

@@ -710,6 +710,22 @@ fn a_repeated_create_with_its_idempotency_key_makes_one_key() {
     assert_eq!(again.json()["id"], first.json()["id"]);
     let other = json!({"key_type": "O", "label": "other", "secret": the_secret}).to_string();
     assert_error(&send(&other), 422, "idempotency_key_reused", None);
+    // Another secret with the same length and last 4 characters (the same mask) is another
+    // request: refused, not replayed with the new secret silently dropped.
+    let n = the_secret.len();
+    let twin = format!(
+        "{}{}",
+        the_secret[..n - 4].chars().rev().collect::<String>(),
+        &the_secret[n - 4..]
+    );
+    assert_ne!(twin, the_secret);
+    assert_eq!(
+        shared::providers::secret::mask(&twin),
+        shared::providers::secret::mask(&the_secret)
+    );
+    let twin_body = json!({"key_type": "O", "label": "prod", "secret": twin}).to_string();
+    assert_error(&send(&twin_body), 422, "idempotency_key_reused", None);
+    assert_stored_nowhere(&plane, &twin);
     assert_eq!(
         plane.get(BASE, &admin.token).json()["data"]
             .as_array()

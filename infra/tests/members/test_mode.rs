@@ -250,27 +250,9 @@ fn test_helpers_drive_a_test_customer_to_verified_and_clear_and_pollers_see_it()
     assert_eq!(again.json(), reverify.json());
     with_key("kyc-1", "kyc", r#"{"status": "VERIFIED"}"#)
         .assert_error(422, "idempotency_key_reused");
-    let moved = plane.call_with(
-        "POST",
-        &format!("/v1/test_helpers/customers/{id}/aml"),
-        &[
-            ("authorization", &format!("Bearer {test}")),
-            ("content-type", "application/json"),
-            ("idempotency-key", "clear-1"),
-        ],
-        Some(r#"{"status": "CLEAR"}"#),
-    );
+    let moved = with_key("clear-1", "aml", r#"{"status": "CLEAR"}"#);
     assert_eq!(moved.status, 200, "{}", moved.body);
-    let replayed = plane.call_with(
-        "POST",
-        &format!("/v1/test_helpers/customers/{id}/aml"),
-        &[
-            ("authorization", &format!("Bearer {test}")),
-            ("content-type", "application/json"),
-            ("idempotency-key", "clear-1"),
-        ],
-        Some(r#"{"status": "CLEAR"}"#),
-    );
+    let replayed = with_key("clear-1", "aml", r#"{"status": "CLEAR"}"#);
     assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
     assert_eq!(replayed.json(), moved.json());
 }

@@ -10,7 +10,7 @@ use shared::time;
 
 use crate::helpers::{assert_gateway_401, Plane};
 
-const HOOK: &str = "http://127.0.0.1:9/hooks";
+const HOOK: &str = "http://127.0.0.1:9009/hooks";
 
 fn create(plane: &Plane, token: &str, body: Value) -> Value {
     let reply = plane.post("/v1/org/webhook-endpoints", token, body);

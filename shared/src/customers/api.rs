@@ -94,6 +94,11 @@ enum BodyKind {
 
 const UNSUPPORTED: &str =
     "Request bodies must be application/json (or application/x-www-form-urlencoded).";
+const JSON_WITHOUT_TYPE: &str =
+    "The body looks like JSON but has no Content-Type: send Content-Type: application/json.";
+const JSON_AS_FORM: &str = "The body looks like JSON but was sent as a form (Content-Type: \
+     application/x-www-form-urlencoded, what curl -d sends by default): send \
+     Content-Type: application/json.";
 
 fn body_kind(content_type: Option<&str>) -> Result<BodyKind, &'static str> {
     let Some(content_type) = content_type else {
@@ -138,11 +143,25 @@ pub(crate) fn json_object_body(req: &Request) -> Result<(Value, Map<String, Valu
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
+    let looks_like_json = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{' || *b == b'[');
     let kind = if !bytes.is_empty() || content_type.is_some() {
-        body_kind(content_type).map_err(ApiError::UnsupportedMediaType)?
+        body_kind(content_type).map_err(|why| {
+            ApiError::UnsupportedMediaType(if looks_like_json && content_type.is_none() {
+                JSON_WITHOUT_TYPE
+            } else {
+                why
+            })
+        })?
     } else {
         BodyKind::Json
     };
+    if kind == BodyKind::Form && looks_like_json {
+        // `curl -d '{…}'` sends a form's Content-Type unless told otherwise.
+        return Err(ApiError::UnsupportedMediaType(JSON_AS_FORM));
+    }
     if kind == BodyKind::Form {
         let map = crate::form::parse_form(bytes)?;
         return Ok((Value::Object(map.clone()), map));
@@ -209,9 +228,7 @@ fn shaped(
     };
     if value["object"] == "customer" {
         if let Some(id) = value["id"].as_str() {
-            if !log.customer_ids.iter().any(|logged| logged == id) {
-                log.customer_ids.push(id.to_owned());
-            }
+            log.customer(id);
         }
     }
     if view.restrict(&mut value) {
@@ -369,7 +386,7 @@ pub(super) async fn update_one<F>(
 where
     F: FnMut(&mut Customer, time::Timestamp) -> Result<bool, ApiError>,
 {
-    log.customer_ids.push(id.to_string());
+    log.customer(&id.to_string());
     let space = principal.data_space();
     idempotent(app, req, principal, meta, body, log, |_| async {
         let changed = app
@@ -400,7 +417,7 @@ async fn fetch_customer(
         .get(&principal.data_space(), &id)
         .await?
         .ok_or_else(not_found)?;
-    log.customer_ids.push(id.to_string());
+    log.customer(&id.to_string());
     Ok(stored.customer)
 }
 
@@ -521,7 +538,9 @@ pub async fn list(
             }
         }
     };
-    log.customer_ids = page.customers.iter().map(|c| c.id.to_string()).collect();
+    for customer in &page.customers {
+        log.customer(&customer.id.to_string());
+    }
     let next_cursor = match page.customers.last() {
         Some(last) if page.has_more => {
             let by_update = matches!(listing, Listing::UpdatedSince(_));

@@ -96,6 +96,18 @@ impl CursorKey {
         }
     }
 
+    /// A keyed digest of `data` for `purpose` (hex): what a value may be compared by where
+    /// neither it nor an unkeyed hash of it may be stored (a provider secret in an
+    /// Idempotency-Key's fingerprint). Each purpose gets its own digests.
+    pub fn digest(&self, purpose: &str, data: &[u8]) -> String {
+        let mut mac = self.mac();
+        mac.update(b"ic-digest-v1\0");
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac.update(data);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
     fn tag(&self, org: &OrgId, payload: &[u8]) -> [u8; TAG_BYTES] {
         let mut mac = self.mac();
         mac.update(b"ic-cursor-v2\0");

@@ -43,20 +43,20 @@ pub async fn handle(app: Arc<App>, endpoint: Endpoint, req: Request) -> Response
 
 /// Serves one request to `function`: what a function's binary runs for each event.
 pub async fn serve(app: Arc<App>, function: Function, req: Request) -> Response<Body> {
-    answer(function.endpoint.name(), req, move |req, meta| async move {
-        let mut log = RequestLog::default();
-        let result = dispatch(&app, function, &req, &meta, &mut log).await;
-        (result, log)
+    answer(function.endpoint.name(), req, move |req, meta, mut log| async move {
+        dispatch(&app, function, &req, &meta, &mut log).await
     })
     .await
 }
 
 /// The frame around every request: its meta, the deadline, panic isolation, the envelope,
-/// `Request-Id`, and the one log line. `work` is the route's part.
+/// `Request-Id`, and the one log line. `work` is the route's part; what it tells the log it
+/// is given (the key, the member, the customers) reaches the line even when it panics or
+/// runs out of time.
 pub async fn answer<F, Fut>(route: String, req: Request, work: F) -> Response<Body>
 where
-    F: FnOnce(Request, RequestMeta) -> Fut,
-    Fut: Future<Output = (Result<Response<Body>, ApiError>, RequestLog)> + Send + 'static,
+    F: FnOnce(Request, RequestMeta, RequestLog) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, ApiError>> + Send + 'static,
 {
     let started = Instant::now();
     let meta = RequestMeta::of(&req);
@@ -75,26 +75,25 @@ where
     let backstop = meta.backstop();
     // A panic in the handler ends its task, not the function: it is answered as a 500. The
     // release profile unwinds (Cargo.toml) so that this holds in the build that ships.
-    let mut task = tokio::spawn(work(req, meta.clone()));
-    let (result, log) = match tokio::time::timeout_at(backstop, &mut task).await {
+    let log = RequestLog::default();
+    let mut task = tokio::spawn(work(req, meta.clone(), log.clone()));
+    let result = match tokio::time::timeout_at(backstop, &mut task).await {
         Ok(Ok(done)) => done,
         Ok(Err(_)) => {
             tracing::error!(request_id = %meta.request_id, "handler panicked");
-            (Err(ApiError::Internal), RequestLog::default())
+            Err(ApiError::Internal)
         }
         Err(_) => {
             // Out of time: stop the work at its next await rather than let it run on into
             // the next invocation of a frozen-and-thawed Lambda process.
             task.abort();
             tracing::warn!(request_id = %meta.request_id, "request ran out of time");
-            (
-                Err(ApiError::ServiceUnavailable {
-                    retry_after_secs: SERVICE_UNAVAILABLE_RETRY_AFTER_SECS,
-                }),
-                RequestLog::default(),
-            )
+            Err(ApiError::ServiceUnavailable {
+                retry_after_secs: SERVICE_UNAVAILABLE_RETRY_AFTER_SECS,
+            })
         }
     };
+    let log = log.facts();
     let mut error_code = result.as_ref().err().map(ApiError::code);
     let mut response = result.unwrap_or_else(|err| {
         if err.status().is_server_error() {
@@ -132,28 +131,20 @@ where
         member_id = log.member_id.as_deref().unwrap_or(""),
         source_ip = %meta.source_ip.map(|ip| ip.to_string()).unwrap_or_default(),
         customer_ids = %log.customer_ids.join(","),
+        repeated_refusal = log.repeated_refusal,
         "request"
     );
     response
 }
 
-/// The path as logged and kept in the request log: our routes' own segments and ids as
-/// they are, anything else (a client can put an email, or a key, in a path) redacted.
+/// The path as logged and kept in the request log: the fixed words of our routes, and
+/// segments shaped like our own ids (customer and member UUIDs, `key_…`, `we_…`, `pk_…`,
+/// `msg_…`); any other segment is `{redacted}`, so a name, a birth date or a card number a
+/// client typed into a URL is never stored.
 pub fn loggable_path(path: &str) -> String {
     path.split('/')
         .map(|segment| {
-            let ours = segment.len() <= 24
-                && segment.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
-                });
-            let key_id = ["key_", "we_", "msg_"].iter().any(|prefix| {
-                segment.strip_prefix(prefix).is_some_and(|rest| {
-                    !rest.is_empty()
-                        && rest.len() <= 60
-                        && rest.bytes().all(|b| b.is_ascii_alphanumeric())
-                })
-            });
-            if ours || key_id || uuid::Uuid::parse_str(segment).is_ok() {
+            if segment.is_empty() || is_route_word(segment) || is_our_id(segment) {
                 segment
             } else {
                 "{redacted}"
@@ -161,6 +152,32 @@ pub fn loggable_path(path: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// The literal segments of every route's path (`v1`, `customers`, `api-keys`, …).
+fn is_route_word(segment: &str) -> bool {
+    static WORDS: std::sync::OnceLock<std::collections::BTreeSet<&'static str>> =
+        std::sync::OnceLock::new();
+    WORDS
+        .get_or_init(|| {
+            Route::ALL
+                .iter()
+                .flat_map(|route| route.path().split('/'))
+                .filter(|word| !word.is_empty() && !word.starts_with('{'))
+                .collect()
+        })
+        .contains(segment)
+}
+
+/// A customer or member id (a UUID), or one of our prefixed ids.
+fn is_our_id(segment: &str) -> bool {
+    const PREFIXES: [&str; 4] = ["key_", "we_", "pk_", "msg_"];
+    let prefixed = PREFIXES.iter().any(|prefix| {
+        segment.strip_prefix(prefix).is_some_and(|rest| {
+            !rest.is_empty() && rest.len() <= 60 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+    });
+    prefixed || (segment.len() == 36 && uuid::Uuid::parse_str(segment).is_ok())
 }
 
 /// The error code of a stored (replayed) error envelope.
@@ -252,6 +269,43 @@ mod tests {
         assert_eq!(
             loggable_path("/v1/org/api-keys/key_AB.c"),
             "/v1/org/api-keys/{redacted}"
+        );
+        // Short lowercase segments that are no route's word: a name with a birth date, a
+        // card number, a bare word.
+        assert_eq!(
+            loggable_path("/v1/customers/jane-doe-1985-05-17"),
+            "/v1/customers/{redacted}"
+        );
+        assert_eq!(
+            loggable_path("/v1/customers/4111111111111111"),
+            "/v1/customers/{redacted}"
+        );
+        assert_eq!(
+            loggable_path("/v1/customers/jane"),
+            "/v1/customers/{redacted}"
+        );
+        assert_eq!(loggable_path("/v2/customers"), "/{redacted}/customers");
+        // Every route's own path is kept word for word, with ids of each kind.
+        for path in [
+            "/v1/org/webhook-endpoints/we_4f8Kx2LmQ9sT1vWzA0bC/deliveries/msg_2ab/resend",
+            "/v1/org/provider-keys/pk_7Hq/call-summaries",
+        ] {
+            assert_eq!(loggable_path(path), path);
+        }
+        for route in Route::ALL {
+            if route.path().contains("{asset}") {
+                continue;
+            }
+            let path = route
+                .path()
+                .replace("{id}", id)
+                .replace("{delivery_id}", "msg_1");
+            assert_eq!(loggable_path(&path), path, "{route:?}");
+        }
+        // A UUID's shape, not any hex: a 32-digit number is not an id.
+        assert_eq!(
+            loggable_path(&format!("/v1/customers/{}", "1".repeat(32))),
+            "/v1/customers/{redacted}"
         );
     }
 }

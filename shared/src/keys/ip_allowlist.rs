@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidCidr {
@@ -122,9 +122,125 @@ impl IpAllowlist {
     }
 }
 
+/// A request's source as the rate counters tell sources apart: an IPv4 address, an IPv6
+/// /64 (what one site is usually given: counting each IPv6 address apart would let one
+/// host make endless sources), or none (a direct invocation without a request context).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceBucket {
+    Unknown,
+    V4(std::net::Ipv4Addr),
+    V6(Ipv6Net),
+}
+
+impl SourceBucket {
+    pub fn of(source: Option<IpAddr>) -> Self {
+        match source.map(|ip| ip.to_canonical()) {
+            None => SourceBucket::Unknown,
+            Some(IpAddr::V4(v4)) => SourceBucket::V4(v4),
+            Some(IpAddr::V6(v6)) => {
+                SourceBucket::V6(Ipv6Net::new(v6, 64).map_or_else(|_| v6.into(), |n| n.trunc()))
+            }
+        }
+    }
+
+    /// How it is written in a counter's name.
+    pub fn name(&self) -> String {
+        match self {
+            SourceBucket::Unknown => "none".to_owned(),
+            SourceBucket::V4(v4) => v4.to_string(),
+            SourceBucket::V6(net) => net.to_string(),
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        if name == "none" {
+            return Some(SourceBucket::Unknown);
+        }
+        if let Ok(v4) = name.parse() {
+            return Some(SourceBucket::V4(v4));
+        }
+        name.parse::<Ipv6Net>()
+            .ok()
+            .filter(|net| net.prefix_len() == 64)
+            .map(SourceBucket::V6)
+    }
+}
+
+impl IpAllowlist {
+    /// Whether requests counted under `bucket` spend the allowed caller's budget: a permitted
+    /// IPv4 address, an IPv6 /64 that an entry overlaps, no source only where there is no
+    /// allowlist. A request from a permitted address always falls in such a bucket.
+    pub fn permits_bucket(&self, bucket: &SourceBucket) -> bool {
+        if self.has_unreadable() {
+            return false;
+        }
+        if self.nets.is_empty() {
+            return true;
+        }
+        match bucket {
+            SourceBucket::Unknown => false,
+            SourceBucket::V4(v4) => self.permits(IpAddr::V4(*v4)),
+            SourceBucket::V6(net) => self.nets.iter().any(|entry| match entry {
+                IpNet::V6(entry) => entry.contains(net) || net.contains(entry),
+                IpNet::V4(_) => false,
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sources_are_bucketed_by_address_and_ipv6_by_its_64() {
+        for (source, name) in [
+            (Some("203.0.113.7"), "203.0.113.7"),
+            (Some("::ffff:203.0.113.7"), "203.0.113.7"),
+            (Some("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64"),
+            (None, "none"),
+        ] {
+            let bucket = SourceBucket::of(source.map(ip));
+            assert_eq!(bucket.name(), name);
+            assert_eq!(SourceBucket::parse(name), Some(bucket));
+        }
+        for bad in ["", "2001:db8::/48", "nobody", "203.0.113.7/32"] {
+            assert_eq!(SourceBucket::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_permitted_source_always_falls_in_a_permitted_bucket() {
+        let list =
+            IpAllowlist::parse(["203.0.113.7", "2001:db8:1:2::5", "2001:db8:9::/48"]).unwrap();
+        for allowed in [
+            "203.0.113.7",
+            "2001:db8:1:2::5",
+            "2001:db8:9:4::1",
+            "::ffff:203.0.113.7",
+        ] {
+            assert!(list.permits(ip(allowed)));
+            assert!(
+                list.permits_bucket(&SourceBucket::of(Some(ip(allowed)))),
+                "{allowed}"
+            );
+        }
+        // Refused sources elsewhere are counted apart from the allowed caller.
+        for refused in ["203.0.113.8", "2001:db8:1:3::5", "198.51.100.1"] {
+            assert!(!list.permits(ip(refused)));
+            assert!(
+                !list.permits_bucket(&SourceBucket::of(Some(ip(refused)))),
+                "{refused}"
+            );
+        }
+        // A neighbour in the allowed address's own /64 shares its bucket (refused, counted).
+        assert!(!list.permits(ip("2001:db8:1:2::6")));
+        assert!(list.permits_bucket(&SourceBucket::of(Some(ip("2001:db8:1:2::6")))));
+        assert!(!list.permits_bucket(&SourceBucket::Unknown));
+        assert!(IpAllowlist::default().permits_bucket(&SourceBucket::Unknown));
+        assert!(!IpAllowlist::from_stored(["nonsense"])
+            .permits_bucket(&SourceBucket::of(Some(ip("203.0.113.7")))));
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

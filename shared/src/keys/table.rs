@@ -9,7 +9,7 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::keys::ip_allowlist::{InvalidCidr, IpAllowlist};
+use crate::keys::ip_allowlist::{InvalidCidr, IpAllowlist, SourceBucket};
 use crate::keys::scope::{Scope, UnknownScope};
 use crate::keys::token::{random_base62, ApiKeyToken, KeyHash};
 use crate::org::{InvalidOrgId, OrgId};
@@ -23,7 +23,10 @@ pub const MAX_LABEL_CHARS: usize = 100;
 /// Requests per second a key may make unless set otherwise, and the range it may be set to.
 pub const DEFAULT_RATE_LIMIT_RPS: u32 = 50;
 pub const MAX_RATE_LIMIT_RPS: u32 = 1000;
-/// The per-second counters are attributes `rl_<epoch second>` of the key's own item.
+/// The per-second counters are attributes `rl_<epoch second>_<source>` of the key's own
+/// item: one per source (an IPv4 address, an IPv6 /64), so a request refused for its source
+/// is counted apart and never spends the allowed caller's budget. (`rl_<second>`, without a
+/// source, is what keys counted before; only pruned now.)
 const RATE_WINDOW_PREFIX: &str = "rl_";
 /// The windows each counting write removes: from two seconds back (the previous second may
 /// still be counting on an instance whose clock is a little behind) to a minute back.
@@ -77,13 +80,30 @@ pub struct ApiKeyRecord {
     pub rolled_to: Option<String>,
 }
 
-/// A live key found by the authenticating call, with this second's request count (this
-/// request included) and the names of counter windows older than a minute still on the item.
+/// A live key found by the authenticating call, with this second's request counts by
+/// source (this request included) and the names of counter windows older than a minute
+/// still on the item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CountedKey {
     pub record: ApiKeyRecord,
-    pub count: u64,
+    /// This second's count for each source seen, this request's own source among them.
+    pub counts: Vec<(SourceBucket, u64)>,
+    /// This second's count for this request's source.
+    pub own: u64,
     pub old_windows: Vec<String>,
+}
+
+impl CountedKey {
+    /// This second's requests from sources the key's allowlist permits: the budget the
+    /// allowed caller spends. Each request from such a source sees a different total (the
+    /// counting writes are serialised on the item), so exactly the limit get through.
+    pub fn allowed_count(&self) -> u64 {
+        self.counts
+            .iter()
+            .filter(|(bucket, _)| self.record.ip_allowlist.permits_bucket(bucket))
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 /// What the authenticating call found.
@@ -91,9 +111,10 @@ pub struct CountedKey {
 pub enum Lookup {
     /// No key has this hash; nothing was written.
     Unknown,
-    /// Revoked or expired: identified (for the audit trail). Its attempt was counted in the
-    /// key's own window (no live caller shares it), nothing else of it written.
-    Dead(ApiKeyRecord),
+    /// Revoked or expired: identified (for the audit trail), with this second's attempts
+    /// from this source so far (counted in the key's own windows, which no live caller
+    /// shares); nothing else of it written.
+    Dead { record: ApiKeyRecord, own: u64 },
     /// A live key, counted.
     Counted(CountedKey),
 }
@@ -115,12 +136,23 @@ fn remove_windows(
     (update, format!("REMOVE {}", names.join(", ")))
 }
 
+/// The second of a counter window's name (`rl_<second>_<source>`, or an older `rl_<second>`).
 fn window_second(name: &str) -> Option<i64> {
-    name.strip_prefix(RATE_WINDOW_PREFIX)?.parse().ok()
+    let rest = name.strip_prefix(RATE_WINDOW_PREFIX)?;
+    rest.split_once('_')
+        .map_or(rest, |(second, _)| second)
+        .parse()
+        .ok()
 }
 
-fn window_name(second: i64) -> String {
-    format!("{RATE_WINDOW_PREFIX}{second}")
+fn window_name(second: i64, source: &SourceBucket) -> String {
+    format!("{RATE_WINDOW_PREFIX}{second}_{}", source.name())
+}
+
+/// A window's second and source.
+fn window_of(name: &str) -> Option<(i64, SourceBucket)> {
+    let (second, source) = name.strip_prefix(RATE_WINDOW_PREFIX)?.split_once('_')?;
+    Some((second.parse().ok()?, SourceBucket::parse(source)?))
 }
 
 impl ApiKeyRecord {
@@ -904,21 +936,24 @@ impl ApiKeysTable {
     }
 
     /// The verifier's one call: finds the key by hash and counts this request in the
-    /// current second's window, atomically, for every instance at once. An `UpdateItem`
-    /// that returns the item as written, so it is as strongly consistent as a read: a revoke
-    /// is seen by the next request. Unknown keys are never written. Revocation and expiry
-    /// are decided here, from the item returned, not in the condition: the functions' IAM
-    /// policy lets this call name only the key, the counters and the last-use fields
-    /// (`dynamodb:Attributes`, which covers the condition too), so the integration path can
-    /// never rewrite a key's scopes, revocation, expiry or org. A dead key's attempt is
-    /// counted in its own window, which no live caller shares.
+    /// current second's window of its source, atomically, for every instance at once. An
+    /// `UpdateItem` that returns the item as written, so it is as strongly consistent as a
+    /// read: a revoke is seen by the next request, and the counts of every source are there
+    /// to be judged against the allowlist the same item holds. Unknown keys are never
+    /// written. Revocation and expiry are decided here, from the item returned, not in the
+    /// condition: the functions' IAM policy lets this call name only the key, the counters
+    /// and the last-use fields (`dynamodb:Attributes`, which covers the condition too), so
+    /// the integration path can never rewrite a key's scopes, revocation, expiry, allowlist
+    /// or org. A dead key's attempt is counted in its own windows, which no live caller
+    /// shares.
     pub async fn find_and_count(
         &self,
         hash: &KeyHash,
         now: Timestamp,
+        source: &SourceBucket,
     ) -> Result<Lookup, StorageError> {
         let second = now.timestamp();
-        let current = window_name(second);
+        let current = window_name(second, source);
         let mut update = self
             .client
             .update_item()
@@ -928,10 +963,11 @@ impl ApiKeysTable {
             .expression_attribute_names("#now", &current)
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        // This source's own past windows go with it; other sources' are pruned later.
         let mut removed = Vec::new();
         for back in (1 + RATE_WINDOWS_KEPT_BACK)..=(RATE_WINDOWS_CLEARED + RATE_WINDOWS_KEPT_BACK) {
             let name = format!("#p{back}");
-            update = update.expression_attribute_names(&name, window_name(second - back));
+            update = update.expression_attribute_names(&name, window_name(second - back, source));
             removed.push(name);
         }
         let result = update
@@ -945,44 +981,37 @@ impl ApiKeysTable {
             }
             Err(e) => return Err(classify("UpdateItem api key (authenticate)", &e)),
         };
-        let count = item
-            .remove(&current)
-            .and_then(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
-            .ok_or_else(|| corrupt("api key", "no request count"))?;
         let oldest_kept = second - RATE_WINDOWS_CLEARED - RATE_WINDOWS_KEPT_BACK;
-        let mut old_windows: Vec<String> = item
-            .keys()
-            .filter(|name| window_second(name).is_some_and(|s| s < oldest_kept))
-            .cloned()
-            .collect();
+        let mut counts = Vec::new();
+        let mut old_windows = Vec::new();
+        for (name, value) in &item {
+            if let Some((at, bucket)) = window_of(name) {
+                if at == second {
+                    let n = value.as_n().ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+                    counts.push((bucket, n));
+                }
+            }
+            if window_second(name).is_some_and(|s| s < oldest_kept) {
+                old_windows.push(name.clone());
+            }
+        }
         old_windows.sort();
+        let own = counts
+            .iter()
+            .find(|(bucket, _)| bucket == source)
+            .map(|(_, n)| *n)
+            .ok_or_else(|| corrupt("api key", "no request count"))?;
         item.retain(|name, _| !name.starts_with(RATE_WINDOW_PREFIX));
         let record = decode(item)?;
         if record.status(now) != "active" {
-            return Ok(Lookup::Dead(record));
+            return Ok(Lookup::Dead { record, own });
         }
         Ok(Lookup::Counted(CountedKey {
             record,
-            count,
+            counts,
+            own,
             old_windows,
         }))
-    }
-
-    /// Takes back this request's count (a request refused for its IP or scope: a leaked key
-    /// used from elsewhere must not spend its owner's limit).
-    pub async fn uncount(&self, hash: &KeyHash, now: Timestamp) -> Result<(), StorageError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key("key_hash", hash_key(hash))
-            .update_expression("ADD #now :minus")
-            .condition_expression("attribute_exists(#now)")
-            .expression_attribute_names("#now", window_name(now.timestamp()))
-            .expression_attribute_values(":minus", AttributeValue::N("-1".into()))
-            .send()
-            .await;
-        unless_condition_failed("UpdateItem api key (uncount)", result)
     }
 
     /// Removes counter windows left by idle gaps, at most `MAX_WINDOWS_PRUNED` at a time.
@@ -1017,7 +1046,7 @@ impl ApiKeysTable {
         old_windows: &[String],
     ) -> Result<(), StorageError> {
         let cutoff = now - Duration::seconds(LAST_USED_WRITE_INTERVAL_SECS);
-        let current = window_name(now.timestamp());
+        let current = now.timestamp();
         let mut update = self
             .client
             .update_item()
@@ -1036,7 +1065,7 @@ impl ApiKeysTable {
         let mut expression = format!("SET {}", set.join(", "));
         let stale: Vec<&String> = old_windows
             .iter()
-            .filter(|w| **w != current)
+            .filter(|w| window_second(w) != Some(current))
             .take(MAX_WINDOWS_PRUNED)
             .collect();
         if !stale.is_empty() {

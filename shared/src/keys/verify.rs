@@ -1,5 +1,6 @@
 //! Key verification, in the contract's order: format and checksum (no database call), one
-//! consistent read by hash with a constant-time compare, revoked/expired, IP allowlist, scope.
+//! consistent read by hash with a constant-time compare (which counts the request in its
+//! source's window), revoked/expired, IP allowlist, rate, scope.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use lambda_http::http::{header, HeaderMap};
 
 use crate::error::ApiError;
+use crate::keys::ip_allowlist::SourceBucket;
 use crate::keys::scope::Scope;
 use crate::keys::table::{ApiKeyRecord, ApiKeysTable, Lookup};
 use crate::keys::token::ApiKeyToken;
@@ -33,23 +35,19 @@ async fn bookkeeping(
     }
 }
 
-/// The IP allowlist, then the scope.
-fn permitted(
-    record: &ApiKeyRecord,
-    source_ip: Option<IpAddr>,
-    required: Option<Scope>,
-) -> Result<(), ApiError> {
-    if record.ip_allowlist.has_unreadable() {
-        tracing::error!(key_id = %record.id, "stored IP allowlist has an unreadable entry; refusing");
-    }
-    if !record.ip_allowlist.is_empty()
-        && !source_ip.is_some_and(|ip| record.ip_allowlist.permits(ip))
-    {
-        return Err(ApiError::IpNotAllowed);
-    }
+/// The route's scope, for a request from a permitted source.
+fn in_scope(record: &ApiKeyRecord, required: Option<Scope>) -> Result<(), ApiError> {
     match required.filter(|scope| !record.scopes.contains(scope)) {
         Some(required) => Err(ApiError::ForbiddenScope(required)),
         None => Ok(()),
+    }
+}
+
+fn rate_state(limit: u32, count: u64) -> RateState {
+    RateState {
+        limit,
+        remaining: u32::try_from(u64::from(limit).saturating_sub(count)).unwrap_or(0),
+        reset_secs: 1,
     }
 }
 
@@ -95,9 +93,14 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<ApiKeyToken, ApiError> {
 }
 
 /// Runs the whole verification order for a route needing `required` (`None`: any valid
-/// key). One DynamoDB call finds the key and counts the request against its rate limit.
+/// key). One DynamoDB call finds the key and counts the request in its source's window.
 /// Once the key is identified, `log` names it and its org, so a refusal (revoked, expired,
 /// IP, scope, rate) is as traceable as a success.
+///
+/// The allowlist decides before anything is spent: a request from a source the allowlist
+/// refuses is counted in that source's own window, never in the allowed caller's budget,
+/// and refusals are limited on their own, per key and source (past the key's rate they are
+/// 429, and only the first of each source and second is kept in the request log).
 pub async fn authenticate(
     keys: &ApiKeysTable,
     headers: &HeaderMap,
@@ -108,11 +111,15 @@ pub async fn authenticate(
 ) -> Result<Principal, ApiError> {
     let token = bearer_token(headers)?;
     let hash = token.hash();
-    let counted = match keys.find_and_count(&hash, now).await? {
+    let source = SourceBucket::of(source_ip);
+    let counted = match keys.find_and_count(&hash, now, &source).await? {
         Lookup::Unknown => return Err(ApiError::Unauthorized),
-        Lookup::Dead(record) => {
+        Lookup::Dead { record, own } => {
             if record.key_hash.matches(&hash) {
                 log.identified(&record.org_id, &record.id);
+                if own > 1 {
+                    log.repeated_refusal();
+                }
             }
             return Err(ApiError::Unauthorized);
         }
@@ -127,36 +134,45 @@ pub async fn authenticate(
     if record.status(now) != "active" {
         return Err(ApiError::Unauthorized);
     }
-    if let Err(refusal) = permitted(record, source_ip, required) {
-        // A refused request gives its count back, so a leaked key used from elsewhere (or
-        // for a route it may not call) cannot spend its owner's limit; and it prunes what
-        // idle gaps left, as a served request's last-use write would.
-        bookkeeping(&record.id, keys.uncount(&hash, now)).await;
-        if !counted.old_windows.is_empty() {
-            bookkeeping(&record.id, keys.prune_windows(&hash, &counted.old_windows)).await;
-        }
-        return Err(refusal);
-    }
     let limit = record.rate_limit_rps;
-    log.rate = Some(RateState {
-        limit,
-        remaining: u32::try_from(u64::from(limit).saturating_sub(counted.count)).unwrap_or(0),
-        reset_secs: 1,
-    });
-    if counted.count > u64::from(limit) {
-        if !counted.old_windows.is_empty() {
-            bookkeeping(&record.id, keys.prune_windows(&hash, &counted.old_windows)).await;
-        }
-        return Err(ApiError::RateLimited {
-            retry_after_secs: 1,
-        });
+    if record.ip_allowlist.has_unreadable() {
+        tracing::error!(key_id = %record.id, "stored IP allowlist has an unreadable entry; refusing");
     }
-    if record.last_used_is_stale(now) {
+    let permitted = record.ip_allowlist.is_empty()
+        || source_ip.is_some_and(|ip| record.ip_allowlist.permits(ip));
+    let refusal = if !permitted {
+        // The source's own refusals, against the key's rate: its budget is its own.
+        log.set_rate(rate_state(limit, counted.own));
+        if counted.own > 1 {
+            log.repeated_refusal();
+        }
+        Some(if counted.own > u64::from(limit) {
+            ApiError::RateLimited {
+                retry_after_secs: 1,
+            }
+        } else {
+            ApiError::IpNotAllowed
+        })
+    } else {
+        let count = counted.allowed_count();
+        log.set_rate(rate_state(limit, count));
+        if count > u64::from(limit) {
+            Some(ApiError::RateLimited {
+                retry_after_secs: 1,
+            })
+        } else {
+            in_scope(record, required).err()
+        }
+    };
+    if refusal.is_none() && record.last_used_is_stale(now) {
         // Also takes the counter windows idle gaps left.
         let write = keys.record_use(&hash, now, source_ip, &counted.old_windows);
         bookkeeping(&record.id, write).await;
     } else if !counted.old_windows.is_empty() {
         bookkeeping(&record.id, keys.prune_windows(&hash, &counted.old_windows)).await;
+    }
+    if let Some(refusal) = refusal {
+        return Err(refusal);
     }
     let record = counted.record;
     Ok(Principal {

@@ -170,6 +170,18 @@ impl MemberPool {
         Ok(())
     }
 
+    /// Removes the user (the operator tool undoing a member it could not finish making).
+    pub async fn delete_user(&self, email: &str) -> Result<(), PoolError> {
+        self.client
+            .admin_delete_user()
+            .user_pool_id(&self.pool_id)
+            .username(email)
+            .send()
+            .await
+            .map_err(|e| classify("AdminDeleteUser", &e))?;
+        Ok(())
+    }
+
     /// Stops the user signing in (a deactivated member). Tokens already issued still pass
     /// the authorizer until they expire, but the member record refuses them.
     pub async fn disable(&self, email: &str) -> Result<(), PoolError> {

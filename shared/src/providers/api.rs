@@ -19,7 +19,7 @@ use crate::members::table::Member;
 use crate::org::OrgId;
 use crate::providers::client::{CallError, Outcome};
 use crate::providers::kind::KeyType;
-use crate::providers::secret::{mask, ProviderSecret};
+use crate::providers::secret::ProviderSecret;
 use crate::providers::table::{
     is_provider_key_id, new_provider_key_id, Creator, Edit, ProviderKey,
 };
@@ -105,15 +105,20 @@ pub fn parse_secret_text(text: &str, key_type: KeyType) -> Result<ProviderSecret
 }
 
 /// What an Idempotency-Key's fingerprint is taken over: the body with the secret replaced
-/// by its mask, so that no digest of a secret is ever stored.
-fn fingerprint_body(body: &Value) -> Value {
+/// by a keyed digest of all of it (HMAC under the server secret): a retry with another
+/// secret is another request (422), yet neither the secret nor an unkeyed hash of it, which
+/// could be tested against guesses, is ever stored.
+fn fingerprint_body(app: &App, body: &Value) -> Result<Value, ApiError> {
     let mut body = body.clone();
     if let Some(secret) = body.get_mut("secret") {
         if let Some(text) = secret.as_str() {
-            *secret = json!({ "masked": mask(text) });
+            let digest = app
+                .cursor_key()?
+                .digest("provider-secret-fingerprint", text.as_bytes());
+            *secret = json!({ "keyed_digest": digest });
         }
     }
-    body
+    Ok(body)
 }
 
 async fn org_key(app: &App, member: &Member, req: &Request) -> Result<ProviderKey, ApiError> {
@@ -184,7 +189,7 @@ pub async fn create(
         req,
         member,
         meta,
-        &fingerprint_body(&value),
+        &fingerprint_body(app, &value)?,
         || async {
             let key = add_key(
                 app,
@@ -445,7 +450,7 @@ pub async fn rotate(
         req,
         member,
         meta,
-        &fingerprint_body(&value),
+        &fingerprint_body(app, &value)?,
         || async {
             let by = Actor::member(member, meta);
             let rotated =

@@ -45,10 +45,11 @@ fn non_empty(value: &Value) -> Option<String> {
 impl RequestRecord {
     /// The record a log line describes, if it is a request line in which a key was
     /// identified (others — other lines, requests with no key or an unknown one — are not
-    /// any key's). `fallback_at` is the log event's own time, for a line without one.
+    /// any key's), and not a source's repeated refusal within one second (the first is
+    /// kept; a flood of them can't fill the log). `fallback_at` is the log event's own time, for a line without one.
     pub fn from_log_line(line: &str, fallback_at: Option<Timestamp>) -> Option<Self> {
         let line: Value = serde_json::from_str(line).ok()?;
-        if line["message"] != "request" {
+        if line["message"] != "request" || line["repeated_refusal"] == true {
             return None;
         }
         let key_id = non_empty(&line["key_id"])?;

@@ -132,7 +132,7 @@ fn target_error(err: TargetError) -> ApiError {
     ApiError::invalid_param("url", err.to_string())
 }
 
-fn parse_events(value: &Value, owner: &Owner) -> Result<BTreeSet<EventType>, ApiError> {
+fn parse_events(value: &Value) -> Result<BTreeSet<EventType>, ApiError> {
     let bad = |message: String| ApiError::invalid_param("events", message);
     let list = value.as_array().ok_or_else(|| {
         bad(format!(
@@ -143,8 +143,7 @@ fn parse_events(value: &Value, owner: &Owner) -> Result<BTreeSet<EventType>, Api
     if list.is_empty() {
         return Err(bad("An endpoint needs at least one event type.".into()));
     }
-    let events = list
-        .iter()
+    list.iter()
         .map(|event| {
             let name = event
                 .as_str()
@@ -156,22 +155,78 @@ fn parse_events(value: &Value, owner: &Owner) -> Result<BTreeSet<EventType>, Api
                 ))
             })
         })
-        .collect::<Result<BTreeSet<_>, _>>()?;
-    let customer_events = events.iter().any(|e| e.carries_customer());
-    if customer_events && !owner.sees_customers {
-        return Err(if owner.is_member {
-            ApiError::ForbiddenPermission {
-                message: format!(
-                    "customer.* events carry customers, and your role lacks {}.",
-                    Permission::CustomersRead
-                ),
-                param: Some("events".into()),
-            }
-        } else {
-            ApiError::ForbiddenScope(Scope::CustomersRead)
-        });
+        .collect()
+}
+
+/// The events `owner` may not receive, refused with 403 naming them: `customer.*` carry
+/// customers (`customers:read` / `customers.read`), and `customer.verified` states an AML
+/// result (`aml:read` / `aml.read`).
+fn permit_events(events: &BTreeSet<EventType>, owner: &Owner) -> Result<(), ApiError> {
+    let mut refused: Vec<(EventType, Scope, Permission)> = Vec::new();
+    for &event in events {
+        if event.carries_customer() && !owner.sees_customers {
+            refused.push((event, Scope::CustomersRead, Permission::CustomersRead));
+        } else if event.states_aml() && !owner.sees_aml {
+            refused.push((event, Scope::AmlRead, Permission::AmlRead));
+        }
     }
-    Ok(events)
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let names = refused
+        .iter()
+        .map(|(event, ..)| event.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let needs = |of: &dyn Fn(&(EventType, Scope, Permission)) -> String| {
+        let mut needed: Vec<String> = refused.iter().map(of).collect();
+        needed.dedup();
+        needed.join(" and ")
+    };
+    let param = Some("events".to_owned());
+    Err(if owner.is_member {
+        ApiError::ForbiddenPermission {
+            message: format!(
+                "Your role may not receive {names}: that needs {} (customer events carry \
+                 customers; customer.verified states an AML result).",
+                needs(&|(_, _, permission)| permission.to_string())
+            ),
+            param,
+        }
+    } else {
+        ApiError::ForbiddenScopeFor {
+            message: format!(
+                "This API key may not receive {names}: that needs the {} scope (customer \
+                 events carry customers; customer.verified states an AML result).",
+                needs(&|(_, scope, _)| scope.to_string())
+            ),
+            param,
+        }
+    })
+}
+
+/// Revealing or rotating the secret of an endpoint that carries more than the member may
+/// see would let them read what it carries: refused.
+fn permit_secret(endpoint: &WebhookEndpoint, owner: &Owner) -> Result<(), ApiError> {
+    let lacking = if endpoint.include_aml && !owner.sees_aml {
+        Some(Permission::AmlRead)
+    } else if endpoint.carries_customers() && !owner.sees_customers {
+        Some(Permission::CustomersRead)
+    } else {
+        None
+    };
+    match lacking {
+        None => Ok(()),
+        Some(permission) => Err(ApiError::ForbiddenPermission {
+            message: format!(
+                "This endpoint carries data your role may not see ({permission}), so its \
+                 signing secret is not yours to read or rotate: ask a member who has \
+                 {permission}, or point the endpoint yourself (changing its url or events \
+                 binds it to what you may see)."
+            ),
+            param: None,
+        }),
+    }
 }
 
 fn parse_description(value: &Value) -> Result<Option<String>, ApiError> {
@@ -257,15 +312,13 @@ pub async fn create(
     QueryParams::parse(req.uri().query(), &[])?;
     let (_, body) = json_object_body(req)?;
     only_fields(&body, &["url", "events", "description", "enabled", "mode"])?;
-    let events = parse_events(
-        body.get("events").ok_or_else(|| {
-            ApiError::invalid_param(
-                "events",
-                format!("events is required; types: {}.", EventType::names()),
-            )
-        })?,
-        owner,
-    )?;
+    let events = parse_events(body.get("events").ok_or_else(|| {
+        ApiError::invalid_param(
+            "events",
+            format!("events is required; types: {}.", EventType::names()),
+        )
+    })?)?;
+    permit_events(&events, owner)?;
     let description = body
         .get("description")
         .map(parse_description)
@@ -317,6 +370,8 @@ pub async fn create(
         created_at: now,
         updated_at: now,
         created_by: owner.creator.clone(),
+        bound_to: None,
+        bound_at: None,
         disabled_reason: None,
         disabled_at: None,
         failing_since: None,
@@ -326,7 +381,8 @@ pub async fn create(
         Ok(()) => {}
         Err(CreateError::Full) => {
             return Err(ApiError::conflict(format!(
-                "Your org has {MAX_ENDPOINTS_PER_ORG} webhook endpoints, the most it may have; \
+                "Your org has {MAX_ENDPOINTS_PER_ORG} {mode} webhook endpoints, the most it may \
+                 have in {mode} mode; \
                  delete one first (one endpoint can take several event types)."
             )))
         }
@@ -368,12 +424,12 @@ async fn edit<F>(
     mut change: F,
 ) -> Result<WebhookEndpoint, ApiError>
 where
-    F: FnMut(&mut WebhookEndpoint, Timestamp),
+    F: FnMut(&mut WebhookEndpoint, Timestamp) -> Result<(), ApiError>,
 {
     for _ in 0..EDIT_ATTEMPTS {
         let mut endpoint = endpoint_of(app, owner, req).await?;
         let now = time::now();
-        change(&mut endpoint, now);
+        change(&mut endpoint, now)?;
         endpoint.updated_at = now.max(endpoint.updated_at);
         if app.webhook_endpoints.replace(&mut endpoint).await? {
             return Ok(endpoint);
@@ -383,7 +439,9 @@ where
 }
 
 /// `PATCH …/{id}`: `url`, `events`, `description`, `enabled` (true again clears a
-/// platform-disabled endpoint's reason and failure clock).
+/// platform-disabled endpoint's reason and failure clock). A change of `url` or `events`
+/// re-binds the endpoint to the editor: what it carries (its events, `includes_aml`) is
+/// derived again from the editor's rights, and events the editor may not receive → 403.
 pub async fn update(
     app: &App,
     req: &Request,
@@ -393,10 +451,7 @@ pub async fn update(
     QueryParams::parse(req.uri().query(), &[])?;
     let (value, body) = json_object_body(req)?;
     only_fields(&body, &["url", "events", "description", "enabled"])?;
-    let events = body
-        .get("events")
-        .map(|v| parse_events(v, owner))
-        .transpose()?;
+    let events = body.get("events").map(parse_events).transpose()?;
     let description = body.get("description").map(parse_description).transpose()?;
     let enabled = body.get("enabled").map(parse_enabled).transpose()?;
     let url = match body.get("url") {
@@ -419,6 +474,14 @@ pub async fn update(
         &value,
         || async {
             let endpoint = edit(app, owner, req, |endpoint, now| {
+                if url.is_some() || events.is_some() {
+                    // Whoever chooses where it sends answers for what it carries.
+                    let events = events.as_ref().unwrap_or(&endpoint.events);
+                    permit_events(events, owner)?;
+                    endpoint.bound_to = Some(owner.creator.clone());
+                    endpoint.bound_at = Some(now);
+                    endpoint.include_aml = owner.sees_aml;
+                }
                 if let Some(url) = &url {
                     endpoint.url.clone_from(url);
                 }
@@ -439,6 +502,7 @@ pub async fn update(
                     }
                     endpoint.enabled = enabled;
                 }
+                Ok(())
             })
             .await?;
             Ok(json_response(
@@ -463,7 +527,7 @@ pub async fn delete(
     let endpoint = endpoint_of(app, owner, req).await?;
     if !app
         .webhook_endpoints
-        .delete(&owner.org, &endpoint.endpoint_id)
+        .delete(&owner.org, &endpoint.endpoint_id, endpoint.mode())
         .await?
     {
         return Err(not_found());
@@ -482,6 +546,7 @@ pub async fn reveal_secret(
 ) -> Result<Response<Body>, ApiError> {
     QueryParams::parse(req.uri().query(), &[])?;
     let endpoint = endpoint_of(app, owner, req).await?;
+    permit_secret(&endpoint, owner)?;
     let body = json!({
         "object": "webhook_endpoint_secret",
         "endpoint_id": endpoint.endpoint_id,
@@ -522,6 +587,7 @@ pub async fn rotate_secret(
     };
     let fresh = WebhookSecret::generate().map_err(|_| ApiError::Internal)?;
     let endpoint = edit(app, owner, req, |endpoint, now| {
+        permit_secret(endpoint, owner)?;
         let old = std::mem::replace(&mut endpoint.secret, fresh.clone());
         if overlap > 0 {
             endpoint.previous_secret = Some(old);
@@ -530,6 +596,7 @@ pub async fn rotate_secret(
             endpoint.previous_secret = None;
             endpoint.previous_secret_expires_at = None;
         }
+        Ok(())
     })
     .await?;
     let mut body = endpoint.to_json();

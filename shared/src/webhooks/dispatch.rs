@@ -280,14 +280,14 @@ impl EndpointCache {
         endpoint: &WebhookEndpoint,
         now: Timestamp,
     ) -> Result<Option<Sight>, StorageError> {
-        let id = match &endpoint.created_by {
+        let id = match endpoint.binding() {
             Creator::ApiKey { id } | Creator::Member { id, .. } => id.clone(),
         };
         let cache_key = (endpoint.org_id.clone(), id);
         if let Some(known) = self.creators.get(&cache_key) {
             return Ok(*known);
         }
-        let sight = match &endpoint.created_by {
+        let sight = match endpoint.binding() {
             Creator::ApiKey { id } => webhooks
                 .keys
                 .find_by_id(&endpoint.org_id, id)
@@ -463,13 +463,22 @@ impl Webhooks {
                 return Ok(None);
             }
         };
-        // What its creator may see now, at the time of sending (a retry hours later, after
-        // a demotion, carries no more than the demoted creator may see).
+        // What the endpoint's binding may see now, at the time of sending: a retry hours
+        // later, after a demotion, carries no more than the demoted principal may see, and
+        // a re-send after the endpoint was re-pointed carries only what whoever re-pointed
+        // it may see (the stored body is trimmed here, or not sent).
         let sight = EndpointCache::default().sight(self, &endpoint, now).await?;
+        let include_aml = endpoint.include_aml && sight.is_some_and(|s| s.aml);
         let refusal = match sight {
             None => Some("the endpoint's creator can no longer act"),
             Some(sight) if delivery.event_type.carries_customer() && !sight.customers => {
                 Some("the endpoint's creator may no longer read customers")
+            }
+            Some(_) if !endpoint.events.contains(&delivery.event_type) => {
+                Some("the endpoint no longer takes this event type")
+            }
+            Some(_) if delivery.event_type.states_aml() && !include_aml => {
+                Some("the endpoint no longer carries AML results")
             }
             Some(_) => None,
         };
@@ -483,7 +492,7 @@ impl Webhooks {
             }
             return Ok(None);
         }
-        let body = if sight.is_some_and(|s| s.aml) {
+        let body = if include_aml {
             delivery.payload.clone()
         } else {
             without_aml(&delivery.payload)

@@ -1,5 +1,7 @@
 //! A webhook endpoint: where an org's events of one mode go, which ones, signed with which
-//! secret, and whether it may see AML data (when its creator could).
+//! secret, and whether it may see AML data. It is bound to the principal who last chose
+//! where it sends (its creator, or whoever since changed its `url` or `events`): what it
+//! carries is what that principal may see.
 
 use std::collections::BTreeSet;
 
@@ -13,7 +15,7 @@ use crate::webhooks::signing::WebhookSecret;
 
 pub const ENDPOINT_ID_PREFIX: &str = "we_";
 pub const MAX_DESCRIPTION_CHARS: usize = 200;
-/// Endpoints an org may have, live and test together.
+/// Endpoints an org may have in each mode (test endpoints never use up live mode's).
 pub const MAX_ENDPOINTS_PER_ORG: u32 = 20;
 /// After this long of nothing but failures an endpoint is disabled.
 pub const DISABLE_AFTER_FAILING_SECS: i64 = 3 * 24 * 60 * 60;
@@ -49,6 +51,12 @@ pub struct WebhookEndpoint {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub created_by: Creator,
+    /// Who last changed `url` or `events`, and so answers for what the endpoint carries;
+    /// `None`: its creator.
+    #[serde(default)]
+    pub bound_to: Option<Creator>,
+    #[serde(default)]
+    pub bound_at: Option<Timestamp>,
     /// Why the platform disabled it (3 days of failures; the receiver answered 410).
     #[serde(default)]
     pub disabled_reason: Option<String>,
@@ -64,6 +72,22 @@ pub struct WebhookEndpoint {
 impl WebhookEndpoint {
     pub fn mode(&self) -> Mode {
         Mode::parse(&self.mode).unwrap_or(Mode::Live)
+    }
+
+    /// The principal whose rights bound what this endpoint carries.
+    pub fn binding(&self) -> &Creator {
+        self.bound_to.as_ref().unwrap_or(&self.created_by)
+    }
+
+    /// Whether it carries customers (any `customer.*` event).
+    pub fn carries_customers(&self) -> bool {
+        self.events.iter().any(|e| e.carries_customer())
+    }
+
+    /// Whether an event of `kind` may go out through it as it is bound now: a type it
+    /// takes, and `customer.verified` (an AML result) only where AML may go.
+    pub fn may_carry(&self, kind: EventType) -> bool {
+        self.events.contains(&kind) && (!kind.states_aml() || self.include_aml)
     }
 
     /// Whether this endpoint wants `kind` now.
@@ -99,6 +123,8 @@ impl WebhookEndpoint {
             "created_at": time::format(&self.created_at),
             "updated_at": time::format(&self.updated_at),
             "created_by": self.created_by,
+            "bound_to": self.binding(),
+            "bound_at": time::format(self.bound_at.as_ref().unwrap_or(&self.created_at)),
             "disabled_reason": self.disabled_reason,
             "disabled_at": self.disabled_at.as_ref().map(time::format),
             "failing_since": self.failing_since.as_ref().map(time::format),

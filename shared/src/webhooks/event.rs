@@ -42,6 +42,12 @@ impl EventType {
         )
     }
 
+    /// Whether the event's very name states an AML result (`customer.verified`: KYC
+    /// verified and AML clear together), so it goes only where AML may go.
+    pub fn states_aml(self) -> bool {
+        self == EventType::CustomerVerified
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::CustomerCreated => "customer.created",
@@ -99,11 +105,17 @@ impl Event {
     /// The body an endpoint receives: `{"id","type","created_at","data":{"object",
     /// "previous_attributes"?}}`, the AML block removed unless the endpoint may see it.
     /// Whether an endpoint that may (`include_aml`) or may not see AML has anything to
-    /// learn from this event: a `customer.updated` whose only change is AML says nothing
-    /// to an endpoint without AML (its previous attributes would be bare), so it is not
-    /// sent there.
+    /// learn from this event. `customer.verified` states an AML result, so only the first
+    /// does; a `customer.updated` whose only change is AML says nothing to an endpoint
+    /// without AML (its previous attributes would be bare), so it is not sent there.
     pub fn visible(&self, include_aml: bool) -> bool {
-        if include_aml || self.kind != EventType::CustomerUpdated {
+        if include_aml {
+            return true;
+        }
+        if self.kind.states_aml() {
+            return false;
+        }
+        if self.kind != EventType::CustomerUpdated {
             return true;
         }
         self.previous_attributes
@@ -215,6 +227,15 @@ mod tests {
             ..aml_only
         };
         assert!(created.visible(false));
+        let verified = Event {
+            kind: EventType::CustomerVerified,
+            ..created
+        };
+        assert!(verified.visible(true));
+        assert!(
+            !verified.visible(false),
+            "customer.verified states an AML result"
+        );
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! The webhook endpoints table: partition `org_id`, sort `endpoint_id`; one more item per
-//! org (`endpoint_id = "#count"`) counts its endpoints, moved in the same transaction as
-//! each create and delete, so "at most 20 per org" holds under concurrent creates.
+//! org (`endpoint_id = "#count"`) counts its endpoints of each mode (`count` live,
+//! `count_test` test), moved in the same transaction as each create and delete, so "at most
+//! 20 per org and mode" holds under concurrent creates, and test mode never uses up live.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 
-use crate::org::OrgId;
+use crate::org::{Mode, OrgId};
 use crate::storage::{
     classify, condition_held, corrupt, transact_write, StorageError, TransactFailure,
 };
@@ -41,6 +42,14 @@ fn s(text: impl Into<String>) -> AttributeValue {
 
 fn n(number: impl ToString) -> AttributeValue {
     AttributeValue::N(number.to_string())
+}
+
+/// The attribute of the count item that counts `mode`'s endpoints.
+fn count_attribute(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Live => "count",
+        Mode::Test => "count_test",
+    }
 }
 
 fn storage(failure: TransactFailure, operation: &str) -> StorageError {
@@ -79,14 +88,14 @@ impl WebhookEndpointsTable {
         ])
     }
 
-    /// Stores a new endpoint, if the org has room for it.
+    /// Stores a new endpoint, if the org has room for it in its mode.
     pub async fn create(&self, endpoint: &WebhookEndpoint) -> Result<(), CreateError> {
         let count = Update::builder()
             .table_name(&self.name)
             .set_key(Some(self.count_key(&endpoint.org_id)))
             .update_expression("SET #count = if_not_exists(#count, :zero) + :one")
             .condition_expression("attribute_not_exists(#count) OR #count < :max")
-            .expression_attribute_names("#count", "count")
+            .expression_attribute_names("#count", count_attribute(endpoint.mode()))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":max", n(MAX_ENDPOINTS_PER_ORG))
@@ -196,8 +205,13 @@ impl WebhookEndpointsTable {
         Ok(written?.is_some())
     }
 
-    /// Deletes the endpoint and gives its place back; `false` when there was none.
-    pub async fn delete(&self, org: &OrgId, endpoint_id: &str) -> Result<bool, StorageError> {
+    /// Deletes the endpoint and gives its place in `mode` back; `false` when there was none.
+    pub async fn delete(
+        &self,
+        org: &OrgId,
+        endpoint_id: &str,
+        mode: Mode,
+    ) -> Result<bool, StorageError> {
         let delete = Delete::builder()
             .table_name(&self.name)
             .key("org_id", s(org.as_str()))
@@ -210,7 +224,7 @@ impl WebhookEndpointsTable {
             .set_key(Some(self.count_key(org)))
             .update_expression("SET #count = #count - :one")
             .condition_expression("#count > :zero")
-            .expression_attribute_names("#count", "count")
+            .expression_attribute_names("#count", count_attribute(mode))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .build()

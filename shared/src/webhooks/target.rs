@@ -69,6 +69,12 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
     Some(why)
 }
 
+/// IPv6 targets are global unicast (`2000::/3`) only, and not those parts of it that carry an
+/// IPv4 address or are set aside: a range that embeds IPv4 (NAT64 `64:ff9b::/96` and its
+/// local-use `64:ff9b:1::/48`, 6to4 `2002::/16`, Teredo `2001::/32`, the deprecated
+/// IPv4-compatible `::/96`) could reach an internal IPv4 host through a translator, so it
+/// is refused whole, whatever address it embeds. IPv4-mapped addresses (`::ffff:a.b.c.d`)
+/// are the IPv4 address itself and are judged as it is.
 fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return forbidden_v4(v4);
@@ -85,30 +91,32 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
         "a link-local address"
     } else if ip.is_multicast() {
         "a multicast address"
-    } else if segments[0] == 0x2001 && segments[1] == 0x0db8 {
-        "a documentation address"
-    } else if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || segments[..6] == [0; 6] {
-        // NAT64 and the deprecated IPv4-compatible form carry an IPv4 address.
-        let v4 = Ipv4Addr::new(
-            (segments[6] >> 8) as u8,
-            segments[6] as u8,
-            (segments[7] >> 8) as u8,
-            segments[7] as u8,
-        );
-        return forbidden_v4(v4).or(Some("an IPv4-embedding address"));
+    } else if segments[0] == 0x64 && segments[1] == 0xff9b {
+        "a NAT64 address (it carries an IPv4 address)"
+    } else if segments[..6] == [0; 6] {
+        "an IPv4-compatible address (it carries an IPv4 address)"
+    } else if segments[0] & 0xe000 != 0x2000 {
+        "an address outside IPv6's global unicast range"
+    } else if segments[0] == 0x2001 && segments[1] == 0 {
+        "a Teredo address (it carries an IPv4 address)"
     } else if segments[0] == 0x2002 {
-        // 6to4 carries an IPv4 address in its next 32 bits.
-        let v4 = Ipv4Addr::new(
-            (segments[1] >> 8) as u8,
-            segments[1] as u8,
-            (segments[2] >> 8) as u8,
-            segments[2] as u8,
-        );
-        return forbidden_v4(v4);
+        "a 6to4 address (it carries an IPv4 address)"
+    } else if segments[0] == 0x2001 && segments[1] < 0x200 {
+        // 2001::/23: IETF protocol assignments (ORCHID, benchmarking, AMT, …).
+        "an IETF protocol address"
+    } else if (segments[0] == 0x2001 && segments[1] == 0x0db8) || segments[0] & 0xfff0 == 0x3ff0 {
+        "a documentation address"
     } else {
         return None;
     };
     Some(why)
+}
+
+/// The port policy: 443 (the default for https), or any port from 1024 up. The other
+/// well-known ports belong to other protocols (mail, SSH, DNS, …): a webhook must not be
+/// turned into a way to knock on a public mail or SSH server from our addresses.
+pub fn forbidden_port(port: u16) -> bool {
+    port != 443 && port < 1024
 }
 
 /// A lookup under way: the addresses a name has, at a port.
@@ -204,6 +212,12 @@ impl TargetGuard {
         if url.host().is_none() {
             return Err(bad("url needs a host."));
         }
+        if url.port().is_some_and(forbidden_port) {
+            return Err(bad(
+                "url's port must be 443 or from 1024 up: the other well-known ports belong to \
+                 other protocols.",
+            ));
+        }
         Ok(url)
     }
 
@@ -298,6 +312,20 @@ mod tests {
             "::127.0.0.1",
             "2002:7f00:1::",
             "2002:a9fe:a9fe::1",
+            // Ranges that carry an IPv4 address are refused whole, even a public one's.
+            "64:ff9b::808:808",
+            "64:ff9b:1::a00:1",
+            "64:ff9b:1:ffff::1",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2002:0808:0808::1",
+            "::808:808",
+            // Outside global unicast, or set aside within it.
+            "100::1",
+            "4000::1",
+            "2001:2::1",
+            "2001:20::1",
+            "3fff::1",
         ] {
             assert!(
                 forbidden_reason(ip(text)).is_some(),
@@ -311,7 +339,8 @@ mod tests {
             "100.128.0.1",
             "2606:4700:4700::1111",
             "::ffff:8.8.8.8",
-            "2002:0808:0808::1",
+            "2001:4860:4860::8888",
+            "2a00:1450:4001::1",
         ] {
             assert_eq!(forbidden_reason(ip(text)), None, "{text} is public");
         }
@@ -321,6 +350,12 @@ mod tests {
     fn urls_must_be_https_with_a_host_and_no_credentials() {
         let guard = TargetGuard::default();
         assert!(guard.parse_url("https://hooks.example.com/in?x=1").is_ok());
+        // The port policy: 443 or from 1024 up.
+        for port in [443, 1024, 8443, 65535] {
+            assert!(guard
+                .parse_url(&format!("https://hooks.example.com:{port}/in"))
+                .is_ok());
+        }
         for bad in [
             "http://hooks.example.com/in",
             "ftp://hooks.example.com/",
@@ -331,6 +366,9 @@ mod tests {
             "",
             "javascript:alert(1)",
             "file:///etc/passwd",
+            "https://hooks.example.com:25/in",
+            "https://hooks.example.com:22/",
+            "https://hooks.example.com:80/",
         ] {
             assert!(
                 matches!(guard.parse_url(bad), Err(TargetError::Malformed(_))),

@@ -170,11 +170,33 @@ async fn size_and_media_type_are_checked() {
         415,
         "unsupported_media_type",
     );
+    // JSON sent without its Content-Type, or as a form (what `curl -d` sends by default),
+    // is told to send Content-Type: application/json, not read as a form field.
     let untyped = Req::new("POST", "/v1/customers").body(br#"{"fullName": "Jane"}"#);
-    assert_error(
-        &env.send(untyped.key(&key)).await,
-        415,
-        "unsupported_media_type",
+    let as_form = Req::new("POST", "/v1/customers")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(br#" {"fullName": "Jane"}"#);
+    for req in [untyped, as_form] {
+        let error = assert_error(
+            &env.send(req.key(&key)).await,
+            415,
+            "unsupported_media_type",
+        );
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("send Content-Type: application/json"),
+            "{message}"
+        );
+    }
+    let listed = env
+        .send(Req::get("/v1/customers").key(&key))
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(
+        listed["data"].as_array().unwrap().len(),
+        1,
+        "only the 64 KiB one"
     );
     let charset = Req::new("POST", "/v1/customers")
         .header("content-type", "Application/JSON; charset=utf-8")

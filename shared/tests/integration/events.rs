@@ -136,6 +136,8 @@ async fn the_dispatcher_sample_event_makes_a_delivery_for_a_subscribed_endpoint(
         created_by: Creator::ApiKey {
             id: maker.record.id.clone(),
         },
+        bound_to: None,
+        bound_at: None,
         disabled_reason: None,
         disabled_at: None,
         failing_since: None,

@@ -218,46 +218,51 @@ fn counted(lookup: Lookup) -> CountedKey {
     }
 }
 
+/// The key's item as stored.
+async fn stored_item(
+    env: &TestEnv,
+    hash: &shared::keys::token::KeyHash,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    env.client
+        .get_item()
+        .table_name(&env.tables.api_keys)
+        .key(
+            "key_hash",
+            aws_sdk_dynamodb::types::AttributeValue::S(hex::encode(hash.as_bytes())),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap()
+}
+
 /// The key's stored item without its per-second counters.
 async fn record_attributes(
     env: &TestEnv,
     hash: &shared::keys::token::KeyHash,
 ) -> std::collections::BTreeMap<String, String> {
-    let item = env
-        .client
-        .get_item()
-        .table_name(&env.tables.api_keys)
-        .key(
-            "key_hash",
-            aws_sdk_dynamodb::types::AttributeValue::S(hex::encode(hash.as_bytes())),
-        )
-        .consistent_read(true)
-        .send()
+    stored_item(env, hash)
         .await
-        .unwrap()
-        .item
-        .unwrap();
-    item.into_iter()
+        .into_iter()
         .filter(|(k, _)| !k.starts_with("rl_"))
         .map(|(k, v)| (k, format!("{v:?}")))
         .collect()
 }
 
+/// The source the counting tests call from.
+fn here() -> shared::keys::ip_allowlist::SourceBucket {
+    shared::keys::ip_allowlist::SourceBucket::of(Some("203.0.113.7".parse().unwrap()))
+}
+
+/// The counter window of `here()` at `at`.
+fn window(at: shared::time::Timestamp) -> String {
+    format!("rl_{}_203.0.113.7", at.timestamp())
+}
+
 async fn windows_on(env: &TestEnv, hash: &shared::keys::token::KeyHash) -> Vec<String> {
-    let item = env
-        .client
-        .get_item()
-        .table_name(&env.tables.api_keys)
-        .key(
-            "key_hash",
-            aws_sdk_dynamodb::types::AttributeValue::S(hex::encode(hash.as_bytes())),
-        )
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let item = stored_item(env, hash).await;
     let mut windows: Vec<String> = item
         .keys()
         .filter(|k| k.starts_with("rl_"))
@@ -274,8 +279,15 @@ async fn one_call_finds_a_key_and_counts_its_requests_per_second() {
     let hash = key.token.hash();
     let t0 = time::parse("2026-11-23T10:00:00.100Z").unwrap();
     for expected in 1..=3u64 {
-        let found = counted(env.app.keys.find_and_count(&hash, t0).await.unwrap());
-        assert_eq!(found.count, expected);
+        let found = counted(
+            env.app
+                .keys
+                .find_and_count(&hash, t0, &here())
+                .await
+                .unwrap(),
+        );
+        assert_eq!(found.own, expected);
+        assert_eq!(found.allowed_count(), expected);
         assert_eq!(found.record.id, key.record.id);
         assert_eq!(found.record.key_hash, hash);
     }
@@ -288,45 +300,55 @@ async fn one_call_finds_a_key_and_counts_its_requests_per_second() {
     // is a little behind may still count in it).
     let t1 = t0 + Duration::milliseconds(1000);
     assert_eq!(
-        counted(env.app.keys.find_and_count(&hash, t1).await.unwrap()).count,
+        counted(
+            env.app
+                .keys
+                .find_and_count(&hash, t1, &here())
+                .await
+                .unwrap()
+        )
+        .own,
         1
     );
-    assert_eq!(
-        windows_on(&env, &hash).await,
-        [
-            format!("rl_{}", t0.timestamp()),
-            format!("rl_{}", t1.timestamp())
-        ]
-    );
+    assert_eq!(windows_on(&env, &hash).await, [window(t0), window(t1)]);
     // Two seconds on, the older one goes with the counting write itself.
     let t3 = t1 + Duration::seconds(2);
-    let found = counted(env.app.keys.find_and_count(&hash, t3).await.unwrap());
+    let found = counted(
+        env.app
+            .keys
+            .find_and_count(&hash, t3, &here())
+            .await
+            .unwrap(),
+    );
     assert!(found.old_windows.is_empty());
     assert_eq!(
         windows_on(&env, &hash).await,
-        [format!("rl_{}", t3.timestamp())],
+        [window(t3)],
         "{t1} removed, nothing else"
     );
     // After an idle gap longer than a minute, the last active window is left over: reported,
     // and pruned by the last-use write (or `prune_windows` on a refusal).
     let later = t3 + Duration::seconds(120);
-    let found = counted(env.app.keys.find_and_count(&hash, later).await.unwrap());
-    assert_eq!(found.count, 1);
-    assert_eq!(found.old_windows, [format!("rl_{}", t3.timestamp())]);
+    let found = counted(
+        env.app
+            .keys
+            .find_and_count(&hash, later, &here())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(found.own, 1);
+    assert_eq!(found.old_windows, [window(t3)]);
     env.app
         .keys
         .record_use(&hash, later, None, &found.old_windows)
         .await
         .unwrap();
-    assert_eq!(
-        windows_on(&env, &hash).await,
-        [format!("rl_{}", later.timestamp())]
-    );
+    assert_eq!(windows_on(&env, &hash).await, [window(later)]);
     let much_later = later + Duration::seconds(300);
     let found = counted(
         env.app
             .keys
-            .find_and_count(&hash, much_later)
+            .find_and_count(&hash, much_later, &here())
             .await
             .unwrap(),
     );
@@ -335,17 +357,18 @@ async fn one_call_finds_a_key_and_counts_its_requests_per_second() {
         .prune_windows(&hash, &found.old_windows)
         .await
         .unwrap();
-    assert_eq!(
-        windows_on(&env, &hash).await,
-        [format!("rl_{}", much_later.timestamp())]
-    );
+    assert_eq!(windows_on(&env, &hash).await, [window(much_later)]);
 
     // An unknown key is not found, and nothing is written for it.
     let stranger = shared::keys::token::ApiKeyToken::generate(shared::org::Mode::Live)
         .unwrap()
         .hash();
     assert_eq!(
-        env.app.keys.find_and_count(&stranger, t0).await.unwrap(),
+        env.app
+            .keys
+            .find_and_count(&stranger, t0, &here())
+            .await
+            .unwrap(),
         Lookup::Unknown
     );
     assert_eq!(env.item_count(&env.tables.api_keys).await, 1);
@@ -380,11 +403,11 @@ async fn revoked_and_expired_keys_are_identified_and_only_their_own_counters_wri
             match env
                 .app
                 .keys
-                .find_and_count(&hash, time::now())
+                .find_and_count(&hash, time::now(), &here())
                 .await
                 .unwrap()
             {
-                Lookup::Dead(found) => assert_eq!(found.id, id),
+                Lookup::Dead { record, .. } => assert_eq!(record.id, id),
                 other => panic!("{id}: {other:?}"),
             }
         }

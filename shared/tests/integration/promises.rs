@@ -666,14 +666,37 @@ async fn json_is_utf8_and_dates_are_dates() {
     assert_eq!(body["error"]["param"], "date_of_birth");
 }
 
+/// A handler that has identified its key, then panics.
 async fn explode(
     _req: lambda_http::Request,
     _meta: shared::request::RequestMeta,
-) -> (
-    Result<lambda_http::Response<lambda_http::Body>, shared::ApiError>,
-    shared::request::RequestLog,
-) {
+    log: shared::request::RequestLog,
+) -> Result<lambda_http::Response<lambda_http::Body>, shared::ApiError> {
+    log.identified(&shared::org::OrgId::parse("acme").unwrap(), "key_panics");
+    log.customer("0193f1d2-7a2b-7c3d-8e4f-5a6b7c8d9e0f");
     panic!("a bug in a handler")
+}
+
+/// A handler that has identified its key, then never finishes.
+async fn hang(
+    _req: lambda_http::Request,
+    _meta: shared::request::RequestMeta,
+    log: shared::request::RequestLog,
+) -> Result<lambda_http::Response<lambda_http::Body>, shared::ApiError> {
+    log.identified(&shared::org::OrgId::parse("acme").unwrap(), "key_hangs");
+    std::future::pending().await
+}
+
+/// The request line of `request_id`, as the request-log writer would read it.
+fn kept_record(request_id: &str) -> shared::request_log::record::RequestRecord {
+    let text = crate::helpers::logs().text();
+    let records: Vec<_> = text
+        .lines()
+        .filter(|line| line.contains(request_id))
+        .filter_map(|line| shared::request_log::record::RequestRecord::from_log_line(line, None))
+        .collect();
+    assert_eq!(records.len(), 1, "one record for {request_id}");
+    records.into_iter().next().unwrap()
 }
 
 #[tokio::test]
@@ -699,6 +722,36 @@ async fn a_panicking_handler_ends_as_the_500_envelope() {
         !text.contains("a bug in a handler"),
         "no internals in the answer"
     );
+    // What the handler had told the log before it panicked reaches the key's request log.
+    let record = kept_record(&request_id);
+    assert_eq!(record.key_id, "key_panics");
+    assert_eq!(record.status, 500);
+    assert_eq!(
+        record.customer_ids,
+        ["0193f1d2-7a2b-7c3d-8e4f-5a6b7c8d9e0f"]
+    );
+}
+
+#[tokio::test]
+async fn a_request_stopped_at_the_backstop_is_still_in_its_keys_log() {
+    crate::helpers::logs();
+    let mut context = lambda_http::lambda_runtime::Context::default();
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap();
+    context.deadline = now_ms + 600;
+    let req = lambda_http::http::Request::builder()
+        .uri("https://api.test/v1/customers")
+        .body(lambda_http::Body::Empty)
+        .unwrap();
+    let req = lambda_http::RequestExt::with_lambda_context(req, context);
+    let response = shared::edge::http::answer("GET /v1/customers".into(), req, hang).await;
+    assert_eq!(response.status(), 503);
+    let request_id = response.headers()["request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let record = kept_record(&request_id);
+    assert_eq!(record.key_id, "key_hangs");
+    assert_eq!(record.status, 503);
 }
 
 #[test]

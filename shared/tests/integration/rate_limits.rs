@@ -228,7 +228,7 @@ async fn last_use_records_the_time_and_the_address() {
 }
 
 #[tokio::test]
-async fn refused_requests_do_not_spend_the_owners_limit() {
+async fn requests_refused_for_their_source_do_not_spend_the_owners_limit() {
     let env = Arc::new(TestEnv::new().await);
     let scopes: Vec<String> = vec!["customers:read".into()];
     let new = NewApiKey::parse(
@@ -240,14 +240,15 @@ async fn refused_requests_do_not_spend_the_owners_limit() {
         "tests",
         time::now(),
     )
-    .and_then(|n| n.with_rate_limit(2))
+    .and_then(|n| n.with_rate_limit(3))
     .unwrap();
     let key = env.app.keys.issue(new, time::now()).await.unwrap();
-    // A leaked copy used from elsewhere, and for a route the key may not call, then its
-    // owner, all in one second: the owner still gets its two requests (the refusals gave
-    // their counts back; without that the owner's would be the 6th and 7th: 429).
+    // In one second: a leaked copy used from elsewhere (4 refusals, counted in that
+    // source's own window, never in the owner's), a request from the owner's network for
+    // a route the key may not call (from where the key may be used: counted), then the
+    // owner: 2 more fit in its 3, the third is over.
     let mut tries = 0;
-    let (refused, owner) = loop {
+    let (refused, scope, owner) = loop {
         tries += 1;
         assert!(tries <= 5, "no run fitted in one second");
         start_of_a_second().await;
@@ -263,25 +264,90 @@ async fn refused_requests_do_not_spend_the_owners_limit() {
                 .await,
             );
         }
-        refused.push(
-            env.send(
+        let scope = env
+            .send(
                 Req::json("POST", "/v1/customers", r#"{"fullName":"X"}"#)
                     .key(&key)
                     .source_ip("203.0.113.5"),
             )
-            .await,
-        );
+            .await;
         let mut owner = Vec::new();
-        for ip in ["203.0.113.5", "203.0.113.6"] {
+        for ip in ["203.0.113.5", "203.0.113.6", "203.0.113.7"] {
             owner.push(
                 env.send(Req::get("/v1/customers").key(&key).source_ip(ip))
                     .await,
             );
         }
         if chrono::Utc::now().timestamp() == second {
-            break (refused, owner);
+            break (refused, scope, owner);
         }
     };
-    assert_eq!(statuses(&refused), BTreeMap::from([(403, 5)]));
-    assert_eq!(statuses(&owner), BTreeMap::from([(200, 2)]));
+    // Refusals are limited on their own: the source's 3 a second, then 429.
+    let refused_statuses: Vec<u16> = refused.iter().map(|r| r.status).collect();
+    assert_eq!(refused_statuses, [403, 403, 403, 429]);
+    // Each refusal carries the refused source's own standing: 2, 1, 0 left, then over.
+    let remaining: Vec<&str> = refused
+        .iter()
+        .map(|r| r.header("ratelimit-remaining").unwrap())
+        .collect();
+    assert_eq!(remaining, ["2", "1", "0", "0"]);
+    assert!(refused
+        .iter()
+        .all(|r| r.header("ratelimit-limit") == Some("3")));
+    assert_error(&scope, 403, "forbidden_scope");
+    assert_eq!(scope.header("ratelimit-remaining"), Some("2"));
+    let owner_statuses: Vec<u16> = owner.iter().map(|r| r.status).collect();
+    assert_eq!(owner_statuses, [200, 200, 429]);
+    assert_eq!(owner[1].header("ratelimit-remaining"), Some("0"));
+}
+
+#[tokio::test]
+async fn refusals_past_the_rate_are_429_and_only_the_first_each_second_is_kept() {
+    let env = Arc::new(TestEnv::new().await);
+    let new = NewApiKey::parse(
+        "acme",
+        "fenced",
+        &["customers:read".to_owned()],
+        None,
+        &["203.0.113.5".to_owned()],
+        "tests",
+        time::now(),
+    )
+    .and_then(|n| n.with_rate_limit(2))
+    .unwrap();
+    let key = env.app.keys.issue(new, time::now()).await.unwrap();
+    let responses = burst(&env, || {
+        (0..5)
+            .map(|_| {
+                Req::get("/v1/customers")
+                    .key(&key)
+                    .source_ip("198.51.100.9")
+            })
+            .collect()
+    })
+    .await;
+    assert_eq!(statuses(&responses), BTreeMap::from([(403, 2), (429, 3)]));
+    for r in &responses {
+        if r.status == 429 {
+            assert!(r.header("retry-after").is_some());
+            assert_eq!(r.header("ratelimit-remaining"), Some("0"));
+        }
+    }
+    // Every answer is a line for operators; only the first refusal of the source in that
+    // second goes to the key's request log.
+    let lines: Vec<serde_json::Value> = responses.iter().map(log_line).collect();
+    let kept: Vec<_> = lines
+        .iter()
+        .filter(|line| {
+            shared::request_log::record::RequestRecord::from_log_line(&line.to_string(), None)
+                .is_some()
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "{lines:#?}");
+    assert!(lines.iter().all(|l| l["key_id"] == key.record.id.as_str()));
+    // The owner's budget is whole.
+    let owner = env
+        .send(Req::get("/v1/customers").key(&key).source_ip("203.0.113.5"))
+        .await;
+    assert_eq!(owner.status, 200);
 }

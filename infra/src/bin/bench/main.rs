@@ -347,7 +347,8 @@ async fn main() -> Result<(), String> {
         keys.find_by_hash(&hash).await.map_err(|e| e.to_string())?;
         read.push(t.elapsed());
         let t = Instant::now();
-        keys.find_and_count(&hash, time::now())
+        let source = shared::keys::ip_allowlist::SourceBucket::of(Some([203, 0, 113, 7].into()));
+        keys.find_and_count(&hash, time::now(), &source)
             .await
             .map_err(|e| e.to_string())?;
         count.push(t.elapsed());
