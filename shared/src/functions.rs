@@ -87,12 +87,19 @@ impl Function {
         )
     }
 
-    /// Whether the function seals or opens provider secrets (and so builds a KMS client).
+    /// Whether the function seals or opens secrets, provider keys' or webhook endpoints'
+    /// (and so builds a KMS client).
     pub fn needs_vault(self) -> bool {
         matches!(
             self.endpoint,
             Endpoint::Route(
-                Route::CreateProviderKey | Route::RotateProviderKey | Route::VerifyProviderKey
+                Route::CreateProviderKey
+                    | Route::RotateProviderKey
+                    | Route::VerifyProviderKey
+                    | Route::CreateWebhookEndpoint
+                    | Route::OrgCreateWebhookEndpoint
+                    | Route::OrgRotateWebhookSecret
+                    | Route::OrgWebhookEndpointSecret
             )
         )
     }
@@ -300,19 +307,22 @@ mod tests {
     }
 
     #[test]
-    fn only_the_functions_that_seal_or_open_provider_secrets_build_a_kms_client() {
+    fn only_the_functions_that_seal_or_open_secrets_build_a_kms_client() {
         let with_vault: Vec<Route> = Route::ALL
             .iter()
             .copied()
             .filter(|route| of(Endpoint::Route(*route)).needs_vault())
             .collect();
-        assert_eq!(
-            with_vault,
-            vec![
-                Route::CreateProviderKey,
-                Route::RotateProviderKey,
-                Route::VerifyProviderKey
-            ]
-        );
+        let mut expected = vec![
+            Route::CreateProviderKey,
+            Route::RotateProviderKey,
+            Route::VerifyProviderKey,
+            Route::CreateWebhookEndpoint,
+            Route::OrgCreateWebhookEndpoint,
+            Route::OrgRotateWebhookSecret,
+            Route::OrgWebhookEndpointSecret,
+        ];
+        expected.sort_by_key(|route| Route::ALL.iter().position(|r| r == route));
+        assert_eq!(with_vault, expected);
     }
 }

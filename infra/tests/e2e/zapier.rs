@@ -41,8 +41,16 @@ fn the_zapier_app_passes_its_tests_against_the_local_stack() {
         ],
     );
     let limited = key(&stack, "live", &["customers:read"]);
+    // Each test bounded, and the run ends when the tests have (a keep-alive socket held by
+    // the app tester's HTTP agent once kept a finished run waiting for minutes).
     let out = Command::new("node")
-        .args(["--test", "--test-reporter=spec", "test/"])
+        .args([
+            "--test",
+            "--test-force-exit",
+            "--test-timeout=120000",
+            "--test-reporter=spec",
+            "test/",
+        ])
         .current_dir(&app)
         .env("IC_API_URL", stack.url(""))
         .env("IC_LIVE_KEY", &live)

@@ -76,22 +76,18 @@ fn a_flood_from_off_the_allowlist_never_costs_the_allowed_caller_a_request() {
             // Each round starts a second of its own (the refusal budget is per second).
             let into = chrono::Utc::now().timestamp_subsec_millis();
             tokio::time::sleep(std::time::Duration::from_millis(u64::from(1_010 - into))).await;
-            let flood: Vec<_> = (0..48)
-                .map(|_| {
-                    let key = key.clone();
-                    tokio::spawn(
-                        async move { get_from(port, elsewhere, "/v1/customers", &key).await },
-                    )
-                })
-                .collect();
-            let owner: Vec<_> = (0..4)
-                .map(|_| {
-                    let key = key.clone();
-                    tokio::spawn(
-                        async move { get_from(port, allowed, "/v1/customers", &key).await },
-                    )
-                })
-                .collect();
+            let spawn = |n: usize, source: IpAddr| -> Vec<_> {
+                (0..n)
+                    .map(|_| {
+                        let key = key.clone();
+                        tokio::spawn(
+                            async move { get_from(port, source, "/v1/customers", &key).await },
+                        )
+                    })
+                    .collect()
+            };
+            let flood = spawn(48, elsewhere);
+            let owner = spawn(4, allowed);
             let mut got = (Vec::new(), Vec::new());
             for task in flood {
                 got.0.push(task.await.unwrap());

@@ -8,6 +8,9 @@ use shared::members::role::Role;
 use shared::org::OrgId;
 use shared::time;
 
+use localdb::Fault;
+use shared::webhooks::signing::StoredSecret;
+
 use crate::helpers::{assert_gateway_401, Plane};
 
 const HOOK: &str = "http://127.0.0.1:9009/hooks";
@@ -218,12 +221,24 @@ fn the_secret_is_revealed_again_and_rotated_with_an_overlap() {
             .unwrap()
             .unwrap()
     });
-    let signing: Vec<&str> = stored
-        .signing_secrets(time::now())
-        .iter()
-        .map(|s| s.expose())
-        .collect();
-    assert_eq!(signing, [second.as_str(), first.as_str()]);
+    // Stored sealed (the plaintext is in no table), opened only for this endpoint.
+    let acme = OrgId::parse("acme").unwrap();
+    let signing: Vec<String> = plane.runtime.block_on(async {
+        let mut opened = Vec::new();
+        for sealed in stored.signing_secrets(time::now()) {
+            assert!(matches!(sealed, StoredSecret::Sealed(_)), "{sealed:?}");
+            let secret = sealed
+                .open(plane.app.vault.as_ref(), &acme, id)
+                .await
+                .unwrap();
+            opened.push(secret.expose().to_owned());
+        }
+        opened
+    });
+    assert_eq!(signing, [second.clone(), first.clone()]);
+    for secret in [&first, &second] {
+        plane.assert_stored_nowhere(secret, "a webhook signing secret");
+    }
     assert_eq!(stored.signing_secrets(until).len(), 1);
     let third = plane
         .post(
@@ -249,4 +264,110 @@ fn the_secret_is_revealed_again_and_rotated_with_an_overlap() {
     for secret in [&first, &second] {
         assert!(!text.contains(&secret[6..]));
     }
+}
+
+/// A sealed secret opens only for the endpoint it was sealed for: copied onto another
+/// endpoint's row (of its org or another's), KMS refuses it, the reveal is a 500 and
+/// nothing is signed with it.
+#[test]
+fn a_sealed_secret_moved_to_another_endpoint_opens_nowhere() {
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let stranger = plane.member("globex", Role::Administrator);
+    let body = json!({"url": HOOK, "events": ["api_key.revoked"]});
+    let a = create(&plane, &admin.token, body.clone());
+    let b = create(&plane, &admin.token, body.clone());
+    let c = create(&plane, &stranger.token, body);
+    let (a_id, b_id, c_id) = (
+        a["id"].as_str().unwrap(),
+        b["id"].as_str().unwrap(),
+        c["id"].as_str().unwrap(),
+    );
+    let (acme, globex) = (
+        OrgId::parse("acme").unwrap(),
+        OrgId::parse("globex").unwrap(),
+    );
+    plane.runtime.block_on(async {
+        let endpoints = &plane.app.webhook_endpoints;
+        let source = endpoints.get(&acme, a_id).await.unwrap().unwrap();
+        for (org, id) in [(&acme, b_id), (&globex, c_id)] {
+            let mut target = endpoints.get(org, id).await.unwrap().unwrap();
+            target.secret = source.secret.clone();
+            assert!(endpoints.replace(&mut target).await.unwrap());
+            let refused = target.secret.open(plane.app.vault.as_ref(), org, id).await;
+            assert!(
+                matches!(
+                    refused,
+                    Err(shared::providers::vault::VaultError::Refused(_))
+                ),
+                "{refused:?}"
+            );
+        }
+    });
+    plane
+        .get(
+            &format!("/v1/org/webhook-endpoints/{b_id}/secret"),
+            &admin.token,
+        )
+        .assert_error(500, "internal_error");
+    plane
+        .get(
+            &format!("/v1/org/webhook-endpoints/{c_id}/secret"),
+            &stranger.token,
+        )
+        .assert_error(500, "internal_error");
+    // Its own endpoint still opens it.
+    let shown = plane.get(
+        &format!("/v1/org/webhook-endpoints/{a_id}/secret"),
+        &admin.token,
+    );
+    assert_eq!(shown.json()["secret"], a["secret"]);
+}
+
+/// KMS out of reach: an endpoint is not made (503, nothing stored), a rotation leaves the
+/// secret as it was, and a reveal is a 503.
+#[test]
+fn kms_out_of_reach_is_a_503_and_nothing_is_half_done() {
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let body = json!({"url": HOOK, "events": ["api_key.revoked"]});
+    plane.kms_faults.inject("GenerateDataKey", Fault::Throttle);
+    let reply = plane.post("/v1/org/webhook-endpoints", &admin.token, body.clone());
+    reply.assert_error(503, "service_unavailable");
+    assert!(reply.header("retry-after").is_some());
+    assert!(
+        plane.get("/v1/org/webhook-endpoints", &admin.token).json()["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    plane.kms_faults.heal();
+    let made = create(&plane, &admin.token, body);
+    let id = made["id"].as_str().unwrap();
+    plane.kms_faults.inject("GenerateDataKey", Fault::Throttle);
+    plane
+        .post(
+            &format!("/v1/org/webhook-endpoints/{id}/rotate-secret"),
+            &admin.token,
+            json!({}),
+        )
+        .assert_error(503, "service_unavailable");
+    plane.kms_faults.inject("Decrypt", Fault::Throttle);
+    plane
+        .get(
+            &format!("/v1/org/webhook-endpoints/{id}/secret"),
+            &admin.token,
+        )
+        .assert_error(503, "service_unavailable");
+    plane.kms_faults.heal();
+    let shown = plane.get(
+        &format!("/v1/org/webhook-endpoints/{id}/secret"),
+        &admin.token,
+    );
+    assert_eq!(
+        shown.json()["secret"],
+        made["secret"],
+        "the secret as it was"
+    );
+    assert_eq!(shown.json()["previous_secret_expires_at"], Value::Null);
 }

@@ -41,7 +41,13 @@ before(async () => {
   await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   targetUrl = `http://127.0.0.1:${receiver.address().port}/hooks/zap`;
 });
-after(() => receiver && receiver.close());
+after(() => {
+  if (receiver) {
+    // Connections the stack's sender keeps alive would hold close() open.
+    receiver.closeAllConnections();
+    receiver.close();
+  }
+});
 
 const waitFor = async (what, found) => {
   const until = Date.now() + 20000;

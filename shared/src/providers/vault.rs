@@ -1,12 +1,14 @@
-//! Envelope encryption of provider secrets under the KMS key of template.yaml.
+//! Envelope encryption of the stack's secrets under the KMS key of template.yaml: provider
+//! secrets, and webhook endpoints' signing secrets.
 //!
 //! Each secret gets its own data key from `GenerateDataKey` (AES-256). The secret is
 //! sealed with AES-256-GCM under it, and only the KMS-encrypted form of the data key is
-//! kept beside the ciphertext. Both layers are bound to the org and the provider key id:
-//! the KMS encryption context `{org_id, provider_key_id}` (KMS refuses to decrypt the data
-//! key under any other context, and CloudTrail logs the context with every use), and the
-//! same pair as the GCM associated data. A ciphertext copied onto another org's row, or
-//! onto another key of the same org, opens nowhere.
+//! kept beside the ciphertext. Both layers are bound to the org and the secret's owner: the
+//! KMS encryption context `{org_id, provider_key_id}` or `{org_id, webhook_endpoint_id}`
+//! (KMS refuses to decrypt the data key under any other context, the key's policy lets
+//! each function use only its own kind, and CloudTrail logs the context with every use),
+//! and the same pair as the GCM associated data. A ciphertext copied onto another org's
+//! row, onto another row of the same org, or onto a row of the other kind, opens nowhere.
 //!
 //! The plaintext data key lives only inside `seal` and `open` and is wiped on drop; the
 //! opened secret is a `ProviderSecret`, wiped on drop too.
@@ -95,11 +97,45 @@ fn classify<E: ProvideErrorMetadata, R>(operation: &str, err: &SdkError<E, R>) -
     }
 }
 
+/// What a sealed secret belongs to, besides its org: the row it is sealed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedFor<'a> {
+    ProviderKey(&'a str),
+    WebhookEndpoint(&'a str),
+}
+
+impl SealedFor<'_> {
+    /// The encryption-context key naming the row (the key policy allows each function
+    /// only its own).
+    fn context_key(&self) -> &'static str {
+        match self {
+            SealedFor::ProviderKey(_) => "provider_key_id",
+            SealedFor::WebhookEndpoint(_) => "webhook_endpoint_id",
+        }
+    }
+
+    fn id(&self) -> &str {
+        match self {
+            SealedFor::ProviderKey(id) | SealedFor::WebhookEndpoint(id) => id,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            SealedFor::ProviderKey(_) => "provider-key",
+            SealedFor::WebhookEndpoint(_) => "webhook-endpoint",
+        }
+    }
+}
+
 /// The GCM associated data: the same binding as the KMS context, in a fixed form.
-fn associated_data(org: &OrgId, provider_key_id: &str) -> Vec<u8> {
+fn associated_data(org: &OrgId, what: SealedFor<'_>) -> Vec<u8> {
     format!(
-        "instant-compliance/provider-key/v{SCHEME}\norg_id={}\nprovider_key_id={provider_key_id}",
-        org.as_str()
+        "instant-compliance/{}/v{SCHEME}\norg_id={}\n{}={}",
+        what.kind(),
+        org.as_str(),
+        what.context_key(),
+        what.id()
     )
     .into_bytes()
 }
@@ -147,13 +183,44 @@ impl Vault {
         provider_key_id: &str,
         secret: &ProviderSecret,
     ) -> Result<Sealed, VaultError> {
+        self.seal_bytes(
+            org,
+            SealedFor::ProviderKey(provider_key_id),
+            secret.expose().as_bytes(),
+        )
+        .await
+    }
+
+    /// Opens what `seal` made for this org and provider key id; anything sealed for
+    /// another is refused, by KMS (the context) and by AES-GCM (the associated data).
+    pub async fn open(
+        &self,
+        org: &OrgId,
+        provider_key_id: &str,
+        sealed: &Sealed,
+    ) -> Result<ProviderSecret, VaultError> {
+        let clear = self
+            .open_bytes(org, SealedFor::ProviderKey(provider_key_id), sealed)
+            .await?;
+        let text = std::str::from_utf8(&clear)
+            .map_err(|_| VaultError::Refused("opened secret is not UTF-8".into()))?;
+        Ok(ProviderSecret::from_opened(Zeroizing::new(text.to_owned())))
+    }
+
+    /// Seals `clear` for `what` of `org`, under a new data key.
+    pub async fn seal_bytes(
+        &self,
+        org: &OrgId,
+        what: SealedFor<'_>,
+        clear: &[u8],
+    ) -> Result<Sealed, VaultError> {
         let mut out = self
             .kms
             .generate_data_key()
             .key_id(&self.key_id)
             .key_spec(DataKeySpec::Aes256)
             .encryption_context("org_id", org.as_str())
-            .encryption_context("provider_key_id", provider_key_id)
+            .encryption_context(what.context_key(), what.id())
             .send()
             .await
             .map_err(|e| classify("GenerateDataKey", &e))?;
@@ -172,12 +239,12 @@ impl Vault {
             .map_err(|_| VaultError::Other("GenerateDataKey: not a 256-bit key".into()))?;
         let mut nonce = [0u8; NONCE_BYTES];
         getrandom::fill(&mut nonce).map_err(|e| VaultError::Other(format!("nonce: {e}")))?;
-        let aad = associated_data(org, provider_key_id);
+        let aad = associated_data(org, what);
         let ciphertext = cipher
             .encrypt(
                 Nonce::from_slice(&nonce),
                 Payload {
-                    msg: secret.expose().as_bytes(),
+                    msg: clear,
                     aad: &aad,
                 },
             )
@@ -191,14 +258,14 @@ impl Vault {
         })
     }
 
-    /// Opens what `seal` made for this org and provider key id; anything sealed for
-    /// another is refused, by KMS (the context) and by AES-GCM (the associated data).
-    pub async fn open(
+    /// Opens what `seal_bytes` made for `what` of `org`; anything sealed for another is
+    /// refused, by KMS (the context) and by AES-GCM (the associated data).
+    pub async fn open_bytes(
         &self,
         org: &OrgId,
-        provider_key_id: &str,
+        what: SealedFor<'_>,
         sealed: &Sealed,
-    ) -> Result<ProviderSecret, VaultError> {
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
         if sealed.scheme != SCHEME || sealed.nonce.len() != NONCE_BYTES {
             return Err(VaultError::Refused(format!(
                 "unknown scheme {} or nonce length",
@@ -211,7 +278,7 @@ impl Vault {
             .key_id(&sealed.kms_key_id)
             .ciphertext_blob(Blob::new(sealed.encrypted_data_key.clone()))
             .encryption_context("org_id", org.as_str())
-            .encryption_context("provider_key_id", provider_key_id)
+            .encryption_context(what.context_key(), what.id())
             .send()
             .await
             .map_err(|e| classify("Decrypt", &e))?;
@@ -223,7 +290,7 @@ impl Vault {
         );
         let cipher = Aes256Gcm::new_from_slice(&data_key)
             .map_err(|_| VaultError::Refused("Decrypt: not a 256-bit key".into()))?;
-        let aad = associated_data(org, provider_key_id);
+        let aad = associated_data(org, what);
         let clear = Zeroizing::new(
             cipher
                 .decrypt(
@@ -235,9 +302,7 @@ impl Vault {
                 )
                 .map_err(|_| VaultError::Refused("AES-GCM: authentication failed".into()))?,
         );
-        let text = std::str::from_utf8(&clear)
-            .map_err(|_| VaultError::Refused("opened secret is not UTF-8".into()))?;
-        Ok(ProviderSecret::from_opened(Zeroizing::new(text.to_owned())))
+        Ok(clear)
     }
 }
 
@@ -251,7 +316,7 @@ impl From<VaultError> for crate::error::ApiError {
                 }
             }
             VaultError::Refused(detail) | VaultError::Other(detail) => {
-                tracing::error!(error = %detail, "provider-key vault error");
+                tracing::error!(error = %detail, "vault error");
                 crate::error::ApiError::Internal
             }
         }

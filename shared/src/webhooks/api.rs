@@ -29,7 +29,7 @@ use crate::webhooks::endpoint::{
     MAX_ENDPOINTS_PER_ORG,
 };
 use crate::webhooks::event::EventType;
-use crate::webhooks::signing::WebhookSecret;
+use crate::webhooks::signing::{StoredSecret, WebhookSecret};
 use crate::webhooks::table::CreateError;
 use crate::webhooks::target::TargetError;
 
@@ -353,18 +353,21 @@ pub async fn create(
         .check(parse_url_value(body.get("url"))?)
         .await
         .map_err(target_error)?;
-    let now = time::now();
     let secret = WebhookSecret::generate().map_err(|_| ApiError::Internal)?;
+    let endpoint_id = new_endpoint_id().map_err(|_| ApiError::Internal)?;
+    // Sealed before anything is stored: KMS down is a 503 with nothing made.
+    let sealed = StoredSecret::seal(app.vault()?, &owner.org, &endpoint_id, &secret).await?;
+    let now = time::now();
     let endpoint = WebhookEndpoint {
         org_id: owner.org.clone(),
-        endpoint_id: new_endpoint_id().map_err(|_| ApiError::Internal)?,
+        endpoint_id,
         mode: mode.as_str().to_owned(),
         url: url.to_string(),
         events,
         description,
         enabled,
         include_aml: owner.sees_aml,
-        secret,
+        secret: sealed,
         previous_secret: None,
         previous_secret_expires_at: None,
         created_at: now,
@@ -390,7 +393,7 @@ pub async fn create(
         Err(CreateError::Storage(e)) => return Err(e.into()),
     }
     let mut body = endpoint.to_json();
-    body["secret"] = Value::String(endpoint.secret.expose().to_owned());
+    body["secret"] = Value::String(secret.expose().to_owned());
     let mut response = json_response(StatusCode::CREATED, &body, &meta.request_id);
     if let Ok(location) = HeaderValue::from_str(&format!("{}/{}", owner.base, endpoint.endpoint_id))
     {
@@ -547,10 +550,14 @@ pub async fn reveal_secret(
     QueryParams::parse(req.uri().query(), &[])?;
     let endpoint = endpoint_of(app, owner, req).await?;
     permit_secret(&endpoint, owner)?;
+    let secret = endpoint
+        .secret
+        .open(Some(app.vault()?), &owner.org, &endpoint.endpoint_id)
+        .await?;
     let body = json!({
         "object": "webhook_endpoint_secret",
         "endpoint_id": endpoint.endpoint_id,
-        "secret": endpoint.secret.expose(),
+        "secret": secret.expose(),
         "previous_secret_expires_at": endpoint
             .previous_secret_expires_at
             .filter(|until| *until > meta.now)
@@ -586,9 +593,14 @@ pub async fn rotate_secret(
             })?,
     };
     let fresh = WebhookSecret::generate().map_err(|_| ApiError::Internal)?;
+    // The endpoint as it stands (a 404 or 403 before KMS is asked for anything), then the
+    // new secret sealed for it.
+    let current = endpoint_of(app, owner, req).await?;
+    permit_secret(&current, owner)?;
+    let sealed = StoredSecret::seal(app.vault()?, &owner.org, &current.endpoint_id, &fresh).await?;
     let endpoint = edit(app, owner, req, |endpoint, now| {
         permit_secret(endpoint, owner)?;
-        let old = std::mem::replace(&mut endpoint.secret, fresh.clone());
+        let old = std::mem::replace(&mut endpoint.secret, sealed.clone());
         if overlap > 0 {
             endpoint.previous_secret = Some(old);
             endpoint.previous_secret_expires_at = Some(now + chrono::Duration::seconds(overlap));
@@ -600,7 +612,7 @@ pub async fn rotate_secret(
     })
     .await?;
     let mut body = endpoint.to_json();
-    body["secret"] = Value::String(endpoint.secret.expose().to_owned());
+    body["secret"] = Value::String(fresh.expose().to_owned());
     Ok(json_response(StatusCode::OK, &body, &meta.request_id))
 }
 

@@ -51,6 +51,8 @@ pub struct Webhooks {
     pub members: MembersTable,
     pub deliveries: WebhookDeliveriesTable,
     pub sender: WebhookSender,
+    /// Opens the endpoints' sealed signing secrets, one delivery at a time.
+    pub vault: Option<crate::providers::vault::Vault>,
     pub retry_schedule: Vec<Duration>,
     pub lease: Duration,
     pub disable_after: chrono::Duration,
@@ -64,6 +66,7 @@ impl Webhooks {
             members: app.members.clone(),
             deliveries: app.webhook_deliveries.clone(),
             sender: WebhookSender::new(app.webhook_targets.clone()),
+            vault: app.vault.clone(),
             retry_schedule: RETRY_SCHEDULE_SECS
                 .iter()
                 .map(|s| Duration::from_secs(*s))
@@ -80,6 +83,7 @@ impl Webhooks {
             keys: self.keys.signing_as(access_key_id),
             members: self.members.signing_as(access_key_id),
             deliveries: self.deliveries.signing_as(access_key_id),
+            vault: self.vault.as_ref().map(|v| v.signing_as(access_key_id)),
             ..self.clone()
         }
     }
@@ -497,16 +501,37 @@ impl Webhooks {
         } else {
             without_aml(&delivery.payload)
         };
+        // The secrets, opened for this attempt only (and wiped when it is done). KMS out of
+        // reach leaves the delivery to its lease and the next sweep; a secret that will not
+        // open (altered, or moved from another endpoint's row) can never sign: dropped.
+        let mut secrets = Vec::new();
+        for stored in endpoint.signing_secrets(now) {
+            match stored
+                .open(self.vault.as_ref(), &endpoint.org_id, &endpoint.endpoint_id)
+                .await
+            {
+                Ok(secret) => secrets.push(secret),
+                Err(crate::providers::vault::VaultError::Unavailable(detail)) => {
+                    return Err(StorageError::Unavailable(format!(
+                        "the endpoint's signing secret could not be opened now: {detail}"
+                    )));
+                }
+                Err(err) => {
+                    tracing::error!(endpoint_id = %endpoint.endpoint_id, error = %err, "webhook signing secret refused");
+                    delivery.dropped_reason =
+                        Some("the endpoint's signing secret could not be opened".to_owned());
+                    delivery.resend_requested = false;
+                    delivery.finish(DeliveryStatus::Dropped);
+                    self.deliveries.settle(&delivery, &token).await?;
+                    return Ok(None);
+                }
+            }
+        }
         let mut attempt = self
             .sender
-            .send(
-                &endpoint.url,
-                &delivery.delivery_id,
-                &endpoint.signing_secrets(now),
-                &body,
-                now,
-            )
+            .send(&endpoint.url, &delivery.delivery_id, &secrets, &body, now)
             .await;
+        drop(secrets);
         attempt.resend = std::mem::take(&mut delivery.resend_requested);
         let succeeded = attempt.succeeded();
         let gone = attempt.status_code == Some(410);

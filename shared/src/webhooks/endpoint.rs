@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::org::{Mode, OrgId};
 use crate::time::{self, Timestamp};
 use crate::webhooks::event::EventType;
-use crate::webhooks::signing::WebhookSecret;
+use crate::webhooks::signing::StoredSecret;
 
 pub const ENDPOINT_ID_PREFIX: &str = "we_";
 pub const MAX_DESCRIPTION_CHARS: usize = 200;
@@ -42,10 +42,11 @@ pub struct WebhookEndpoint {
     /// Whether payloads keep the customer's `aml` block (its creator held `aml:read` or
     /// `aml.read` when it was made).
     pub include_aml: bool,
-    pub secret: WebhookSecret,
+    /// Sealed under KMS, bound to the org and this endpoint's id.
+    pub secret: StoredSecret,
     /// The secret before the last rotation, still signing until `previous_secret_expires_at`.
     #[serde(default)]
-    pub previous_secret: Option<WebhookSecret>,
+    pub previous_secret: Option<StoredSecret>,
     #[serde(default)]
     pub previous_secret_expires_at: Option<Timestamp>,
     pub created_at: Timestamp,
@@ -97,7 +98,7 @@ impl WebhookEndpoint {
 
     /// The secrets that sign a delivery at `now`: the current one, and the previous one
     /// during a rotation's overlap.
-    pub fn signing_secrets(&self, now: Timestamp) -> Vec<&WebhookSecret> {
+    pub fn signing_secrets(&self, now: Timestamp) -> Vec<&StoredSecret> {
         let mut secrets = vec![&self.secret];
         if let (Some(previous), Some(until)) =
             (&self.previous_secret, self.previous_secret_expires_at)

@@ -106,7 +106,7 @@ impl WebhookSender {
         &self,
         url: &str,
         message_id: &str,
-        secrets: &[&WebhookSecret],
+        secrets: &[WebhookSecret],
         body: &str,
         now: Timestamp,
     ) -> Attempt {
@@ -271,7 +271,7 @@ mod tests {
                 .send(
                     &format!("https://{name}:{port}/hook"),
                     "msg_1",
-                    &[&secret],
+                    std::slice::from_ref(&secret),
                     "{}",
                     crate::time::now(),
                 )
@@ -299,7 +299,13 @@ mod tests {
             format!("http://127.0.0.1:{port}/hook"),
         ] {
             let attempt = sender
-                .send(&url, "msg_1", &[&secret], "{}", crate::time::now())
+                .send(
+                    &url,
+                    "msg_1",
+                    std::slice::from_ref(&secret),
+                    "{}",
+                    crate::time::now(),
+                )
                 .await;
             assert_eq!(attempt.status_code, None, "{url}: {attempt:?}");
             assert!(attempt.error.is_some(), "{url}");
@@ -336,7 +342,7 @@ mod tests {
             .send(
                 &format!("http://127.0.0.1:{port}/hook"),
                 "msg_abc",
-                &[&secret],
+                std::slice::from_ref(&secret),
                 "{\"hello\":1}",
                 now,
             )

@@ -1,12 +1,18 @@
 //! Endpoint secrets and Standard Webhooks 1.0 signatures: `whsec_` + base64 of the key
 //! bytes; `webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`,
-//! space-separated when two secrets sign (a rotation's overlap).
+//! space-separated when two secrets sign (a rotation's overlap). At rest a secret is
+//! sealed under KMS (`StoredSecret`), bound to its org and endpoint; its plaintext exists
+//! only in memory while a delivery is signed, and in the one answer that reveals it.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use zeroize::Zeroize;
+
+use crate::org::OrgId;
+use crate::providers::vault::{Sealed, SealedFor, Vault, VaultError};
 
 pub const SECRET_PREFIX: &str = "whsec_";
 /// Bytes of a new secret (the contract allows 24-64).
@@ -17,6 +23,12 @@ const SECRET_BYTES: usize = 32;
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct WebhookSecret(String);
+
+impl Drop for WebhookSecret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
 
 impl std::fmt::Debug for WebhookSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -62,9 +74,97 @@ impl WebhookSecret {
     }
 }
 
+/// A signing secret as an endpoint's row holds it: sealed under the stack's KMS key
+/// (envelope encryption, the encryption context `{org_id, webhook_endpoint_id}`), or, for
+/// an endpoint made before secrets were sealed, the secret itself (it is sealed when the
+/// secret is next rotated).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StoredSecret {
+    Sealed(SealedSecret),
+    Clear(WebhookSecret),
+}
+
+impl std::fmt::Debug for StoredSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoredSecret::Sealed(_) => f.write_str("StoredSecret::Sealed(…)"),
+            StoredSecret::Clear(_) => f.write_str("StoredSecret::Clear(redacted)"),
+        }
+    }
+}
+
+/// The sealed form, its binary parts in base64.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedSecret {
+    pub scheme: u32,
+    pub kms_key_id: String,
+    pub encrypted_data_key: String,
+    pub nonce: String,
+    pub ciphertext: String,
+}
+
+fn refused(what: &str) -> VaultError {
+    VaultError::Refused(format!("stored webhook secret: {what}"))
+}
+
+impl StoredSecret {
+    /// `secret` sealed for endpoint `endpoint_id` of `org`.
+    pub async fn seal(
+        vault: &Vault,
+        org: &OrgId,
+        endpoint_id: &str,
+        secret: &WebhookSecret,
+    ) -> Result<Self, VaultError> {
+        let sealed = vault
+            .seal_bytes(
+                org,
+                SealedFor::WebhookEndpoint(endpoint_id),
+                secret.expose().as_bytes(),
+            )
+            .await?;
+        Ok(StoredSecret::Sealed(SealedSecret {
+            scheme: sealed.scheme,
+            kms_key_id: sealed.kms_key_id,
+            encrypted_data_key: STANDARD.encode(sealed.encrypted_data_key),
+            nonce: STANDARD.encode(sealed.nonce),
+            ciphertext: STANDARD.encode(sealed.ciphertext),
+        }))
+    }
+
+    /// The secret, for signing or for the one answer that reveals it: opened by KMS only
+    /// for the org and endpoint it was sealed for.
+    pub async fn open(
+        &self,
+        vault: Option<&Vault>,
+        org: &OrgId,
+        endpoint_id: &str,
+    ) -> Result<WebhookSecret, VaultError> {
+        let sealed = match self {
+            StoredSecret::Clear(secret) => return Ok(secret.clone()),
+            StoredSecret::Sealed(sealed) => sealed,
+        };
+        let vault =
+            vault.ok_or_else(|| VaultError::Other("no vault to open a webhook secret".into()))?;
+        let decode = |text: &str, what: &str| STANDARD.decode(text).map_err(|_| refused(what));
+        let sealed = Sealed {
+            scheme: sealed.scheme,
+            kms_key_id: sealed.kms_key_id.clone(),
+            encrypted_data_key: decode(&sealed.encrypted_data_key, "data key")?,
+            nonce: decode(&sealed.nonce, "nonce")?,
+            ciphertext: decode(&sealed.ciphertext, "ciphertext")?,
+        };
+        let clear = vault
+            .open_bytes(org, SealedFor::WebhookEndpoint(endpoint_id), &sealed)
+            .await?;
+        let text = std::str::from_utf8(&clear).map_err(|_| refused("not UTF-8"))?;
+        WebhookSecret::parse(text).ok_or_else(|| refused("not a whsec_ secret"))
+    }
+}
+
 /// The `webhook-signature` header: one signature per secret, space-separated.
 pub fn signature_header(
-    secrets: &[&WebhookSecret],
+    secrets: &[WebhookSecret],
     message_id: &str,
     timestamp: i64,
     body: &str,
@@ -148,7 +248,7 @@ mod tests {
     fn two_secrets_sign_side_by_side() {
         let a = WebhookSecret::generate().unwrap();
         let b = WebhookSecret::generate().unwrap();
-        let header = signature_header(&[&a, &b], "msg_1", 1_700_000_000, "{}");
+        let header = signature_header(&[a.clone(), b.clone()], "msg_1", 1_700_000_000, "{}");
         let parts: Vec<&str> = header.split(' ').collect();
         assert_eq!(
             parts,

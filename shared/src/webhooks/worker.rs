@@ -22,7 +22,8 @@ where
     F: Fn(Arc<Webhooks>, Arc<App>, Value, tokio::time::Instant) -> Handled + Clone + Send + 'static,
 {
     crate::edge::telemetry::init();
-    let app = Arc::new(App::in_lambda(false, false)?);
+    // With the vault: each delivery is signed with its endpoint's sealed secret.
+    let app = Arc::new(App::in_lambda(false, true)?);
     let webhooks = Arc::new(Webhooks::new(&app));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let (handler, app, webhooks) = (handler.clone(), app.clone(), webhooks.clone());

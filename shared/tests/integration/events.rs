@@ -119,16 +119,25 @@ async fn the_dispatcher_sample_event_makes_a_delivery_for_a_subscribed_endpoint(
         )
         .await;
     let now = time::now();
+    let endpoint_id = shared::webhooks::endpoint::new_endpoint_id().unwrap();
+    let secret = shared::webhooks::signing::StoredSecret::seal(
+        env.app.vault.as_ref().unwrap(),
+        &org,
+        &endpoint_id,
+        &shared::webhooks::signing::WebhookSecret::generate().unwrap(),
+    )
+    .await
+    .unwrap();
     let endpoint = WebhookEndpoint {
         org_id: org.clone(),
-        endpoint_id: shared::webhooks::endpoint::new_endpoint_id().unwrap(),
+        endpoint_id,
         mode: "live".into(),
         url: "https://93.184.215.14/hooks".into(),
         events: [shared::webhooks::event::EventType::CustomerCreated].into(),
         description: None,
         enabled: true,
         include_aml: false,
-        secret: shared::webhooks::signing::WebhookSecret::generate().unwrap(),
+        secret,
         previous_secret: None,
         previous_secret_expires_at: None,
         created_at: now,

@@ -60,9 +60,20 @@ impl TestEnv {
         let tables = TableNames::resolve(|var| env.get(var).and_then(|id| names.get(id)).cloned())
             .expect("every table of template.yaml");
         let request_log = tables.request_log.clone();
+        // The vault: the template's KMS key in the KMS-API emulator (moto, one per binary),
+        // which seals webhook endpoints' signing secrets as it does deployed.
+        let kms = localdb::kms_client(&localdb::CognitoLocal::shared().endpoint());
+        let kms_key = template
+            .create_kms_key(&kms)
+            .await
+            .expect("the template's KMS key");
+        let app = App::new(client.clone(), &tables).with_vault(
+            shared::providers::vault::Vault::new(kms, kms_key.arn),
+            shared::providers::client::ProviderEndpoints::resolve(|_| None).expect("defaults"),
+        );
         calls.take();
         Self {
-            app: Arc::new(App::new(client.clone(), &tables)),
+            app: Arc::new(app),
             client,
             tables,
             request_log,
