@@ -56,10 +56,18 @@ fn make_iam(template: &Path) -> (bool, String) {
     (out.status.success(), text)
 }
 
-fn tempfile(next_to: &Path, name: &str) -> PathBuf {
-    next_to.with_file_name(format!(
+/// The test's scratch directory (never the repository's own files).
+fn scratch() -> PathBuf {
+    let dir = root().join(".local/iam-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A scratch file for `template`'s `name` (`<template file name>.<name>`).
+fn tempfile(template: &Path, name: &str) -> PathBuf {
+    scratch().join(format!(
         "{}.{name}",
-        next_to.file_name().unwrap().to_string_lossy()
+        template.file_name().unwrap().to_string_lossy()
     ))
 }
 
@@ -72,9 +80,7 @@ fn edited(name: &str, from: &str, to: &str) -> PathBuf {
         1,
         "{name}: the edit's anchor must appear once in template.yaml: {from:?}"
     );
-    let dir = root().join(".local/iam-tests");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.yaml"));
+    let path = scratch().join(format!("{name}.yaml"));
     std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
     path
 }
