@@ -169,15 +169,14 @@ fn is_route_word(segment: &str) -> bool {
         .contains(segment)
 }
 
-/// A customer or member id (a UUID), or one of our prefixed ids.
+/// A customer or member id (a UUID), or one of our prefixed ids, by the same checks the
+/// routes make of them.
 fn is_our_id(segment: &str) -> bool {
-    const PREFIXES: [&str; 4] = ["key_", "we_", "pk_", "msg_"];
-    let prefixed = PREFIXES.iter().any(|prefix| {
-        segment.strip_prefix(prefix).is_some_and(|rest| {
-            !rest.is_empty() && rest.len() <= 60 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
-        })
-    });
-    prefixed || (segment.len() == 36 && uuid::Uuid::parse_str(segment).is_ok())
+    crate::keys::table::is_key_id(segment)
+        || crate::webhooks::endpoint::is_endpoint_id(segment)
+        || crate::webhooks::delivery::is_delivery_id(segment)
+        || crate::providers::table::is_provider_key_id(segment)
+        || (segment.len() == 36 && uuid::Uuid::parse_str(segment).is_ok())
 }
 
 /// The error code of a stored (replayed) error envelope.
@@ -287,7 +286,7 @@ mod tests {
         assert_eq!(loggable_path("/v2/customers"), "/{redacted}/customers");
         // Every route's own path is kept word for word, with ids of each kind.
         for path in [
-            "/v1/org/webhook-endpoints/we_4f8Kx2LmQ9sT1vWzA0bC/deliveries/msg_2ab/resend",
+            "/v1/org/webhook-endpoints/we_4f8Kx2LmQ9sT1vWzA0bC/deliveries/msg_0123456789abcdef0123456789abcdef/resend",
             "/v1/org/provider-keys/pk_7Hq/call-summaries",
         ] {
             assert_eq!(loggable_path(path), path);
@@ -299,7 +298,7 @@ mod tests {
             let path = route
                 .path()
                 .replace("{id}", id)
-                .replace("{delivery_id}", "msg_1");
+                .replace("{delivery_id}", "msg_0123456789abcdef0123456789abcdef");
             assert_eq!(loggable_path(&path), path, "{route:?}");
         }
         // A UUID's shape, not any hex: a 32-digit number is not an id.

@@ -136,6 +136,13 @@ fn remove_windows(
     (update, format!("REMOVE {}", names.join(", ")))
 }
 
+/// Whether `text` is shaped like a key id (`key_` and letters and digits).
+pub fn is_key_id(text: &str) -> bool {
+    text.strip_prefix(KEY_ID_PREFIX).is_some_and(|rest| {
+        !rest.is_empty() && rest.len() <= 60 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
 /// The second of a counter window's name (`rl_<second>_<source>`, or an older `rl_<second>`).
 fn window_second(name: &str) -> Option<i64> {
     let rest = name.strip_prefix(RATE_WINDOW_PREFIX)?;
@@ -985,14 +992,15 @@ impl ApiKeysTable {
         let mut counts = Vec::new();
         let mut old_windows = Vec::new();
         for (name, value) in &item {
-            if let Some((at, bucket)) = window_of(name) {
-                if at == second {
-                    let n = value.as_n().ok().and_then(|n| n.parse().ok()).unwrap_or(0);
-                    counts.push((bucket, n));
+            match window_second(name) {
+                Some(at) if at < oldest_kept => old_windows.push(name.clone()),
+                Some(at) if at == second => {
+                    if let Some((_, bucket)) = window_of(name) {
+                        let n = value.as_n().ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+                        counts.push((bucket, n));
+                    }
                 }
-            }
-            if window_second(name).is_some_and(|s| s < oldest_kept) {
-                old_windows.push(name.clone());
+                _ => {}
             }
         }
         old_windows.sort();
