@@ -79,9 +79,9 @@ pub async fn add_member_with_password(
     // The pool user and its password first, the member record last: a password the pool
     // refuses leaves nothing behind (a user made here is removed again), so the same
     // command can simply be run again with a better one.
-    let made_here = match pool.create_user(email, Some(password)).await {
-        Ok(_) => true,
-        Err(PoolError::Exists) => false,
+    let (sub, made_here) = match pool.create_user(email, Some(password)).await {
+        Ok(sub) => (Some(sub), true),
+        Err(PoolError::Exists) => (None, false),
         Err(PoolError::Refused(why)) => {
             return Err(format!(
                 "the user pool refused {email}: {why}; nothing was made"
@@ -105,11 +105,14 @@ pub async fn add_member_with_password(
             other => format!("{other}; {undone}"),
         });
     }
-    let sub = pool
-        .sub_of(email)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("the pool has no user {email}"))?;
+    let sub = match sub {
+        Some(sub) => sub,
+        None => pool
+            .sub_of(email)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("the pool has no user {email}"))?,
+    };
     // A member made before, whose password was never set (the old order), is completed.
     if let Some(existing) = app.members.get(&sub).await.map_err(|e| e.to_string())? {
         if existing.org_id != *org {
@@ -117,7 +120,7 @@ pub async fn add_member_with_password(
         }
         return Ok(existing);
     }
-    shared::members::api::add_member(app, org, email, role, invited_by, Some(password))
+    shared::members::api::add_member_record(app, org, &sub, email, role, invited_by)
         .await
         .map_err(|e| e.to_string())
 }

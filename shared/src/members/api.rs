@@ -883,8 +883,20 @@ pub async fn add_member(
         }
         Err(e) => return Err(e.into()),
     };
+    add_member_record(app, org, &sub, email, role, invited_by).await
+}
+
+/// The member record of pool user `sub`, active, in `org` with `role`.
+pub async fn add_member_record(
+    app: &App,
+    org: &crate::org::OrgId,
+    sub: &str,
+    email: &str,
+    role: Role,
+    invited_by: &str,
+) -> Result<Member, ApiError> {
     let member = Member {
-        id: sub,
+        id: sub.to_owned(),
         org_id: org.clone(),
         email: email.to_owned(),
         role,

@@ -162,43 +162,37 @@ fn parse_events(value: &Value) -> Result<BTreeSet<EventType>, ApiError> {
 /// customers (`customers:read` / `customers.read`), and `customer.verified` states an AML
 /// result (`aml:read` / `aml.read`).
 fn permit_events(events: &BTreeSet<EventType>, owner: &Owner) -> Result<(), ApiError> {
-    let mut refused: Vec<(EventType, Scope, Permission)> = Vec::new();
-    for &event in events {
-        if event.carries_customer() && !owner.sees_customers {
-            refused.push((event, Scope::CustomersRead, Permission::CustomersRead));
-        } else if event.states_aml() && !owner.sees_aml {
-            refused.push((event, Scope::AmlRead, Permission::AmlRead));
-        }
-    }
+    let refused: Vec<&str> = events
+        .iter()
+        .filter(|e| {
+            (e.carries_customer() && !owner.sees_customers) || (e.states_aml() && !owner.sees_aml)
+        })
+        .map(|e| e.as_str())
+        .collect();
     if refused.is_empty() {
         return Ok(());
     }
-    let names = refused
-        .iter()
-        .map(|(event, ..)| event.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let needs = |of: &dyn Fn(&(EventType, Scope, Permission)) -> String| {
-        let mut needed: Vec<String> = refused.iter().map(of).collect();
-        needed.dedup();
-        needed.join(" and ")
+    let names = refused.join(", ");
+    // Customers first: without them no customer event goes, AML or not.
+    let (scope, permission) = if owner.sees_customers {
+        (Scope::AmlRead, Permission::AmlRead)
+    } else {
+        (Scope::CustomersRead, Permission::CustomersRead)
     };
     let param = Some("events".to_owned());
     Err(if owner.is_member {
         ApiError::ForbiddenPermission {
             message: format!(
-                "Your role may not receive {names}: that needs {} (customer events carry \
-                 customers; customer.verified states an AML result).",
-                needs(&|(_, _, permission)| permission.to_string())
+                "Your role may not receive {names}: that needs {permission} (customer events \
+                 carry customers; customer.verified states an AML result)."
             ),
             param,
         }
     } else {
         ApiError::ForbiddenScopeFor {
             message: format!(
-                "This API key may not receive {names}: that needs the {} scope (customer \
-                 events carry customers; customer.verified states an AML result).",
-                needs(&|(_, scope, _)| scope.to_string())
+                "This API key may not receive {names}: that needs the {scope} scope (customer \
+                 events carry customers; customer.verified states an AML result)."
             ),
             param,
         }

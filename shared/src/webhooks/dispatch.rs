@@ -453,17 +453,12 @@ impl Webhooks {
         let endpoint = match endpoint {
             Some(endpoint) if endpoint.enabled => endpoint,
             gone => {
-                delivery.dropped_reason = Some(
-                    if gone.is_none() {
-                        "the endpoint was deleted"
-                    } else {
-                        "the endpoint is disabled"
-                    }
-                    .to_owned(),
-                );
-                delivery.resend_requested = false;
-                delivery.finish(DeliveryStatus::Dropped);
-                self.deliveries.settle(&delivery, &token).await?;
+                let reason = if gone.is_none() {
+                    "the endpoint was deleted"
+                } else {
+                    "the endpoint is disabled"
+                };
+                self.drop_delivery(&mut delivery, &token, reason).await?;
                 return Ok(None);
             }
         };
@@ -487,10 +482,7 @@ impl Webhooks {
             Some(_) => None,
         };
         if let Some(reason) = refusal {
-            delivery.dropped_reason = Some(reason.to_owned());
-            delivery.resend_requested = false;
-            delivery.finish(DeliveryStatus::Dropped);
-            self.deliveries.settle(&delivery, &token).await?;
+            self.drop_delivery(&mut delivery, &token, reason).await?;
             if sight.is_none() {
                 self.disable_orphan(&endpoint).await;
             }
@@ -518,11 +510,8 @@ impl Webhooks {
                 }
                 Err(err) => {
                     tracing::error!(endpoint_id = %endpoint.endpoint_id, error = %err, "webhook signing secret refused");
-                    delivery.dropped_reason =
-                        Some("the endpoint's signing secret could not be opened".to_owned());
-                    delivery.resend_requested = false;
-                    delivery.finish(DeliveryStatus::Dropped);
-                    self.deliveries.settle(&delivery, &token).await?;
+                    let reason = "the endpoint's signing secret could not be opened";
+                    self.drop_delivery(&mut delivery, &token, reason).await?;
                     return Ok(None);
                 }
             }
@@ -556,6 +545,20 @@ impl Webhooks {
         }
         self.note_health(&endpoint, succeeded, gone).await;
         Ok(Some(attempt))
+    }
+
+    /// Ends a claimed delivery unsent, with why (a re-send asked for goes with it).
+    async fn drop_delivery(
+        &self,
+        delivery: &mut Delivery,
+        token: &str,
+        reason: &str,
+    ) -> Result<(), StorageError> {
+        delivery.dropped_reason = Some(reason.to_owned());
+        delivery.resend_requested = false;
+        delivery.finish(DeliveryStatus::Dropped);
+        self.deliveries.settle(delivery, token).await?;
+        Ok(())
     }
 
     /// Applies `change` to the endpoint as stored (it says whether it changed anything),
