@@ -10,5 +10,6 @@ pub mod log_feed;
 pub mod loopback;
 pub mod provider_fakes;
 pub mod runtime_api;
+pub mod secret_scanner;
 pub mod stack;
 pub mod webhook_workers;

@@ -70,6 +70,8 @@ check "$TEST_KEY" '^/v1/(customers$|test_helpers/)'
 # runs above, but only the 401 matters here, so hypothesis' "too many examples filtered"
 # health check (a generation matter, which it raised at random on the provider-keys body)
 # does not stop these runs.
+echo "== GitHub's secret-scanning endpoint, unsigned (schemathesis cannot sign as GitHub)"
+check "" '^/v1/secret-scanning/' --suppress-health-check=filter_too_much --phases=examples,coverage,fuzzing
 for plane in integration member; do
   if [ "$plane" = integration ]; then paths=$INTEGRATION; other=$TOKEN; else paths=$MEMBER; other=$KEY; fi
   echo "== The $plane API, with no credential"

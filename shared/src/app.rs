@@ -14,6 +14,7 @@ use crate::providers::table::{ProviderKeysTable, PROVIDER_KEYS_TABLE_ENV};
 use crate::providers::vault::Vault;
 use crate::request_log::table::{RequestLogTable, REQUEST_LOG_TABLE_ENV};
 use crate::sdk::{self, LambdaSettings};
+use crate::secret_scanning::github_keys::{ScanningKeys, GITHUB_KEYS_URL};
 use crate::webhooks::delivery::{WebhookDeliveriesTable, WEBHOOK_DELIVERIES_TABLE_ENV};
 use crate::webhooks::table::{WebhookEndpointsTable, WEBHOOK_ENDPOINTS_TABLE_ENV};
 use crate::webhooks::target::TargetGuard;
@@ -78,6 +79,8 @@ pub struct App {
     pub vault: Option<Vault>,
     /// Every outbound call to a provider; only the functions that call providers have it.
     pub providers: Option<ProviderClient>,
+    /// GitHub's secret-scanning public keys (fetched on the first report, then cached).
+    pub scanning_keys: ScanningKeys,
 }
 
 impl App {
@@ -100,6 +103,10 @@ impl App {
             ),
             provider_keys: ProviderKeysTable::new(client, &tables.provider_keys),
             webhook_targets: TargetGuard::from_env(),
+            scanning_keys: ScanningKeys::from_env().unwrap_or_else(|why| {
+                tracing::error!(error = %why, "secret-scanning keys: GitHub's list is used");
+                ScanningKeys::at(GITHUB_KEYS_URL).expect("GitHub's URL")
+            }),
             pool: None,
             cursor_key: CursorKey::random().ok(),
             vault: None,
@@ -153,6 +160,7 @@ impl App {
             cursor_key: self.cursor_key.clone(),
             vault: self.vault.as_ref().map(|v| v.signing_as(access_key_id)),
             providers: self.providers.as_ref().map(|p| p.signing_as(access_key_id)),
+            scanning_keys: self.scanning_keys.clone(),
         }
     }
 

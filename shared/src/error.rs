@@ -23,6 +23,10 @@ pub enum ApiError {
     /// A member-API request without a usable member session.
     #[error("Missing or invalid member session (sign in again), or the member is not active.")]
     SessionUnauthorized,
+    /// A signed report (GitHub secret scanning) whose signature is missing or does not
+    /// verify; the message says which.
+    #[error("{0}")]
+    SignatureRejected(&'static str),
     #[error("This API key may not be used from this IP address.")]
     IpNotAllowed,
     #[error("This API key lacks the {0} scope required by this route.")]
@@ -120,7 +124,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized | ApiError::SessionUnauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized
+            | ApiError::SessionUnauthorized
+            | ApiError::SignatureRejected(_) => StatusCode::UNAUTHORIZED,
             ApiError::IpNotAllowed
             | ApiError::ForbiddenScope(_)
             | ApiError::ForbiddenScopeFor { .. }
@@ -140,7 +146,9 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::InvalidRequest { .. } => "invalid_request",
-            ApiError::Unauthorized | ApiError::SessionUnauthorized => "unauthorized",
+            ApiError::Unauthorized
+            | ApiError::SessionUnauthorized
+            | ApiError::SignatureRejected(_) => "unauthorized",
             ApiError::ForbiddenPermission { .. } => "forbidden_permission",
             ApiError::IpNotAllowed => "ip_not_allowed",
             ApiError::ForbiddenScope(_) | ApiError::ForbiddenScopeFor { .. } => "forbidden_scope",
@@ -273,6 +281,7 @@ mod tests {
             (ApiError::invalid("x"), 400, "invalid_request"),
             (ApiError::Unauthorized, 401, "unauthorized"),
             (ApiError::SessionUnauthorized, 401, "unauthorized"),
+            (ApiError::SignatureRejected("x"), 401, "unauthorized"),
             (ApiError::IpNotAllowed, 403, "ip_not_allowed"),
             (
                 ApiError::lacks(crate::members::role::Permission::OrgMembers),

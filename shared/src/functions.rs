@@ -33,6 +33,10 @@ pub type KeyHandler = for<'a> fn(
     &'a mut RequestLog,
 ) -> Answer<'a>;
 
+/// A route that takes neither a key nor a session: its request authenticates itself (a
+/// signed report).
+pub type PublicHandler = for<'a> fn(&'a App, &'a Request, &'a RequestMeta) -> Answer<'a>;
+
 /// A route of the member API, once the member is known and holds the route's permission.
 pub type MemberHandler =
     for<'a> fn(&'a App, &'a Request, &'a Member, &'a RequestMeta) -> Answer<'a>;
@@ -41,6 +45,7 @@ pub type MemberHandler =
 pub enum Handler {
     Key(KeyHandler),
     Member(MemberHandler),
+    Public(PublicHandler),
     /// API Gateway's `$default`: a JSON 404 or 405.
     Unrouted,
     /// The page's routes: its own function serves them, never the library's handlers.
@@ -167,6 +172,13 @@ pub const GET_API_KEY: Function = member!(GetApiKey, members::api::get_key);
 pub const UPDATE_API_KEY: Function = member!(UpdateApiKey, members::api::update_key);
 pub const REVOKE_API_KEY: Function = member!(RevokeApiKey, members::api::revoke_key);
 pub const ROLL_API_KEY: Function = member!(RollApiKey, members::api::roll_key);
+pub const DISMISS_KEY_LEAK: Function = member!(DismissKeyLeak, members::api::dismiss_leak);
+pub const GITHUB_SECRET_SCANNING: Function = Function {
+    endpoint: Endpoint::Route(Route::GithubSecretScanning),
+    handler: Handler::Public(|app, req, meta| {
+        Box::pin(crate::secret_scanning::github(app, req, meta))
+    }),
+};
 pub const API_KEY_REQUESTS: Function = member!(ApiKeyRequests, members::api::key_requests);
 pub const LIST_MEMBERS: Function = member!(ListMembers, members::api::list_members);
 pub const INVITE_MEMBER: Function = member!(InviteMember, members::api::invite_member);
@@ -235,6 +247,8 @@ pub fn of(endpoint: Endpoint) -> Function {
         Route::UpdateApiKey => UPDATE_API_KEY,
         Route::RevokeApiKey => REVOKE_API_KEY,
         Route::RollApiKey => ROLL_API_KEY,
+        Route::DismissKeyLeak => DISMISS_KEY_LEAK,
+        Route::GithubSecretScanning => GITHUB_SECRET_SCANNING,
         Route::ApiKeyRequests => API_KEY_REQUESTS,
         Route::ListMembers => LIST_MEMBERS,
         Route::InviteMember => INVITE_MEMBER,
@@ -279,7 +293,7 @@ mod tests {
             assert_eq!(function.endpoint, Endpoint::Route(route));
             match function.handler {
                 Handler::Key(_) => {
-                    assert!(!route.is_member_route() && !route.is_page(), "{route:?}");
+                    assert!(route.takes_key(), "{route:?}");
                     // Every key route but `/v1/me` (any key may ask who it is) has a scope.
                     assert_eq!(route.scope().is_none(), route == Route::Me, "{route:?}");
                 }
@@ -287,6 +301,10 @@ mod tests {
                     assert!(route.is_member_route() && !route.is_page(), "{route:?}")
                 }
                 Handler::Page => assert!(route.is_page(), "{route:?}"),
+                Handler::Public(_) => {
+                    assert!(route.is_signed_report(), "{route:?}");
+                    assert!(route.scope().is_none() && route.permission().is_none());
+                }
                 Handler::Unrouted => panic!("{route:?} is unrouted"),
             }
         }

@@ -19,6 +19,7 @@ pub mod query;
 pub mod request;
 pub mod request_log;
 pub mod sdk;
+pub mod secret_scanning;
 pub mod storage;
 pub mod time;
 pub mod webhooks;
@@ -40,6 +41,11 @@ pub async fn run_function(function: Function) -> Result<(), lambda_http::Error> 
             customers::cursor::CURSOR_SECRET_ENV
         )
         .into());
+    }
+    let mut app = app;
+    if function.endpoint == Endpoint::Route(edge::routes::Route::GithubSecretScanning) {
+        // A misconfigured key list stops the function at start, not at the first report.
+        app.scanning_keys = secret_scanning::github_keys::ScanningKeys::from_env()?;
     }
     let app = std::sync::Arc::new(app);
     serve_events(move |req| {

@@ -72,7 +72,8 @@ export async function renderKeys(view, me) {
   }
   const filters = { mine: false, status: '' };
   const table = h('div', { class: 'table-area', 'aria-live': 'polite', 'aria-busy': 'true' });
-  const load = () => loadKeys(table, me, filters);
+  const banners = h('div', { class: 'leak-banners' });
+  const load = () => Promise.all([loadKeys(table, me, filters), loadLeaks(banners, me, load)]);
   const whose = h(
     'select',
     {
@@ -98,6 +99,7 @@ export async function renderKeys(view, me) {
     h('option', { value: 'revoked' }, 'Revoked'),
   );
   view.append(
+    banners,
     h(
       'div',
       { class: 'toolbar' },
@@ -188,6 +190,87 @@ async function loadKeys(area, me, filters, cursor = null, rows = null) {
   area.setAttribute('aria-busy', 'false');
 }
 
+// Keys a secret scanner reported and no administrator has dismissed yet: a banner each,
+// with where the key was found, a pre-filled replacement and a dismissal.
+async function loadLeaks(area, me, reload) {
+  let page;
+  try {
+    page = await api('GET', '/v1/org/api-keys?leak=undismissed&limit=100');
+  } catch (failure) {
+    area.replaceChildren(errorBox(failure));
+    return;
+  }
+  area.replaceChildren(...page.data.map((key) => leakBanner(key, me, reload)));
+}
+
+const SCANNERS = { github: 'GitHub secret scanning' };
+
+function leakBanner(key, me, reload) {
+  const leak = key.leak;
+  const scanner = SCANNERS[leak.source] || leak.source;
+  const headingId = uid('leak');
+  const where = leak.url
+    ? h('a', { href: leak.url, rel: 'noopener noreferrer', target: '_blank', class: 'leak-url' }, leak.url)
+    : 'a public place it did not name';
+  const outcome =
+    key.revocation_reason === 'leaked'
+      ? 'It was revoked automatically: every request with it is now refused (401).'
+      : 'It had already been revoked, so it no longer works.';
+  const dismiss = h(
+    'button',
+    {
+      type: 'button',
+      onclick: async () => {
+        dismiss.disabled = true;
+        try {
+          await api('POST', `/v1/org/api-keys/${key.id}/dismiss-leak`, { idempotent: true });
+          announce(`Dismissed the leak notice for “${key.label}”.`);
+          reload();
+        } catch (failure) {
+          dismiss.disabled = false;
+          banner.append(errorBox(failure));
+        }
+      },
+    },
+    'Dismiss',
+    h('span', { class: 'visually-hidden' }, ` the notice for ${key.label}`),
+  );
+  const banner = h(
+    'section',
+    { class: 'leak-banner', role: 'alert', 'aria-labelledby': headingId, 'data-key-id': key.id },
+    h('h2', { id: headingId }, `“${key.label}” was found in public`),
+    h(
+      'p',
+      {},
+      h('code', {}, keyDisplay(key)),
+      ` was reported by ${scanner} `,
+      when(leak.reported_at),
+      ' at ',
+      where,
+      '. ',
+      outcome,
+    ),
+    h(
+      'p',
+      { class: 'muted' },
+      'Next: create a replacement and deploy it, remove the key from where it was exposed (rewrite the history, scrub the ticket), and review the key’s request log for what was accessed.',
+    ),
+    h(
+      'div',
+      { class: 'row-actions' },
+      h(
+        'button',
+        { type: 'button', class: 'primary', onclick: () => createKeyDialog(me, reload, key) },
+        'Create a replacement',
+        h('span', { class: 'visually-hidden' }, ` for ${key.label}`),
+      ),
+      h('a', { href: `#/keys/${key.id}/requests`, class: 'button' }, 'Request log', h('span', { class: 'visually-hidden' }, ` of ${key.label}`)),
+      dismiss,
+    ),
+  );
+  return banner;
+}
+
 function keyRow(key, me, reload) {
   const [statusClass, statusText] = keyStatus(key);
   const live = statusClass === 'active' || statusClass === 'soon';
@@ -228,7 +311,12 @@ function keyRow(key, me, reload) {
       h('span', { class: `badge mode-${key.mode}` }, key.mode),
     ),
     h('td', { 'data-label': 'Scopes' }, h('ul', { class: 'scopes' }, key.scopes.map((s) => h('li', {}, h('code', {}, s))))),
-    h('td', { 'data-label': 'Status' }, h('span', { class: `badge status-${statusClass}` }, statusText)),
+    h(
+      'td',
+      { 'data-label': 'Status' },
+      h('span', { class: `badge status-${statusClass}` }, statusText),
+      key.leak ? [' ', h('span', { class: 'badge status-leaked', title: `Found in public${key.leak.url ? ` at ${key.leak.url}` : ''}` }, 'Leaked')] : null,
+    ),
     h('td', { 'data-label': 'Created' }, when(key.created_at), h('span', { class: 'muted small block' }, `by ${createdBy}`)),
     h(
       'td',
@@ -350,8 +438,9 @@ function expiryFields() {
   return { choice, date, nodes: [field('Expires', choice), dateField], value };
 }
 
-function createKeyDialog(me, reload) {
-  const settings = settingsFields();
+// `from`: a key whose settings the new one starts from (a leaked key's replacement).
+function createKeyDialog(me, reload, from = null) {
+  const settings = settingsFields(from);
   const expiry = expiryFields();
   const scopeBoxes = SCOPES.map(([scope, what]) => {
     const grantable = me.grantable_scopes.includes(scope);
@@ -362,6 +451,7 @@ function createKeyDialog(me, reload) {
       name: 'scopes',
       value: scope,
       id,
+      checked: Boolean(from && grantable && from.scopes.includes(scope)),
       disabled: !grantable,
       'aria-describedby': `${id}-what${why ? ` ${id}-why` : ''}`,
     });
@@ -386,20 +476,23 @@ function createKeyDialog(me, reload) {
     h(
       'div',
       { class: 'check' },
-      h('input', { type: 'radio', name: 'mode', value: 'live', id: 'mode-live', checked: true, 'aria-describedby': 'mode-live-what' }),
+      h('input', { type: 'radio', name: 'mode', value: 'live', id: 'mode-live', checked: !from || from.mode !== 'test', 'aria-describedby': 'mode-live-what' }),
       h('label', { for: 'mode-live' }, 'Live'),
       h('span', { class: 'hint', id: 'mode-live-what' }, 'Real customers and real checks.'),
     ),
     h(
       'div',
       { class: 'check' },
-      h('input', { type: 'radio', name: 'mode', value: 'test', id: 'mode-test', 'aria-describedby': 'mode-test-what' }),
+      h('input', { type: 'radio', name: 'mode', value: 'test', id: 'mode-test', checked: Boolean(from && from.mode === 'test'), 'aria-describedby': 'mode-test-what' }),
       h('label', { for: 'mode-test' }, 'Test'),
       h('span', { class: 'hint', id: 'mode-test-what' }, 'Your org’s test data only: rehearse an integration without touching real customers.'),
     ),
   );
-  formDialog('Create an API key', {
+  formDialog(from ? `Replace “${from.label}”` : 'Create an API key', {
     onClose: reload,
+    intro: from
+      ? h('p', { class: 'muted' }, 'Starts from the leaked key’s name, scopes, mode, IP allowlist and rate limit; change what you need.')
+      : null,
     submitLabel: 'Create key',
     fields: [
       settings.nodes[0],

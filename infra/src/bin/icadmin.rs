@@ -65,11 +65,32 @@ enum Command {
         #[command(subcommand)]
         command: CustomersCommand,
     },
+    /// GitHub secret scanning, played locally: sign a report as GitHub would (with the key
+    /// `make run` made) and send it to the local API.
+    SecretScanning {
+        #[command(subcommand)]
+        command: SecretScanningCommand,
+    },
     /// A deployed stack's settings: `eval "$(icadmin stack env --stack NAME)"` sets
     /// API_URL, the table names, the pool and the key for a shell.
     Stack {
         #[command(subcommand)]
         command: StackCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretScanningCommand {
+    /// Report tokens as found in public: POST /v1/secret-scanning/github on IC_API_URL,
+    /// signed with SECRET_SCANNING_SIGNING_KEY (both in .local/env); prints GitHub's
+    /// feedback answer. Each of our keys reported is revoked at once.
+    Report {
+        /// A token found; repeat for several.
+        #[arg(long = "token", required = true)]
+        tokens: Vec<String>,
+        /// Where it was found (a public URL).
+        #[arg(long)]
+        url: Option<String>,
     },
 }
 
@@ -646,6 +667,9 @@ async fn run(cli: Cli) -> Result<Value, String> {
                 name,
             )?)))
         }
+        Command::SecretScanning {
+            command: SecretScanningCommand::Report { tokens, url },
+        } => report_leaks(&tokens, url.as_deref()).await,
         Command::Members { command } => members(command).await,
         Command::Providers { command } => providers(command).await,
         Command::Keys { command } => match command {
@@ -774,6 +798,49 @@ async fn run(cli: Cli) -> Result<Value, String> {
             }
         },
     }
+}
+
+/// `secret-scanning report`: the signed report, sent; GitHub's answer back.
+async fn report_leaks(tokens: &[String], url: Option<&str>) -> Result<Value, String> {
+    use infra::secret_scanner::{report, ScannerKey, SIGNING_KEY_ENV};
+    let var = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("{name} is not set (`. .local/env` after make run)"))
+    };
+    let key_path = var(SIGNING_KEY_ENV)?;
+    let pem = std::fs::read_to_string(&key_path).map_err(|e| format!("{key_path}: {e}"))?;
+    let key = ScannerKey::from_pem(&pem).map_err(|e| format!("{key_path}: {e}"))?;
+    let api = var("IC_API_URL")?;
+    let entries: Vec<(&str, Option<&str>)> = tokens.iter().map(|t| (t.as_str(), url)).collect();
+    let body = report(&entries);
+    let endpoint = format!("{}/v1/secret-scanning/github", api.trim_end_matches('/'));
+    tokio::task::spawn_blocking(move || -> Result<Value, String> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut request = agent.post(&endpoint);
+        for (name, value) in key.headers(&body) {
+            request = request.header(name, value);
+        }
+        let mut response = request
+            .send(&body[..])
+            .map_err(|e| format!("POST {endpoint}: {e}"))?;
+        let status = response.status().as_u16();
+        let answer: Value = response
+            .body_mut()
+            .read_json()
+            .map_err(|e| format!("POST {endpoint}: {status}, not JSON: {e}"))?;
+        if status == 200 {
+            Ok(answer)
+        } else {
+            Err(format!("POST {endpoint}: {status} {answer}"))
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 fn main() -> ExitCode {

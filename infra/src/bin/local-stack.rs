@@ -12,6 +12,7 @@ use infra::identity::{
 };
 use infra::log_feed::{feed, tee};
 use infra::provider_fakes::ProviderFakes;
+use infra::secret_scanner::{KeyListServer, ScannerKey, SIGNING_KEY_ENV};
 use infra::webhook_workers::WebhookWorkers;
 use localdb::cognito_local::LOCAL_REGION;
 use localdb::{kms_client, workspace_root, DynamoDbLocal, LocalKmsKey, Template};
@@ -26,6 +27,7 @@ use shared::org::OrgId;
 use shared::providers::table::PROVIDER_KEYS_TABLE_ENV;
 use shared::providers::vault::{Vault, PROVIDER_KEYS_KMS_KEY_ENV};
 use shared::request_log::table::{RequestLogTable, REQUEST_LOG_TABLE_ENV};
+use shared::secret_scanning::github_keys::{ScanningKeys, SECRET_SCANNING_KEYS_URL_ENV};
 use shared::webhooks::delivery::WEBHOOK_DELIVERIES_TABLE_ENV;
 use shared::webhooks::dispatch::Webhooks;
 use shared::webhooks::table::WEBHOOK_ENDPOINTS_TABLE_ENV;
@@ -195,6 +197,28 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
     // The local stack alone lets webhooks go to http and private addresses (a receiver on
     // localhost); a deployment never sets WEBHOOK_ALLOW_PRIVATE_TARGETS.
     app.webhook_targets.allow_private = true;
+    // GitHub secret scanning: SECRET_SCANNING_KEYS_URL when set (App::new read it), else a
+    // key list of this machine's own, whose private key `icadmin secret-scanning report`
+    // signs with.
+    let (scanning_env, _key_list) =
+        if std::env::var(SECRET_SCANNING_KEYS_URL_ENV).is_ok_and(|url| !url.is_empty()) {
+            (String::new(), None)
+        } else {
+            let key_path = local_dir.join("secret-scanning-key.pem");
+            let key = ScannerKey::load_or_create(&key_path)?;
+            let list = KeyListServer::start(vec![key])
+                .await
+                .map_err(|e| format!("the secret-scanning key list: {e}"))?;
+            app.scanning_keys = ScanningKeys::at(&list.url())?;
+            (
+                format!(
+                    "export {SIGNING_KEY_ENV}={}\nexport {SECRET_SCANNING_KEYS_URL_ENV}={}\n",
+                    key_path.display(),
+                    list.url()
+                ),
+                Some(list),
+            )
+        };
     let app = Arc::new(app);
     // Webhooks: the streams of DynamoDB Local feed the dispatcher; the retrier sweeps.
     let _webhook_workers = WebhookWorkers::start(
@@ -246,7 +270,7 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
             &cognito,
             &pool,
             &tables,
-            &providers_env(&kms_key, &fakes),
+            &format!("{}{scanning_env}", providers_env(&kms_key, &fakes)),
         )?;
     }
 
@@ -285,6 +309,9 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
     println!("  curl -X POST {base}/v1/org/provider-keys -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\");
     println!("    -d '{{\"key_type\": \"O\", \"label\": \"Open Sanctions\", \"secret\": \"<your Open Sanctions key>\"}}'");
     println!("  (verify calls local fakes of the providers here, which take any key)");
+    println!();
+    println!("A leaked key revokes itself: GitHub secret scanning's report, signed with this machine's key:");
+    println!("  set -a; . .local/env; set +a; ./target/debug/icadmin secret-scanning report --token <a key> --url https://github.com/acme/app/blob/main/.env");
     println!();
     println!("Operator tool against this stack (.local/env is the newest stack's; .local/env.{port} is this one's):");
     println!("  set -a; . .local/env; set +a; ./target/debug/icadmin keys list --org {DEMO_ORG}");

@@ -589,3 +589,46 @@ fn the_rehearsal_script_reaches_verified_and_clear_with_a_test_key_alone() {
     let live_list = get(&format!("{url}/v1/customers"), &stack.key).json();
     assert_eq!(live_list["data"], serde_json::json!([]));
 }
+
+#[test]
+fn a_key_reported_by_icadmins_signed_report_answers_401_next_as_the_readme_shows() {
+    let stack = Stack::start();
+    assert_eq!(get(&stack.url("/v1/me"), &stack.key).status, 200);
+    let found_at = "https://github.com/acme/app/blob/main/.env";
+    let answer = stack.icadmin_json(&[
+        "secret-scanning",
+        "report",
+        "--token",
+        &stack.key,
+        "--token",
+        "ic_live_not_a_key_of_ours",
+        "--url",
+        found_at,
+    ]);
+    assert_eq!(answer[0]["label"], "true_positive", "{answer}");
+    assert_eq!(answer[0]["token_type"], "instant_compliance_api_key");
+    assert_eq!(answer[1]["label"], "false_positive", "{answer}");
+    get(&stack.url("/v1/me"), &stack.key).assert_error(401, "unauthorized");
+
+    // The operator sees why and where.
+    let listed = stack.icadmin_json(&["keys", "list", "--org", "demo"]);
+    let demo = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["label"] == "local demo key")
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(demo["revocation_reason"], "leaked");
+    assert_eq!(
+        demo["revoked_by"],
+        json!({"type": "secret_scanning", "source": "github", "url": found_at})
+    );
+
+    // Without the stack's signing key, icadmin says what is missing.
+    let out = stack.icadmin_with_env(
+        &["secret-scanning", "report", "--token", "x"],
+        &[("SECRET_SCANNING_SIGNING_KEY", "")],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SECRET_SCANNING_SIGNING_KEY"));
+}

@@ -13,6 +13,7 @@ use infra::identity::{
     add_member_with_password, member_pool, random_password, with_member_identity,
 };
 use infra::provider_fakes::ProviderFakes;
+use infra::secret_scanner::{KeyListServer, ScannerKey};
 use infra::webhook_workers::WebhookWorkers;
 use localdb::{
     test_client, CallCounter, CognitoLocal, DynamoDbLocal, FaultInjector, PoolIds, Template,
@@ -24,6 +25,7 @@ use shared::members::pool::sign_in;
 use shared::members::role::Role;
 use shared::members::table::Member;
 use shared::org::OrgId;
+use shared::secret_scanning::github_keys::ScanningKeys;
 use shared::webhooks::dispatch::Webhooks;
 use shared::App;
 use tokio::runtime::Runtime;
@@ -78,6 +80,10 @@ pub struct Plane {
     pub kms_faults: FaultInjector,
     /// The providers' APIs, faked on loopback; the provider client points at them.
     pub fakes: ProviderFakes,
+    /// GitHub secret scanning's key list (one key of ours, `scanner_key`), which the plane
+    /// fetches on every report (no cache), so a test can rotate it.
+    pub scanner: KeyListServer,
+    pub scanner_key: ScannerKey,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -145,6 +151,13 @@ impl Plane {
                 fakes.endpoints(),
             );
         app.webhook_targets = targets;
+        let scanner_key = ScannerKey::generate().unwrap();
+        let scanner = runtime
+            .block_on(KeyListServer::start(vec![scanner_key.clone()]))
+            .unwrap();
+        app.scanning_keys = ScanningKeys::at(&scanner.url())
+            .unwrap()
+            .refetching(std::time::Duration::ZERO, std::time::Duration::ZERO);
         let app = Arc::new(app);
         let routes = with_member_identity(
             RouteTable::from_template(&template).unwrap(),
@@ -172,6 +185,8 @@ impl Plane {
             faults,
             kms_faults,
             fakes,
+            scanner,
+            scanner_key,
             stop: Some(stop),
         }
     }

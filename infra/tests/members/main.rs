@@ -6,6 +6,7 @@
 mod delivery;
 mod flood;
 mod helpers;
+mod leaks;
 mod providers;
 mod receiver;
 mod test_mode;
@@ -131,6 +132,8 @@ fn a_member_signs_in_creates_a_key_uses_it_rolls_it_and_revokes_it() {
     let revoked = revoked.json();
     assert_eq!(revoked["status"], "revoked");
     assert_eq!(revoked["revoked_by"], admin.member.id.as_str());
+    assert_eq!(revoked["revocation_reason"], "requested");
+    assert_eq!(revoked["leak"], Value::Null);
     plane
         .get("/v1/customers", &new_plaintext)
         .assert_error(401, "unauthorized");
@@ -448,7 +451,7 @@ fn deactivation_revokes_the_members_keys_or_hands_them_on() {
     let plane = Plane::new();
     let admin = plane.member("acme", Role::Administrator);
     let leaver = plane.member("acme", Role::Developer);
-    let (_, key1) = plane.create_key(&leaver, &[Scope::CustomersRead]);
+    let (key1_id, key1) = plane.create_key(&leaver, &[Scope::CustomersRead]);
     let (_, key2) = plane.create_key(&leaver, &[Scope::CustomersWrite, Scope::CustomersRead]);
     let reply = plane.post(
         &format!("/v1/org/members/{}/deactivate", leaver.member.id),
@@ -464,6 +467,11 @@ fn deactivation_revokes_the_members_keys_or_hands_them_on() {
             .get("/v1/customers", key)
             .assert_error(401, "unauthorized");
     }
+    let record = plane
+        .get(&format!("/v1/org/api-keys/{key1_id}"), &admin.token)
+        .json();
+    assert_eq!(record["revocation_reason"], "member_deactivated");
+    assert_eq!(record["revoked_by"], admin.member.id.as_str());
     // Their session ends on the next request, and the pool no longer signs them in.
     plane
         .get("/v1/org/me", &leaver.token)

@@ -1146,3 +1146,128 @@ fn an_administrator_adds_verifies_rotates_and_retires_provider_keys() {
     assert_eq!(plane.fakes.seen(KeyType::Chainalysis), vec![first, wrong]);
     assert_eq!(plane.fakes.seen(KeyType::WorldCheck), vec![wc_key]);
 }
+
+#[test]
+fn a_leaked_key_shows_a_banner_with_a_prefilled_replacement_until_dismissed() {
+    let plane = Plane::new();
+    let admin = plane.member_as("ada@acme.test", "acme", Role::Administrator);
+    let created = plane.post(
+        "/v1/org/api-keys",
+        &admin.token,
+        json!({"label": "Zapier", "mode": "test", "scopes": ["customers:read", "webhooks:write"],
+               "ip_allowlist": ["127.0.0.0/8"], "rate_limit": {"requests_per_second": 30}}),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let leaked = created.json();
+    let leaked_id = leaked["id"].as_str().unwrap().to_owned();
+    let leaked_key = leaked["key"].as_str().unwrap().to_owned();
+    let found_at = "https://github.com/acme/zaps/blob/main/config.js";
+    let body = infra::secret_scanner::report(&[(&leaked_key, Some(found_at))]);
+    let headers = plane.scanner_key.headers(&body);
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let reply = plane.call_with(
+        "POST",
+        "/v1/secret-scanning/github",
+        &headers,
+        Some(std::str::from_utf8(&body).unwrap()),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(customers_status(&plane, &leaked_key), 401);
+
+    let b = open(&plane, "leak-banner");
+    let replacement = std::cell::RefCell::new((String::new(), String::new()));
+    plane.runtime.block_on(b.run(async |b: &mut Browser| {
+        b.goto(PAGE).await?;
+        b.sign_in(&admin.email, &admin.password).await?;
+        let banner = format!(".leak-banner[data-key-id='{leaked_id}']");
+        b.wait_for_text(&banner, "“Zapier” was found in public").await?;
+        let text = b.text(&banner).await?;
+        ensure(
+            text.contains("GitHub secret scanning")
+                && text.contains("revoked automatically")
+                && text.contains(&leaked_key[..12]),
+            format!("the banner says who found which key and what happened: {text}"),
+        )?;
+        ensure(!text.contains(&leaked_key), "the banner shows the plaintext")?;
+        let link = b
+            .js(
+                "const a = document.querySelector(arguments[0] + ' a.leak-url'); return [a.href, a.rel];",
+                vec![json!(banner)],
+            )
+            .await?;
+        ensure(
+            link == json!([found_at, "noopener noreferrer"]),
+            format!("the banner links where it was found: {link}"),
+        )?;
+        let row = format!("tr[data-key-id='{leaked_id}']");
+        b.wait_for_text(&row, "Leaked").await?;
+        b.accessible("keys with a leak banner").await?;
+        b.document("leak-banner").await?;
+
+        // The replacement starts from the leaked key's settings.
+        b.click_button(&banner, "Create a replacement").await?;
+        b.find("dialog[open] input[name=label]").await?;
+        let form = b
+            .js(
+                "const d = document.querySelector('dialog');
+                 return {
+                   title: d.querySelector('h2').textContent,
+                   label: d.querySelector('input[name=label]').value,
+                   scopes: [...d.querySelectorAll('input[name=scopes]:checked')].map(x => x.value),
+                   mode: d.querySelector('input[name=mode]:checked').value,
+                   allowlist: d.querySelector('textarea[name=ip_allowlist]').value,
+                   rate: d.querySelector('input[name=rate_limit]').value,
+                 };",
+                vec![],
+            )
+            .await?;
+        ensure(
+            form == json!({"title": "Replace “Zapier”", "label": "Zapier",
+                           "scopes": ["customers:read", "webhooks:write"], "mode": "test",
+                           "allowlist": "127.0.0.0/8", "rate": "30"}),
+            format!("the replacement's form: {form}"),
+        )?;
+        b.accessible("replacement dialog").await?;
+        b.fill("dialog input[name=label]", "Zapier (replaced)").await?;
+        b.click("dialog button[type=submit]").await?;
+        let key = shown_key(b).await?;
+        done_and_gone(b, &key).await?;
+        let id = row_id(b, "Zapier (replaced)", &[]).await?;
+        *replacement.borrow_mut() = (id, key);
+
+        // Dismissed: the banner goes, for good.
+        b.click_button(&banner, "Dismiss").await?;
+        b.wait_until(
+            &format!("!document.querySelector(\"{banner}\")"),
+            "the banner to go",
+        )
+        .await?;
+        b.goto(PAGE).await?;
+        b.wait_for_text(&row, "Leaked").await?;
+        ensure(
+            b.find_all(".leak-banner").await?.is_empty(),
+            "a dismissed banner comes back",
+        )?;
+        Ok(())
+    }));
+
+    let (new_id, new_key) = replacement.into_inner();
+    assert!(
+        new_key.starts_with("ic_test_"),
+        "the replacement keeps the mode"
+    );
+    assert_eq!(customers_status(&plane, &new_key), 200);
+    let new = plane
+        .get(&format!("/v1/org/api-keys/{new_id}"), &admin.token)
+        .json();
+    assert_eq!(new["scopes"], json!(["customers:read", "webhooks:write"]));
+    assert_eq!(new["ip_allowlist"], json!(["127.0.0.0/8"]));
+    assert_eq!(new["rate_limit"], json!({"requests_per_second": 30}));
+    let old = plane
+        .get(&format!("/v1/org/api-keys/{leaked_id}"), &admin.token)
+        .json();
+    assert_eq!(old["leak"]["dismissed_by"], json!(admin.member.id));
+}

@@ -232,6 +232,10 @@ async fn dispatch(
             };
             before(meta.answer_by(), &meta.request_id, work).await
         }
+        // A signed report: the handler checks the signature before anything else.
+        Handler::Public(handler) => {
+            before(meta.answer_by(), &meta.request_id, handler(app, req, meta)).await
+        }
         Handler::Unrouted => Err(unrouted(req.method(), req.uri().path())),
         // The page's own function serves it; the library's handlers never do.
         Handler::Page => Err(ApiError::Internal),

@@ -27,6 +27,7 @@ pub enum Route {
     UpdateApiKey,
     RevokeApiKey,
     RollApiKey,
+    DismissKeyLeak,
     ApiKeyRequests,
     ListMembers,
     InviteMember,
@@ -56,6 +57,9 @@ pub enum Route {
     RotateProviderKey,
     ProviderKeyCallSummaries,
     VerifyProviderKey,
+    // GitHub secret scanning's partner endpoint: no key or session, the signature is the
+    // authentication.
+    GithubSecretScanning,
     // Settings → Developers, the page on the member API (its own function serves it).
     DevelopersPage,
     DevelopersAsset,
@@ -78,6 +82,7 @@ impl Route {
         Route::UpdateApiKey,
         Route::RevokeApiKey,
         Route::RollApiKey,
+        Route::DismissKeyLeak,
         Route::ApiKeyRequests,
         Route::ListMembers,
         Route::InviteMember,
@@ -104,6 +109,7 @@ impl Route {
         Route::RotateProviderKey,
         Route::ProviderKeyCallSummaries,
         Route::VerifyProviderKey,
+        Route::GithubSecretScanning,
         Route::DevelopersPage,
         Route::DevelopersAsset,
     ];
@@ -117,6 +123,17 @@ impl Route {
     /// handlers: it takes neither a key nor a session, and the page signs in itself).
     pub fn is_page(self) -> bool {
         matches!(self, Route::DevelopersPage | Route::DevelopersAsset)
+    }
+
+    /// Whether the route's request authenticates itself (GitHub's signed report): it
+    /// takes neither a key nor a session.
+    pub fn is_signed_report(self) -> bool {
+        matches!(self, Route::GithubSecretScanning)
+    }
+
+    /// Whether the route takes an API key (the integration API).
+    pub fn takes_key(self) -> bool {
+        !self.is_member_route() && !self.is_page() && !self.is_signed_report()
     }
 
     pub fn method(self) -> Method {
@@ -147,6 +164,8 @@ impl Route {
             | Route::CreateApiKey
             | Route::RevokeApiKey
             | Route::RollApiKey
+            | Route::DismissKeyLeak
+            | Route::GithubSecretScanning
             | Route::InviteMember
             | Route::DeactivateMember
             | Route::CreateWebhookEndpoint
@@ -180,6 +199,7 @@ impl Route {
             Route::GetApiKey | Route::UpdateApiKey => "/v1/org/api-keys/{id}",
             Route::RevokeApiKey => "/v1/org/api-keys/{id}/revoke",
             Route::RollApiKey => "/v1/org/api-keys/{id}/roll",
+            Route::DismissKeyLeak => "/v1/org/api-keys/{id}/dismiss-leak",
             Route::ApiKeyRequests => "/v1/org/api-keys/{id}/requests",
             Route::ListMembers | Route::InviteMember => "/v1/org/members",
             Route::UpdateMember => "/v1/org/members/{id}",
@@ -205,6 +225,7 @@ impl Route {
             Route::RotateProviderKey => "/v1/org/provider-keys/{id}/rotate",
             Route::ProviderKeyCallSummaries => "/v1/org/provider-keys/{id}/call-summaries",
             Route::VerifyProviderKey => "/v1/org/provider-keys/{id}/verify",
+            Route::GithubSecretScanning => "/v1/secret-scanning/github",
             Route::DevelopersPage => "/settings/developers",
             Route::DevelopersAsset => "/settings/developers/{asset}",
         }
@@ -240,6 +261,7 @@ impl Route {
             | Route::UpdateApiKey
             | Route::RevokeApiKey
             | Route::RollApiKey
+            | Route::DismissKeyLeak
             | Route::ApiKeyRequests
             | Route::OrgListWebhookEndpoints
             | Route::OrgCreateWebhookEndpoint

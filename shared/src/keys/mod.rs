@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod ip_allowlist;
+pub mod leak;
 pub mod scope;
 pub mod table;
 pub mod token;

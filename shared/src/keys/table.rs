@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::keys::ip_allowlist::{InvalidCidr, IpAllowlist, SourceBucket};
+use crate::keys::leak::{Leak, RevocationReason};
 use crate::keys::scope::{Scope, UnknownScope};
 use crate::keys::token::{random_base62, ApiKeyToken, KeyHash};
 use crate::org::{InvalidOrgId, OrgId};
@@ -71,6 +72,10 @@ pub struct ApiKeyRecord {
     pub expires_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
     pub revoked_by: Option<String>,
+    /// Why it was revoked; `None` for keys revoked before reasons were kept.
+    pub revocation_reason: Option<RevocationReason>,
+    /// Reported as leaked (found in public by a secret scanner), whatever its state then.
+    pub leak: Option<Leak>,
     pub ip_allowlist: IpAllowlist,
     pub last_used_at: Option<Timestamp>,
     pub last_used_ip: Option<String>,
@@ -191,7 +196,9 @@ impl ApiKeyRecord {
             "owned_by": {"id": self.owner(), "email": self.owned_by_email.as_ref().or(self.created_by_email.as_ref())},
             "expires_at": ts(&self.expires_at),
             "revoked_at": ts(&self.revoked_at),
-            "revoked_by": self.revoked_by,
+            "revoked_by": self.revoked_by_json(),
+            "revocation_reason": self.revocation_reason.map(RevocationReason::as_str),
+            "leak": self.leak.as_ref().map(Leak::to_json),
             "last_used_at": ts(&self.last_used_at),
             "last_used_ip": self.last_used_ip,
             "ip_allowlist": self.ip_allowlist.to_strings(),
@@ -364,6 +371,18 @@ struct KeyItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revoked_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    revocation_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    leaked_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    leak_source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    leak_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    leak_dismissed_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    leak_dismissed_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     rolled_from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rolled_to: Option<String>,
@@ -397,6 +416,12 @@ impl KeyItem {
             expires_at: ts(&r.expires_at),
             revoked_at: ts(&r.revoked_at),
             revoked_by: r.revoked_by.clone(),
+            revocation_reason: r.revocation_reason.map(|why| why.as_str().to_owned()),
+            leaked_at: r.leak.as_ref().map(|leak| time::format(&leak.reported_at)),
+            leak_source: r.leak.as_ref().map(|leak| leak.source.clone()),
+            leak_url: r.leak.as_ref().and_then(|leak| leak.url.clone()),
+            leak_dismissed_at: r.leak.as_ref().and_then(|leak| ts(&leak.dismissed_at)),
+            leak_dismissed_by: r.leak.as_ref().and_then(|leak| leak.dismissed_by.clone()),
             rolled_from: r.rolled_from.clone(),
             rolled_to: r.rolled_to.clone(),
             last_used_at: ts(&r.last_used_at),
@@ -415,7 +440,27 @@ impl KeyItem {
             .ok()
             .and_then(|bytes| KeyHash::from_slice(&bytes))
             .ok_or_else(|| corrupt("api key", "bad key_hash"))?;
+        let leak = match &self.leaked_at {
+            None => None,
+            Some(at) => Some(Leak {
+                reported_at: ts("leaked_at", at)?,
+                source: self.leak_source.clone().unwrap_or_default(),
+                url: self.leak_url.clone(),
+                dismissed_at: opt_ts("leak_dismissed_at", &self.leak_dismissed_at)?,
+                dismissed_by: self.leak_dismissed_by.clone(),
+            }),
+        };
+        let revocation_reason = self
+            .revocation_reason
+            .as_deref()
+            .map(|text| {
+                RevocationReason::parse(text)
+                    .ok_or_else(|| corrupt("api key", "bad revocation_reason"))
+            })
+            .transpose()?;
         Ok(ApiKeyRecord {
+            revocation_reason,
+            leak,
             created_at: ts("created_at", &self.created_at)?,
             expires_at: opt_ts("expires_at", &self.expires_at)?,
             revoked_at: opt_ts("revoked_at", &self.revoked_at)?,
@@ -453,14 +498,14 @@ pub fn key_from_item(item: HashMap<String, AttributeValue>) -> Result<ApiKeyReco
     decode_without_windows(item)
 }
 
-fn decode_without_windows(
+pub(super) fn decode_without_windows(
     mut item: HashMap<String, AttributeValue>,
 ) -> Result<ApiKeyRecord, StorageError> {
     item.retain(|name, _| !name.starts_with(RATE_WINDOW_PREFIX));
     decode(item)
 }
 
-fn hash_key(hash: &KeyHash) -> AttributeValue {
+pub(super) fn hash_key(hash: &KeyHash) -> AttributeValue {
     AttributeValue::S(hex::encode(hash.as_bytes()))
 }
 
@@ -520,6 +565,8 @@ impl ApiKeysTable {
             expires_at: new.expires_at,
             revoked_at: None,
             revoked_by: None,
+            revocation_reason: None,
+            leak: None,
             ip_allowlist: new.ip_allowlist,
             last_used_at: None,
             last_used_ip: None,
@@ -550,6 +597,10 @@ impl ApiKeysTable {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    pub(super) fn table_name(&self) -> &str {
+        &self.name
     }
 
     /// Stores a record as it is. `issue` is the way to make keys; tests use this to plant
@@ -704,26 +755,48 @@ impl ApiKeysTable {
             .update_item()
             .table_name(&self.name)
             .key("key_hash", hash_key(&record.key_hash))
-            .update_expression("SET revoked_at = :now, revoked_by = :by")
+            .update_expression("SET revoked_at = :now, revoked_by = :by, revocation_reason = :why")
             .condition_expression(
                 "org_id = :org AND key_id = :id AND attribute_not_exists(revoked_at)",
             )
             .expression_attribute_values(":now", AttributeValue::S(time::format(&now)))
             .expression_attribute_values(":by", AttributeValue::S(by.to_owned()))
+            .expression_attribute_values(
+                ":why",
+                AttributeValue::S(RevocationReason::Requested.as_str().to_owned()),
+            )
             .expression_attribute_values(":org", AttributeValue::S(record.org_id.to_string()))
             .expression_attribute_values(":id", AttributeValue::S(record.id.clone()))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
-        let stored = match updated {
-            Ok(output) => output.attributes.map(decode_without_windows).transpose()?,
-            // Revoked by someone else in between: read back what they wrote.
+        // Revoked by someone else in between: what they wrote.
+        self.written_or_current(updated, &record.key_hash, "UpdateItem revoke")
+            .await?
+            .ok_or_else(|| corrupt("api key", "vanished while revoked"))
+    }
+
+    /// The key as a conditional `UpdateItem` (returning `ALL_NEW`) left it, or, when its
+    /// condition failed because another write got there first, as that write left it.
+    pub(super) async fn written_or_current<R>(
+        &self,
+        result: Result<
+            aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+            aws_sdk_dynamodb::error::SdkError<
+                aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+                R,
+            >,
+        >,
+        hash: &KeyHash,
+        operation: &str,
+    ) -> Result<Option<ApiKeyRecord>, StorageError> {
+        match result {
+            Ok(output) => output.attributes.map(decode_without_windows).transpose(),
             Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => {
-                self.find_by_hash(&record.key_hash).await?
+                self.find_by_hash(hash).await
             }
-            Err(e) => return Err(classify("UpdateItem revoke", &e)),
-        };
-        stored.ok_or_else(|| corrupt("api key", "vanished while revoked"))
+            Err(e) => Err(classify(operation, &e)),
+        }
     }
 
     /// Applies a member's edit to a live key that has not been rolled: each `Some` field is
@@ -849,8 +922,12 @@ impl ApiKeysTable {
     ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StorageError> {
         self.set_on_unrevoked(
             key,
-            "revoked_at = :now, revoked_by = :by",
-            &[(":now", &time::format(&now)), (":by", by)],
+            "revoked_at = :now, revoked_by = :by, revocation_reason = :why",
+            &[
+                (":now", &time::format(&now)),
+                (":by", by),
+                (":why", RevocationReason::MemberDeactivated.as_str()),
+            ],
         )
     }
 
@@ -1196,6 +1273,8 @@ mod tests {
             owned_by: None,
             owned_by_email: None,
             revoked_by: None,
+            revocation_reason: None,
+            leak: None,
             rolled_from: None,
             rolled_to: None,
             expires_at: Some(now() + Duration::days(1)),
@@ -1237,6 +1316,8 @@ mod tests {
             owned_by: None,
             owned_by_email: None,
             revoked_by: None,
+            revocation_reason: None,
+            leak: None,
             rolled_from: None,
             rolled_to: None,
             expires_at: Some(now() + Duration::seconds(1)),

@@ -112,7 +112,7 @@ impl fmt::Debug for ApiKeyToken {
 }
 
 /// SHA-256 of a key's plaintext: the lookup key of the API keys table.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct KeyHash([u8; 32]);
 
 impl KeyHash {

@@ -350,7 +350,7 @@ async fn org_key(
         .ok_or_else(key_not_found)
 }
 
-/// `GET /v1/org/api-keys`: newest first; `status` and `created_by` filter.
+/// `GET /v1/org/api-keys`: newest first; `status`, `created_by` and `leak` filter.
 pub async fn list_keys(
     app: &App,
     req: &Request,
@@ -359,7 +359,7 @@ pub async fn list_keys(
 ) -> Result<Response<Body>, ApiError> {
     let query = QueryParams::parse(
         req.uri().query(),
-        &["limit", "cursor", "status", "created_by"],
+        &["limit", "cursor", "status", "created_by", "leak"],
     )?;
     let limit = Limit::parse(query.get("limit"))?;
     let after = decode_cursor(query.get("cursor"))?;
@@ -379,10 +379,24 @@ pub async fn list_keys(
             format!("created_by must be a member id (1-{MAX_MEMBER_ID_CHARS} characters)."),
         ));
     }
+    // `reported`: keys a secret scanner reported as leaked; `undismissed`: those whose
+    // notice no administrator has dismissed yet (the page's banners).
+    let leak = query.get("leak");
+    if leak.is_some_and(|l| !["reported", "undismissed"].contains(&l)) {
+        return Err(ApiError::invalid_param(
+            "leak",
+            "leak must be reported or undismissed.",
+        ));
+    }
     let mut keys = app.keys.list_for_org(&member.org_id).await?;
     keys.retain(|key| {
         status.is_none_or(|s| key.status(meta.now) == s)
             && created_by.is_none_or(|id| key.created_by == id)
+            && match leak {
+                None => true,
+                Some("reported") => key.leak.is_some(),
+                Some(_) => key.leak.as_ref().is_some_and(|l| l.dismissed_at.is_none()),
+            }
     });
     // Newest first: positions count down from the newest creation time.
     keys.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
@@ -627,16 +641,53 @@ pub async fn revoke_key(
     member: &Member,
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
+    change_key(app, req, member, meta, |key| async move {
+        Ok(app
+            .keys
+            .revoke_record(&key, time::now(), &member.id)
+            .await?)
+    })
+    .await
+}
+
+/// `POST /v1/org/api-keys/{id}/dismiss-leak`: hides the page's leak banner for the key,
+/// for every member (the leak itself stays on the key's record). A key never reported as
+/// leaked is a 409; dismissing twice keeps the first dismissal.
+pub async fn dismiss_leak(
+    app: &App,
+    req: &Request,
+    member: &Member,
+    meta: &RequestMeta,
+) -> Result<Response<Body>, ApiError> {
+    change_key(app, req, member, meta, |key| async move {
+        app.keys
+            .dismiss_leak(&key, &member.id, time::now())
+            .await?
+            .ok_or_else(|| ApiError::conflict("This key has not been reported as leaked."))
+    })
+    .await
+}
+
+/// A bodiless change of the org's key `{id}` (no query, no body or `{}`, Idempotency-Key
+/// honoured): `change` gets the key as read and answers it as changed.
+async fn change_key<'a, F, Fut>(
+    app: &'a App,
+    req: &'a Request,
+    member: &'a Member,
+    meta: &'a RequestMeta,
+    change: F,
+) -> Result<Response<Body>, ApiError>
+where
+    F: FnOnce(ApiKeyRecord) -> Fut,
+    Fut: std::future::Future<Output = Result<ApiKeyRecord, ApiError>>,
+{
     QueryParams::parse(req.uri().query(), &[])?;
     let body = optional_body(req)?;
     only_fields(&body, &[])?;
     once(app, req, member, meta, &Value::Object(body), || async {
         let key = org_key(&app.keys, member, req).await?;
-        let revoked = app
-            .keys
-            .revoke_record(&key, time::now(), &member.id)
-            .await?;
-        ok(StatusCode::OK, &key_json(&revoked, meta.now), meta)
+        let changed = change(key).await?;
+        ok(StatusCode::OK, &key_json(&changed, meta.now), meta)
     })
     .await
 }

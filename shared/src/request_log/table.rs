@@ -79,6 +79,21 @@ impl RequestLogTable {
         Ok(item)
     }
 
+    /// The put of one record, for a transaction (a leak's revocation writes its line with it).
+    pub fn put_item(
+        &self,
+        record: &RequestRecord,
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StorageError> {
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.name)
+            .set_item(Some(Self::item(record)?))
+            .build()
+            .map_err(|e| StorageError::Other(format!("Put request record: {e}")))?;
+        Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .put(put)
+            .build())
+    }
+
     /// Stores `records` in batches, retrying what DynamoDB leaves unprocessed. A record
     /// given twice is stored once (a batch naming one item twice is refused whole).
     pub async fn put_all(&self, records: &[RequestRecord]) -> Result<(), StorageError> {

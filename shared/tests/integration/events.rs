@@ -38,6 +38,7 @@ const EXPECTED: &[(&str, u16, &str)] = &[
     ("update-api-key.json", 404, "not_found"),
     ("revoke-api-key.json", 404, "not_found"),
     ("roll-api-key.json", 404, "not_found"),
+    ("dismiss-key-leak.json", 404, "not_found"),
     ("api-key-requests.json", 404, "not_found"),
     ("list-members.json", 200, "list"),
     ("invite-member.json", 201, "member"),
@@ -67,6 +68,8 @@ const EXPECTED: &[(&str, u16, &str)] = &[
     ("rotate-provider-key.json", 404, "not_found"),
     ("provider-key-call-summaries.json", 404, "not_found"),
     ("verify-provider-key.json", 404, "not_found"),
+    // GitHub's report without its signature: refused before any key is looked at.
+    ("github-secret-scanning.json", 401, "unauthorized"),
 ];
 
 /// The member events' `sub` claim: no member has it, so as committed they answer 401.
