@@ -1,11 +1,14 @@
 //! The state a function builds once per cold start: the DynamoDB client and its tables.
 
+use std::sync::Arc;
+
 use aws_sdk_dynamodb::Client;
 
 use crate::customers::cursor::{CursorKey, CURSOR_SECRET_ENV};
 use crate::customers::table::CustomersTable;
 use crate::error::ApiError;
 use crate::idempotency::table::IdempotencyTable;
+use crate::keys::facts::{KeyFacts, SpeculationStats};
 use crate::keys::table::ApiKeysTable;
 use crate::members::pool::MemberPool;
 use crate::members::table::{MembersTable, MEMBERS_TABLE_ENV};
@@ -81,6 +84,9 @@ pub struct App {
     pub providers: Option<ProviderClient>,
     /// GitHub's secret-scanning public keys (fetched on the first report, then cached).
     pub scanning_keys: ScanningKeys,
+    /// The instance's memory of keys' data spaces, and what its warm reads did with it.
+    pub key_facts: Arc<KeyFacts>,
+    pub speculation: Arc<SpeculationStats>,
 }
 
 impl App {
@@ -107,6 +113,8 @@ impl App {
                 tracing::error!(error = %why, "secret-scanning keys: GitHub's list is used");
                 ScanningKeys::at(GITHUB_KEYS_URL).expect("GitHub's URL")
             }),
+            key_facts: Arc::default(),
+            speculation: Arc::default(),
             pool: None,
             cursor_key: CursorKey::random().ok(),
             vault: None,
@@ -161,6 +169,8 @@ impl App {
             vault: self.vault.as_ref().map(|v| v.signing_as(access_key_id)),
             providers: self.providers.as_ref().map(|p| p.signing_as(access_key_id)),
             scanning_keys: self.scanning_keys.clone(),
+            key_facts: self.key_facts.clone(),
+            speculation: self.speculation.clone(),
         }
     }
 

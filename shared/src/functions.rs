@@ -13,6 +13,7 @@ use crate::app::App;
 use crate::customers::{self, test_helpers};
 use crate::edge::http::Endpoint;
 use crate::edge::routes::Route;
+use crate::edge::speculation::ReadRoute;
 use crate::error::ApiError;
 use crate::keys;
 use crate::keys::verify::Principal;
@@ -46,6 +47,9 @@ pub enum Handler {
     Key(KeyHandler),
     Member(MemberHandler),
     Public(PublicHandler),
+    /// A read of the integration API, in two halves, so that a warm instance can fetch
+    /// beside authentication (`edge::speculation`).
+    Read(ReadRoute),
     /// API Gateway's `$default`: a JSON 404 or 405.
     Unrouted,
     /// The page's routes: its own function serves them, never the library's handlers.
@@ -152,11 +156,36 @@ macro_rules! member_webhook {
     };
 }
 
-pub const LIST_CUSTOMERS: Function = key!(ListCustomers, customers::api::list);
+/// A read route: its fetch and its render.
+macro_rules! read {
+    ($route:ident, $fetch:path, $render:path) => {
+        Function {
+            endpoint: Endpoint::Route(Route::$route),
+            handler: Handler::Read(ReadRoute {
+                fetch: |app, req, space| Box::pin($fetch(app, req, space)),
+                render: $render,
+            }),
+        }
+    };
+}
+
+pub const LIST_CUSTOMERS: Function = read!(
+    ListCustomers,
+    customers::api::fetch_page,
+    customers::api::render_page
+);
 pub const CREATE_CUSTOMER: Function = key!(CreateCustomer, customers::api::create);
-pub const GET_CUSTOMER: Function = key!(GetCustomer, customers::api::get);
+pub const GET_CUSTOMER: Function = read!(
+    GetCustomer,
+    customers::api::fetch_one,
+    customers::api::render_customer
+);
 pub const UPDATE_CUSTOMER: Function = key!(UpdateCustomer, customers::api::update);
-pub const GET_CUSTOMER_AML: Function = key!(GetCustomerAml, customers::api::get_aml);
+pub const GET_CUSTOMER_AML: Function = read!(
+    GetCustomerAml,
+    customers::api::fetch_one,
+    customers::api::render_aml
+);
 pub const ME: Function = Function::key(Route::Me, |_app, req, principal, meta, _log| {
     Box::pin(std::future::ready(keys::api::me(req, principal, meta)))
 });
@@ -292,7 +321,7 @@ mod tests {
             let function = of(Endpoint::Route(route));
             assert_eq!(function.endpoint, Endpoint::Route(route));
             match function.handler {
-                Handler::Key(_) => {
+                Handler::Key(_) | Handler::Read(_) => {
                     assert!(route.takes_key(), "{route:?}");
                     // Every key route but `/v1/me` (any key may ask who it is) has a scope.
                     assert_eq!(route.scope().is_none(), route == Route::Me, "{route:?}");

@@ -19,6 +19,7 @@ use crate::idempotency::table::Begin;
 use crate::json;
 use crate::keys::scope::Scope;
 use crate::keys::verify::Principal;
+use crate::org::OrgId;
 use crate::query::QueryParams;
 use crate::request::{before, RequestLog, RequestMeta};
 use crate::time;
@@ -403,33 +404,44 @@ where
     .await
 }
 
-/// The customer a `/v1/customers/{id}…` read names, from the caller's org only.
-async fn fetch_customer(
-    app: &App,
-    req: &Request,
-    principal: &Principal,
-    log: &mut RequestLog,
-) -> Result<Customer, ApiError> {
-    QueryParams::parse(req.uri().query(), &[])?;
-    let id = customer_id(req)?;
-    let stored = app
-        .customers
-        .get(&principal.data_space(), &id)
-        .await?
-        .ok_or_else(not_found)?;
-    log.customer(&id.to_string());
-    Ok(stored.customer)
+/// What a read route fetched from a data space, before anyone is known to be allowed it (a
+/// warm read fetches beside authentication: `edge::speculation`). Nothing of it is logged
+/// or answered until `render` has the authenticated key.
+#[derive(Debug)]
+pub enum Fetched {
+    Customer(Customer),
+    Page {
+        page: CustomerPage,
+        next_cursor: Value,
+        limit: usize,
+    },
 }
 
-/// `GET /v1/customers/{id}`
-pub async fn get(
-    app: &App,
-    req: &Request,
+/// The customer a `/v1/customers/{id}…` read names, from the data space `org` only.
+pub async fn fetch_one(app: &App, req: &Request, org: OrgId) -> Result<Fetched, ApiError> {
+    QueryParams::parse(req.uri().query(), &[])?;
+    let id = customer_id(req)?;
+    let stored = app.customers.get(&org, &id).await?.ok_or_else(not_found)?;
+    Ok(Fetched::Customer(stored.customer))
+}
+
+/// The fetched customer; its id goes into the log line.
+fn fetched_customer(fetched: Fetched, log: &mut RequestLog) -> Result<Customer, ApiError> {
+    let Fetched::Customer(customer) = fetched else {
+        return Err(ApiError::Internal);
+    };
+    log.customer(&customer.id.to_string());
+    Ok(customer)
+}
+
+/// `GET /v1/customers/{id}`, as the authenticated key may see it.
+pub fn render_customer(
+    fetched: Fetched,
     principal: &Principal,
     meta: &RequestMeta,
     log: &mut RequestLog,
 ) -> Result<Response<Body>, ApiError> {
-    let customer = fetch_customer(app, req, principal, log).await?;
+    let customer = fetched_customer(fetched, log)?;
     Ok(customer_response(
         StatusCode::OK,
         &customer,
@@ -438,15 +450,14 @@ pub async fn get(
     ))
 }
 
-/// `GET /v1/customers/{id}/aml`
-pub async fn get_aml(
-    app: &App,
-    req: &Request,
-    principal: &Principal,
+/// `GET /v1/customers/{id}/aml` (the route's scope is `aml:read`).
+pub fn render_aml(
+    fetched: Fetched,
+    _principal: &Principal,
     meta: &RequestMeta,
     log: &mut RequestLog,
 ) -> Result<Response<Body>, ApiError> {
-    let customer = fetch_customer(app, req, principal, log).await?;
+    let customer = fetched_customer(fetched, log)?;
     Ok(json_response(
         StatusCode::OK,
         &customer.aml_json(),
@@ -454,20 +465,15 @@ pub async fn get_aml(
     ))
 }
 
-/// `GET /v1/customers`: newest created first; with `updated_since`, oldest change first.
-pub async fn list(
-    app: &App,
-    req: &Request,
-    principal: &Principal,
-    meta: &RequestMeta,
-    log: &mut RequestLog,
-) -> Result<Response<Body>, ApiError> {
+/// `GET /v1/customers`, fetched for `org` (a data space): newest created first; with
+/// `updated_since`, oldest change first.
+pub async fn fetch_page(app: &App, req: &Request, org: OrgId) -> Result<Fetched, ApiError> {
     let query = QueryParams::parse(
         req.uri().query(),
         &["limit", "cursor", "updated_since", "external_id"],
     )?;
     let limit = Limit::parse(query.get("limit"))?;
-    let org = &principal.data_space();
+    let org = &org;
     let listing = match query.get("updated_since") {
         Some(text) => Listing::UpdatedSince(parse_updated_since(text)?),
         None => Listing::ByCreation,
@@ -538,9 +544,6 @@ pub async fn list(
             }
         }
     };
-    for customer in &page.customers {
-        log.customer(&customer.id.to_string());
-    }
     let next_cursor = match page.customers.last() {
         Some(last) if page.has_more => {
             let by_update = matches!(listing, Listing::UpdatedSince(_));
@@ -553,6 +556,31 @@ pub async fn list(
         }
         _ => Value::Null,
     };
+    Ok(Fetched::Page {
+        page,
+        next_cursor,
+        limit: limit.get(),
+    })
+}
+
+/// The listing, as the authenticated key may see it; its customers go into the log line.
+pub fn render_page(
+    fetched: Fetched,
+    principal: &Principal,
+    meta: &RequestMeta,
+    log: &mut RequestLog,
+) -> Result<Response<Body>, ApiError> {
+    let Fetched::Page {
+        page,
+        next_cursor,
+        limit,
+    } = fetched
+    else {
+        return Err(ApiError::Internal);
+    };
+    for customer in &page.customers {
+        log.customer(&customer.id.to_string());
+    }
     let view = view_of(principal);
     let data: Vec<Value> = page.customers.iter().map(|c| view.render(c)).collect();
     let body = json!({
@@ -560,7 +588,7 @@ pub async fn list(
         "data": data,
         "has_more": page.has_more,
         "next_cursor": next_cursor,
-        "limit": limit.get(),
+        "limit": limit,
     });
     Ok(json_response(StatusCode::OK, &body, &meta.request_id))
 }

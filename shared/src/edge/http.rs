@@ -216,6 +216,9 @@ async fn dispatch(
                     log,
                 )
                 .await?;
+                // A write's key is a read's too: the instance remembers its data space.
+                app.key_facts
+                    .remember(&principal.key.key_hash, &principal.data_space());
                 handler(app, req, &principal, meta, log).await
             };
             before(meta.answer_by(), &meta.request_id, work).await
@@ -230,6 +233,11 @@ async fn dispatch(
                 }
                 handler(app, req, &member, meta).await
             };
+            before(meta.answer_by(), &meta.request_id, work).await
+        }
+        // A read: authentication, and on a warm instance the data call beside it.
+        Handler::Read(read) => {
+            let work = crate::edge::speculation::serve_read(app, route, read, req, meta, log);
             before(meta.answer_by(), &meta.request_id, work).await
         }
         // A signed report: the handler checks the signature before anything else.

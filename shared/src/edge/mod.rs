@@ -4,4 +4,5 @@
 pub mod gateway_event;
 pub mod http;
 pub mod routes;
+pub mod speculation;
 pub mod telemetry;

@@ -14,4 +14,5 @@ mod promises;
 mod rate_limits;
 mod request_log;
 mod verification;
+mod warm_reads;
 mod webhooks;

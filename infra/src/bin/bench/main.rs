@@ -93,6 +93,66 @@ fn timed<F: FnMut(usize) -> u16>(n: usize, mut f: F) -> (Vec<Duration>, Vec<u16>
     (samples, statuses, started.elapsed())
 }
 
+const READ_ROUTES: [(&str, &str); 3] = [
+    ("GET /v1/customers/{id}", ""),
+    ("GET /v1/customers?limit=50", "/v1/customers?limit=50"),
+    (
+        "GET /v1/customers?updated_since (polling)",
+        "/v1/customers?updated_since=2026-01-01T00:00:00Z&limit=50",
+    ),
+];
+
+fn p50(samples: &mut [Duration]) -> f64 {
+    samples.sort();
+    percentile(samples, 0.50)
+}
+
+/// Each read route, warm (its data call beside authentication) and on an instance that
+/// remembers no key (authentication, then the data call), against `GET /v1/me`
+/// (authentication alone), alternating request by request in one run.
+fn warm_reads(warm: &Client, sequential: &Client, ids: &[String]) {
+    let mut me = Vec::new();
+    let mut samples: Vec<(Vec<Duration>, Vec<Duration>)> = READ_ROUTES
+        .iter()
+        .map(|_| (Vec::new(), Vec::new()))
+        .collect();
+    let mut unexpected = 0;
+    let mut time = |client: &Client, path: &str, into: &mut Vec<Duration>| {
+        let t = Instant::now();
+        if client.get(path) != 200 {
+            unexpected += 1;
+        }
+        into.push(t.elapsed());
+    };
+    for i in 0..SEQUENTIAL_REQUESTS {
+        time(warm, "/v1/me", &mut me);
+        for (r, (_, path)) in READ_ROUTES.iter().enumerate() {
+            let path = if path.is_empty() {
+                format!("/v1/customers/{}", ids[i % ids.len()])
+            } else {
+                (*path).to_owned()
+            };
+            let (warm_samples, cold_samples) = &mut samples[r];
+            time(warm, &path, warm_samples);
+            time(sequential, &path, cold_samples);
+        }
+    }
+    let me = p50(&mut me);
+    println!();
+    println!("| read, alternating with GET /v1/me ({SEQUENTIAL_REQUESTS} each) | p50 ms | ÷ GET /v1/me | sequential p50 ms | ÷ GET /v1/me |");
+    println!("|---|---|---|---|---|");
+    println!("| GET /v1/me (authentication alone) | {me:.2} | 1.00 | | |");
+    for ((name, _), (warm_samples, cold_samples)) in READ_ROUTES.iter().zip(samples.iter_mut()) {
+        let (w, s) = (p50(warm_samples), p50(cold_samples));
+        println!(
+            "| {name} | {w:.2} | {:.2} | {s:.2} | {:.2} |",
+            w / me,
+            s / me
+        );
+    }
+    println!("(unexpected statuses: {unexpected})");
+}
+
 /// What the cold starts' events name: a customer (created through the route's own handler),
 /// an administrator, the key and the tables.
 async fn seed(
@@ -199,7 +259,15 @@ async fn main() -> Result<(), String> {
     let tables = TableNames::resolve(|var| env.get(var).and_then(|id| names.get(id)).cloned())
         .map_err(|var| format!("template.yaml has no table for {var}"))?;
     let keys_table_name = tables.api_keys.clone();
-    let app = Arc::new(App::new(client.clone(), &tables));
+    // The bench's instance counts its DynamoDB calls, to show each route's.
+    let route_calls = CallCounter::default();
+    let app = Arc::new(App::new(
+        shared::app::with_api_timeouts(&localdb::counting_client(
+            &dynamodb.endpoint(),
+            &route_calls,
+        )),
+        &tables,
+    ));
     let scopes: Vec<String> = Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect();
     let request = NewApiKey::parse("bench", "bench", &scopes, None, &[], "bench", time::now())
         .and_then(|new| new.with_rate_limit(MAX_RATE_LIMIT_RPS))
@@ -220,8 +288,11 @@ async fn main() -> Result<(), String> {
         &dynamodb.endpoint(),
     )
     .await?;
-    cold::run(Arc::new(seed)).await?;
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("cold") {
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only != "warm" {
+        cold::run(Arc::new(seed)).await?;
+    }
+    if only == "cold" {
         return Ok(());
     }
 
@@ -231,17 +302,43 @@ async fn main() -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let routes = Arc::new(RouteTable::from_template(&template)?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let warm_app = app.clone();
     let server = tokio::spawn(serve(listener, routes, app, async {
         let _ = stop_rx.await;
     }));
 
+    // The same tables behind a second gateway whose instance remembers no key: every read
+    // there is cold (authentication, then the data call), for the side-by-side below.
+    let mut sequential_app = App::new(client.clone(), &tables);
+    sequential_app.key_facts = Arc::new(shared::keys::facts::KeyFacts::with_capacity(0));
+    let sequential_app = Arc::new(sequential_app);
+    let cold_listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .map_err(|e| e.to_string())?;
+    let cold_addr = cold_listener.local_addr().map_err(|e| e.to_string())?;
+    let (cold_stop_tx, cold_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let cold_server = tokio::spawn(serve(
+        cold_listener,
+        Arc::new(RouteTable::from_template(&template)?),
+        sequential_app.clone(),
+        async {
+            let _ = cold_stop_rx.await;
+        },
+    ));
+
     let base = format!("http://{addr}");
+    let cold_base = format!("http://{cold_addr}");
     let auth = format!("Bearer {}", issued.token.expose_secret());
     let results = tokio::task::spawn_blocking(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
             .into();
+        let sequential = Client {
+            agent: agent.clone(),
+            base: cold_base,
+            auth: auth.clone(),
+        };
         let c = Arc::new(Client { agent, base, auth });
         println!("| scenario | requests | p50 ms | p95 ms | p99 ms | req/s | unexpected status |");
         println!("|---|---|---|---|---|---|---|");
@@ -299,6 +396,27 @@ async fn main() -> Result<(), String> {
         });
         report("401 for a malformed key (no DynamoDB call)", s, w, 401, &st);
 
+        warm_reads(&c, &sequential, &ids);
+        println!();
+        println!("| route (warm) | DynamoDB calls |");
+        println!("|---|---|");
+        for (name, path) in
+            [("GET /v1/me", "/v1/me".to_owned())]
+                .into_iter()
+                .chain(READ_ROUTES.iter().map(|(name, path)| {
+                    let path = if path.is_empty() {
+                        format!("/v1/customers/{}", ids[0])
+                    } else {
+                        (*path).to_owned()
+                    };
+                    (*name, path)
+                }))
+        {
+            route_calls.take();
+            c.get(&path);
+            println!("| {name} | {} |", route_calls.take().join(" + "));
+        }
+
         let started = Instant::now();
         let threads: Vec<_> = (0..CONCURRENT_THREADS)
             .map(|t| {
@@ -330,7 +448,19 @@ async fn main() -> Result<(), String> {
     .await;
     let _ = stop_tx.send(());
     let _ = server.await;
+    let _ = cold_stop_tx.send(());
+    let _ = cold_server.await;
     results.map_err(|e| e.to_string())?;
+    let warm = warm_app.speculation.counts();
+    println!();
+    println!(
+        "Warm reads on the bench's instance: {} data calls started beside authentication, {} used, {} thrown away (authentication refused)",
+        warm.started, warm.used, warm.wasted
+    );
+    println!(
+        "The always-cold instance: {} started",
+        sequential_app.speculation.counts().started
+    );
 
     // The auth path's DynamoDB side, in process, alternating in one run: the consistent
     // GetItem by hash that authentication was before rate limits, and the find-and-count
@@ -341,8 +471,43 @@ async fn main() -> Result<(), String> {
         &keys_table_name,
     );
     let hash = issued.token.hash();
+    // The read routes' data calls, for the same comparison: what a warm read waits for is
+    // the slower of authentication and its data call.
+    let customers = shared::customers::table::CustomersTable::new(
+        localdb::counting_client(&dynamodb.endpoint(), &counter),
+        &tables.customers,
+    );
+    let org = shared::org::OrgId::parse("bench").map_err(|e| e.to_string())?;
+    let first = customers
+        .list_by_creation(&org, 1, None)
+        .await
+        .map_err(|e| e.to_string())?
+        .customers
+        .first()
+        .map(|c| c.id)
+        .ok_or("the bench's org has no customer")?;
+    let since = time::parse("2026-01-01T00:00:00Z").ok_or("a time")?;
+    let (mut one, mut page, mut poll) = (Vec::new(), Vec::new(), Vec::new());
     let (mut read, mut count) = (Vec::new(), Vec::new());
     for _ in 0..SEQUENTIAL_REQUESTS {
+        let t = Instant::now();
+        customers
+            .get(&org, &first)
+            .await
+            .map_err(|e| e.to_string())?;
+        one.push(t.elapsed());
+        let t = Instant::now();
+        customers
+            .list_by_creation(&org, 50, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        page.push(t.elapsed());
+        let t = Instant::now();
+        customers
+            .list_updated_since(&org, &since, 50, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        poll.push(t.elapsed());
         let t = Instant::now();
         keys.find_by_hash(&hash).await.map_err(|e| e.to_string())?;
         read.push(t.elapsed());
@@ -353,6 +518,7 @@ async fn main() -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         count.push(t.elapsed());
     }
+    let wall = |samples: &[Duration]| -> Duration { samples.iter().sum() };
     let (read_wall, count_wall): (Duration, Duration) = (read.iter().sum(), count.iter().sum());
     println!();
     println!("| key lookup (in process) | requests | p50 ms | p95 ms | p99 ms | req/s | unexpected status |");
@@ -366,6 +532,22 @@ async fn main() -> Result<(), String> {
         0,
         &ok,
     );
+    let (one_wall, page_wall, poll_wall) = (wall(&one), wall(&page), wall(&poll));
+    report(
+        "GetItem customer (GET /v1/customers/{id})",
+        one,
+        one_wall,
+        0,
+        &ok,
+    );
+    report(
+        "Query 50 by creation (the listing)",
+        page,
+        page_wall,
+        0,
+        &ok,
+    );
+    report("Query 50 by update (polling)", poll, poll_wall, 0, &ok);
     counter.take();
     let mut headers = lambda_http::http::HeaderMap::new();
     headers.insert(
