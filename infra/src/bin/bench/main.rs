@@ -35,13 +35,22 @@ struct Client {
 }
 
 impl Client {
+    /// The status, the body read to its end as a client reads it (so the connection goes
+    /// back to the pool for the next request, as an integrator's would).
     fn get(&self, path: &str) -> u16 {
         let response = self
             .agent
             .get(format!("{}{path}", self.base))
             .header("authorization", &self.auth)
             .call();
-        response.map(|r| r.status().as_u16()).unwrap_or(0)
+        match response {
+            Ok(mut r) => {
+                let status = r.status().as_u16();
+                let _ = r.body_mut().read_to_vec();
+                status
+            }
+            Err(_) => 0,
+        }
     }
 
     fn post(&self, body: &str, idempotency_key: Option<&str>) -> (u16, String) {
