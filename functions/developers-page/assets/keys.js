@@ -224,8 +224,9 @@ function leakBanner(key, me, reload) {
         dismiss.disabled = true;
         try {
           await api('POST', `/v1/org/api-keys/${key.id}/dismiss-leak`, { idempotent: true });
+          // Gone at once: the listing's index may take a moment to say so itself.
+          banner.remove();
           announce(`Dismissed the leak notice for “${key.label}”.`);
-          reload();
         } catch (failure) {
           dismiss.disabled = false;
           banner.append(errorBox(failure));
@@ -237,7 +238,7 @@ function leakBanner(key, me, reload) {
   );
   const banner = h(
     'section',
-    { class: 'leak-banner', role: 'alert', 'aria-labelledby': headingId, 'data-key-id': key.id },
+    { class: 'leak-banner', role: 'region', 'aria-labelledby': headingId, 'data-key-id': key.id },
     h('h2', { id: headingId }, `“${key.label}” was found in public`),
     h(
       'p',

@@ -348,11 +348,11 @@ fn reports_that_are_not_githubs_revoke_nothing() {
     for (what, payload, param) in [
         ("an object", json!({"token": key}).to_string(), None),
         (
-            "no type",
-            json!([{"token": key}]).to_string(),
-            Some("[0].type"),
+            "an entry without its token, beside the key",
+            json!([{"type": "t"}, {"token": key, "type": "t"}]).to_string(),
+            Some("[0].token"),
         ),
-        ("a number", json!([7]).to_string(), Some("[0]")),
+        ("a number", json!([7]).to_string(), Some("[0].token")),
         ("truncated", "[{\"token\":".to_owned(), None),
         (
             "1,001 tokens",
@@ -490,13 +490,22 @@ fn the_key_list_is_fetched_at_most_once_a_minute_for_unknown_identifiers() {
             let body = body.clone();
             let signature = key.sign(&body);
             tasks.push(tokio::spawn(async move {
-                keys.verify(&format!("made-up-{i}"), &signature, &body)
-                    .await
+                // Shaped like GitHub's (hex), so each could have been a rotation.
+                keys.verify(&format!("{i:064x}"), &signature, &body).await
             }));
         }
         for task in tasks {
             assert_eq!(task.await.unwrap(), Err(Rejected::UnknownIdentifier));
         }
+        // Neither a malformed signature nor an identifier GitHub would never send fetches.
+        assert_eq!(
+            keys.verify(&"f".repeat(64), "%%%", &body).await,
+            Err(Rejected::MalformedSignature)
+        );
+        assert_eq!(
+            keys.verify("made-up", &key.sign(&body), &body).await,
+            Err(Rejected::UnknownIdentifier)
+        );
         // A rotation within the minute is seen only after it; the listed key still verifies.
         let rotated = ScannerKey::generate().unwrap();
         server.rotate_to(rotated.clone());
@@ -657,4 +666,36 @@ fn an_administrator_dismisses_the_notice_once_for_the_org() {
     let again = plane.post(&path, &admin.token, json!({}));
     assert_eq!(again.status, 200, "{}", again.body);
     assert_eq!(again.json()["leak"], dismissed["leak"]);
+}
+
+#[test]
+fn an_odd_entry_costs_only_itself_and_the_batchs_real_leaks_are_revoked() {
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let (_, key) = reader_key(&plane, &admin, "CRM");
+    // A type that is not a string, a url that is not a URL, an unknown source: GitHub's
+    // format may grow, and the key in it is still revoked.
+    let body = json!([
+        {"token": "ghp_other", "type": ["?"], "url": 5, "source": {"new": true}},
+        {"token": key, "url": "javascript:alert(1)"},
+    ])
+    .to_string();
+    let reply = send_signed(&plane, &plane.scanner_key, body.as_bytes());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.json(),
+        json!([
+            {"token_hash": token_hash("ghp_other"), "token_type": "", "label": "false_positive"},
+            {"token_hash": token_hash(&key), "token_type": "", "label": "true_positive"},
+        ])
+    );
+    assert_eq!(works(&plane, &key), 401);
+    let listed = plane
+        .get("/v1/org/api-keys?leak=reported", &admin.token)
+        .json();
+    assert_eq!(
+        listed["data"][0]["leak"]["url"],
+        Value::Null,
+        "only http(s) URLs are kept"
+    );
 }

@@ -38,6 +38,15 @@ pub struct ReadRoute {
     pub render: Render,
 }
 
+/// A key refused as unknown, revoked or expired is read cold from then on: no read of its
+/// org starts beside an authentication that will refuse it (a leaked key's flood costs one
+/// call a request, as before). Refused for its source, rate or scope, it is still live.
+fn forget_dead(app: &App, hash: &Option<crate::keys::token::KeyHash>) {
+    if let Some(hash) = hash {
+        app.key_facts.forget(hash);
+    }
+}
+
 /// Serves a read route: authentication and (warm) the fetch side by side.
 pub async fn serve_read(
     app: &App,
@@ -47,9 +56,8 @@ pub async fn serve_read(
     meta: &RequestMeta,
     log: &mut RequestLog,
 ) -> Result<Response<Body>, ApiError> {
-    let remembered = bearer_token(req.headers())
-        .ok()
-        .and_then(|token| app.key_facts.space_of(&token.hash()));
+    let hash = bearer_token(req.headers()).ok().map(|token| token.hash());
+    let remembered = hash.as_ref().and_then(|hash| app.key_facts.space_of(hash));
     let mut auth_log = log.clone();
     let authenticating = authenticate(
         &app.keys,
@@ -78,6 +86,9 @@ pub async fn serve_read(
                 Err(refused) => {
                     // Dropped unread: the answer is the refusal, now.
                     app.speculation.wasted();
+                    if matches!(refused, ApiError::Unauthorized) {
+                        forget_dead(app, &hash);
+                    }
                     return Err(refused);
                 }
             };

@@ -71,6 +71,17 @@ impl KeyFacts {
         }
     }
 
+    /// After an authentication refused the key as unknown, revoked or expired: it is no
+    /// longer worth a read beside authentication (a leaked key's flood costs one call each).
+    pub fn forget(&self, hash: &KeyHash) {
+        let Ok(mut r) = self.remembered.lock() else {
+            return;
+        };
+        if r.spaces.remove(hash).is_some() {
+            r.order.retain(|h| h != hash);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.remembered.lock().map(|r| r.spaces.len()).unwrap_or(0)
     }
@@ -143,6 +154,11 @@ mod tests {
         assert_eq!(facts.len(), 2);
         assert_eq!(facts.space_of(&a), None, "the oldest went first");
         assert_eq!(facts.space_of(&c), Some(acme.clone()));
+        facts.forget(&c);
+        assert_eq!(facts.space_of(&c), None);
+        assert_eq!(facts.len(), 1);
+        facts.remember(&a, &acme);
+        assert_eq!(facts.len(), 2, "forgetting freed its place");
         let none = KeyFacts::with_capacity(0);
         none.remember(&a, &acme);
         assert!(none.is_empty());

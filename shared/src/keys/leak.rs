@@ -173,7 +173,7 @@ impl ApiKeysTable {
         now: Timestamp,
         line: &RequestRecord,
     ) -> Result<Recorded, StorageError> {
-        for _ in 0..=RETRIES {
+        for attempt in 0..=RETRIES {
             if record.leak.is_some() {
                 return Ok(Recorded::Already(record));
             }
@@ -189,7 +189,11 @@ impl ApiKeysTable {
                         .map_or(Ok(Recorded::Missing), |stored| Ok(Recorded::Now(stored)));
                 }
                 // Revoked, reported or rolled meanwhile, or another write in flight: look again.
-                Err(TransactFailure::Conditions(_) | TransactFailure::Contended) => {
+                Err(failure @ (TransactFailure::Conditions(_) | TransactFailure::Contended)) => {
+                    if failure == TransactFailure::Contended {
+                        // Another transaction on the key is in flight: let it finish.
+                        tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                    }
                     match self.find_by_hash(&record.key_hash).await? {
                         Some(stored) => record = stored,
                         None => return Ok(Recorded::Missing),

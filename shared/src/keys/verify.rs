@@ -43,6 +43,17 @@ fn in_scope(record: &ApiKeyRecord, required: Option<Scope>) -> Result<(), ApiErr
     }
 }
 
+/// Whether a dead key's refusal is a repeat within its source's second (kept out of the
+/// request log). `own` counts every request of this source this second; when the key died
+/// within this very second (revoked, reported leaked, or expired), the earlier ones may have
+/// been served, so its first refusal is never taken for a repeat.
+fn refusal_is_repeated(record: &ApiKeyRecord, own: u64, now: Timestamp) -> bool {
+    let died = record
+        .revoked_at
+        .or(record.expires_at.filter(|at| *at <= now));
+    own > 1 && died.is_none_or(|at| at.timestamp() < now.timestamp())
+}
+
 fn rate_state(limit: u32, count: u64) -> RateState {
     RateState {
         limit,
@@ -117,7 +128,7 @@ pub async fn authenticate(
         Lookup::Dead { record, own } => {
             if record.key_hash.matches(&hash) {
                 log.identified(&record.org_id, &record.id);
-                if own > 1 {
+                if refusal_is_repeated(&record, own, now) {
                     log.repeated_refusal();
                 }
             }
@@ -194,6 +205,37 @@ mod tests {
             map.append(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
         }
         map
+    }
+
+    #[test]
+    fn a_key_that_died_this_second_has_its_first_refusal_logged() {
+        let now = crate::time::parse("2026-12-07T10:00:05.500Z").unwrap();
+        let new = crate::keys::table::NewApiKey::parse(
+            "acme",
+            "l",
+            &["customers:read".to_owned()],
+            None,
+            &[],
+            "tests",
+            now - chrono::Duration::days(1),
+        )
+        .unwrap();
+        let mut record = ApiKeysTable::prepare(new, now - chrono::Duration::days(1))
+            .unwrap()
+            .record;
+        record.revoked_at = Some(now - chrono::Duration::milliseconds(200));
+        // Served a request this second, then revoked: the next is this source's first refusal.
+        assert!(!refusal_is_repeated(&record, 2, now));
+        // Revoked in an earlier second: a second attempt within this one is a repeat.
+        record.revoked_at = Some(now - chrono::Duration::seconds(3));
+        assert!(refusal_is_repeated(&record, 2, now));
+        assert!(!refusal_is_repeated(&record, 1, now));
+        // Expired likewise.
+        record.revoked_at = None;
+        record.expires_at = Some(now - chrono::Duration::milliseconds(100));
+        assert!(!refusal_is_repeated(&record, 3, now));
+        record.expires_at = Some(now - chrono::Duration::seconds(2));
+        assert!(refusal_is_repeated(&record, 3, now));
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub const GITHUB_KEYS_URL: &str = "https://api.github.com/meta/public_keys/secre
 pub const REFETCH_AFTER: Duration = Duration::from_secs(60);
 /// How long a fetched list is used before it is fetched again.
 pub const MAX_AGE: Duration = Duration::from_secs(3600);
+/// How long a list is used at most while fetching it again keeps failing: past that, reports
+/// are refused as unavailable (GitHub retries) rather than judged by keys it may have
+/// withdrawn.
+pub const STALE_LIMIT: Duration = Duration::from_secs(24 * 3600);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most of the key list read (GitHub's is a few KB).
 const MAX_LIST_BYTES: usize = 256 * 1024;
@@ -80,14 +84,25 @@ pub fn parse_key_list(body: &[u8]) -> Result<HashMap<String, VerifyingKey>, Stri
     Ok(keys)
 }
 
-/// Whether `signature_b64` (base64 of DER) is `key`'s ECDSA P-256 SHA-256 signature of `body`.
-pub fn verify_with(key: &VerifyingKey, signature_b64: &str, body: &[u8]) -> Result<(), Rejected> {
+/// `Github-Public-Key-Signature`: base64 of a DER ECDSA signature.
+pub fn parse_signature(signature_b64: &str) -> Result<Signature, Rejected> {
     let der = STANDARD
         .decode(signature_b64.trim())
         .map_err(|_| Rejected::MalformedSignature)?;
-    let signature = Signature::from_der(&der).map_err(|_| Rejected::MalformedSignature)?;
+    Signature::from_der(&der).map_err(|_| Rejected::MalformedSignature)
+}
+
+/// Whether `signature_b64` (base64 of DER) is `key`'s ECDSA P-256 SHA-256 signature of `body`.
+pub fn verify_with(key: &VerifyingKey, signature_b64: &str, body: &[u8]) -> Result<(), Rejected> {
+    let signature = parse_signature(signature_b64)?;
     key.verify(body, &signature)
         .map_err(|_| Rejected::BadSignature)
+}
+
+/// Whether `identifier` is shaped like GitHub's (hex digits: the SHA-256 of the key, today):
+/// only such an identifier may cause the list to be fetched again.
+fn looks_like_an_identifier(identifier: &str) -> bool {
+    (16..=128).contains(&identifier.len()) && identifier.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[derive(Default)]
@@ -170,6 +185,8 @@ impl ScanningKeys {
         signature_b64: &str,
         body: &[u8],
     ) -> Result<(), Rejected> {
+        // Nothing malformed reaches the cache, let alone GitHub.
+        parse_signature(signature_b64)?;
         let mut cache = self.cache.lock().await;
         let stale = cache
             .fetched_at
@@ -177,7 +194,8 @@ impl ScanningKeys {
         let due = cache
             .tried_at
             .is_none_or(|at| at.elapsed() >= self.refetch_after);
-        if (stale || !cache.keys.contains_key(identifier)) && due {
+        let unknown = !cache.keys.contains_key(identifier) && looks_like_an_identifier(identifier);
+        if (stale || unknown) && due {
             cache.tried_at = Some(Instant::now());
             cache.fetches += 1;
             match self.fetch().await {
@@ -194,9 +212,15 @@ impl ScanningKeys {
                 }
             }
         }
-        if cache.fetched_at.is_none() {
+        match cache.fetched_at {
             // No list yet, and the last try failed within the minute.
-            return Err(Rejected::Unavailable("no key list fetched yet".into()));
+            None => return Err(Rejected::Unavailable("no key list fetched yet".into())),
+            Some(at) if at.elapsed() >= STALE_LIMIT.max(self.max_age) => {
+                return Err(Rejected::Unavailable(
+                    "the key list could not be fetched again for a day".into(),
+                ))
+            }
+            Some(_) => {}
         }
         let key = cache
             .keys

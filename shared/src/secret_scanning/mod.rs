@@ -32,14 +32,13 @@ pub const SIGNATURE_HEADER: &str = "github-public-key-signature";
 pub const SOURCE: &str = "github";
 /// The longest `url` kept (where the token was found); a longer or non-http one is dropped.
 const MAX_URL_CHARS: usize = 2048;
-/// The longest token and type name looked at.
-const MAX_TOKEN_CHARS: usize = 1024;
+/// The longest type name answered back.
 const MAX_TYPE_CHARS: usize = 200;
 /// Leaks recorded at once.
 const CONCURRENT_RECORDS: usize = 16;
 
-/// One reported token, as GitHub sends it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One reported token, as GitHub sends it. Its `Debug` never shows the token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Reported {
     pub token: String,
     pub token_type: String,
@@ -47,8 +46,22 @@ pub struct Reported {
     pub url: Option<String>,
 }
 
+impl std::fmt::Debug for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reported")
+            .field("token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
 /// Reads GitHub's report: a JSON array of `{token, type, url, source}` objects, at most
-/// 1,000. `param` in the error names the entry at fault (`[3].token`), never its value.
+/// 1,000. Only what it cannot answer for is refused (not an array, too many entries, an
+/// entry without a token): `param` names that entry (`[3].token`), never a value. Anything
+/// else odd in an entry costs only that field (a `type` that is not a string is answered as
+/// `""`, a `url` that is not an http(s) URL is not kept), so one strange entry never keeps
+/// the batch's real leaks from being revoked.
 pub fn parse_report(bytes: &[u8]) -> Result<Vec<Reported>, ApiError> {
     let value = crate::json::parse_strict(bytes)?;
     let Value::Array(entries) = value else {
@@ -65,44 +78,23 @@ pub fn parse_report(bytes: &[u8]) -> Result<Vec<Reported>, ApiError> {
         .iter()
         .enumerate()
         .map(|(i, entry)| {
-            let field = |name: &str| format!("[{i}].{name}");
-            let Value::Object(entry) = entry else {
-                return Err(ApiError::invalid_param(
-                    format!("[{i}]"),
-                    "Each reported token must be an object.",
-                ));
-            };
-            let text = |name: &str, max: usize, required: bool| match entry.get(name) {
-                Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= max => {
-                    Ok(Some(s.clone()))
+            let token = match entry.get("token") {
+                Some(Value::String(token)) if !token.is_empty() => token.clone(),
+                _ => {
+                    return Err(ApiError::invalid_param(
+                        format!("[{i}].token"),
+                        "Each reported entry needs its token, a non-empty string.",
+                    ))
                 }
-                None | Some(Value::Null) if !required => Ok(None),
-                _ => Err(ApiError::invalid_param(
-                    field(name),
-                    format!("{name} must be a string of 1-{max} characters."),
-                )),
             };
-            let token = text("token", MAX_TOKEN_CHARS, true)?.unwrap_or_default();
-            let token_type = text("type", MAX_TYPE_CHARS, true)?.unwrap_or_default();
+            let token_type = match entry.get("type") {
+                Some(Value::String(kind)) => truncate_chars(kind, MAX_TYPE_CHARS),
+                _ => String::new(),
+            };
             let url = match entry.get("url") {
                 Some(Value::String(url)) => public_url(url),
-                None | Some(Value::Null) => None,
-                Some(_) => {
-                    return Err(ApiError::invalid_param(
-                        field("url"),
-                        "url must be a string.",
-                    ))
-                }
+                _ => None,
             };
-            match entry.get("source") {
-                None | Some(Value::Null | Value::String(_)) => {}
-                Some(_) => {
-                    return Err(ApiError::invalid_param(
-                        field("source"),
-                        "source must be a string.",
-                    ))
-                }
-            }
             Ok(Reported {
                 token,
                 token_type,
@@ -114,11 +106,12 @@ pub fn parse_report(bytes: &[u8]) -> Result<Vec<Reported>, ApiError> {
 
 /// `url` if it is an http(s) URL of reasonable length (what the page may link to).
 fn public_url(url: &str) -> Option<String> {
-    (url.chars().count() <= MAX_URL_CHARS)
+    (url.len() <= MAX_URL_CHARS)
         .then(|| url::Url::parse(url).ok())
         .flatten()
         .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some())
         .map(|u| u.to_string())
+        .filter(|normalised| normalised.len() <= MAX_URL_CHARS)
 }
 
 /// Hex SHA-256 of a reported token: how the answer names it.
@@ -154,7 +147,7 @@ pub async fn github(
     req: &Request,
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
-    QueryParams::parse(req.uri().query(), &[])?;
+    let started = std::time::Instant::now();
     let body = body_bytes(req);
     if body.len() > MAX_REPORT_BYTES {
         return Err(refuse(
@@ -195,6 +188,7 @@ pub async fn github(
             return Err(refuse(message, ApiError::SignatureRejected(message)));
         }
     }
+    QueryParams::parse(req.uri().query(), &[])?;
     if !is_json(req) {
         return Err(refuse(
             "not JSON",
@@ -218,7 +212,7 @@ pub async fn github(
             leaks.push((record.clone(), report.url.clone()));
         }
     }
-    let revoked = record_all(app, leaks, meta, req).await?;
+    let revoked = record_all(app, leaks, meta, req, started).await?;
     let answer: Vec<Value> = reported
         .iter()
         .zip(&ours)
@@ -258,6 +252,7 @@ async fn record_all(
     leaks: Vec<(ApiKeyRecord, Option<String>)>,
     meta: &RequestMeta,
     req: &Request,
+    started: std::time::Instant,
 ) -> Result<Vec<String>, ApiError> {
     let user_agent = header(req, "user-agent").map(|ua| truncate_chars(ua, MAX_USER_AGENT_CHARS));
     let route = Route::GithubSecretScanning;
@@ -282,7 +277,8 @@ async fn record_all(
                 user_agent: user_agent.clone(),
                 customer_ids: Vec::new(),
                 idempotent_replayed: false,
-                latency_ms: 0.0,
+                // Until the revocation is written: the line goes in with it.
+                latency_ms: started.elapsed().as_secs_f64() * 1000.0,
             };
             let now = crate::time::now();
             tasks.spawn(async move {
@@ -322,7 +318,7 @@ mod tests {
     }
 
     #[test]
-    fn malformed_reports_name_the_entry_never_the_token() {
+    fn only_what_cannot_be_answered_is_refused_naming_the_entry_never_the_token() {
         let param = |body: &str| match parse_report(body.as_bytes()) {
             Err(ApiError::InvalidRequest { param, message }) => {
                 assert!(!message.contains("secret-value"), "{message}");
@@ -331,32 +327,47 @@ mod tests {
             other => panic!("{body}: {other:?}"),
         };
         assert_eq!(param(r#"{"token":"secret-value"}"#), None);
-        assert_eq!(
-            param(r#"[{"token":"secret-value"}]"#).as_deref(),
-            Some("[0].type")
-        );
         assert_eq!(param(r#"[{"type":"t"}]"#).as_deref(), Some("[0].token"));
         assert_eq!(
             param(r#"[{"token":"","type":"t"}]"#).as_deref(),
             Some("[0].token")
         );
         assert_eq!(
+            param(r#"[{"token":7,"type":"t"}]"#).as_deref(),
+            Some("[0].token")
+        );
+        assert_eq!(
             param(r#"[{"token":"a","type":"t"}, 7]"#).as_deref(),
-            Some("[1]")
-        );
-        assert_eq!(
-            param(r#"[{"token":"secret-value","type":"t","url":5}]"#).as_deref(),
-            Some("[0].url")
-        );
-        assert_eq!(
-            param(r#"[{"token":"secret-value","type":"t","source":[]}]"#).as_deref(),
-            Some("[0].source")
+            Some("[1].token")
         );
         assert!(parse_report(b"not json").is_err());
         let too_many = format!("[{}]", vec![r#"{"token":"a","type":"t"}"#; 1001].join(","));
         assert_eq!(param(&too_many), None);
         let most = format!("[{}]", vec![r#"{"token":"a","type":"t"}"#; 1000].join(","));
         assert_eq!(parse_report(most.as_bytes()).unwrap().len(), 1000);
+        // Odd fields cost only themselves.
+        let odd = parse_report(
+            format!(
+                r#"[{{"token":"secret-value"}},{{"token":"b","type":[1],"url":5,"source":{{}}}},{{"token":"c","type":"{}"}}]"#,
+                "t".repeat(500)
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(odd.len(), 3);
+        assert_eq!(
+            (odd[0].token_type.as_str(), odd[0].url.as_deref()),
+            ("", None)
+        );
+        assert_eq!(
+            (odd[1].token_type.as_str(), odd[1].url.as_deref()),
+            ("", None)
+        );
+        assert_eq!(odd[2].token_type.chars().count(), MAX_TYPE_CHARS);
+        assert!(
+            !format!("{odd:?}").contains("secret-value"),
+            "Debug hides the token"
+        );
     }
 
     #[test]

@@ -165,6 +165,15 @@ async fn every_refusal_of_a_warm_key_is_answered_with_no_byte_of_the_read() {
         .await
         .unwrap();
     assert_refused_unread(&env, Req::get(&path).key(&key), 401, "unauthorized").await;
+    // Refused as dead, it is forgotten: its next attempts start no read beside authentication.
+    let before = counts(&env);
+    let again = env.send(Req::get(&path).key(&key)).await;
+    assert_error(&again, 401, "unauthorized");
+    assert_eq!(
+        counts(&env).started,
+        before.started,
+        "a dead key reads cold"
+    );
 
     // Expired since it was warmed.
     let key = env.full_key("acme").await;
