@@ -14,6 +14,7 @@ pub mod json;
 pub mod keys;
 pub mod members;
 pub mod org;
+pub mod outbound;
 pub mod providers;
 pub mod query;
 pub mod request;

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_http::request::RequestContext;
-use lambda_http::{Request, RequestExt};
+use lambda_http::{Body, Request, RequestExt};
 use tokio::time::Instant;
 
 use crate::error::ApiError;
@@ -20,6 +20,15 @@ pub const FUNCTION_TIMEOUT_SECS: u64 = 10;
 pub const RESPONSE_MARGIN_MILLIS: u64 = 300;
 /// Kept free after a write's own work to release or complete its idempotency record.
 pub const CLEANUP_MARGIN_MILLIS: u64 = 1_200;
+
+/// The request's body as bytes (none for an empty one).
+pub fn body_bytes(req: &Request) -> &[u8] {
+    match req.body() {
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => &[],
+    }
+}
 
 /// Facts about the request that every step may need.
 #[derive(Debug, Clone)]

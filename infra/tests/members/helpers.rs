@@ -268,6 +268,16 @@ impl Plane {
         http::send(method, &self.url(path), headers, body)
     }
 
+    /// A POST of `body` to `path` with exactly these headers (a signed report, say).
+    pub fn post_with(&self, path: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let body = std::str::from_utf8(body).expect("a UTF-8 body");
+        self.call_with("POST", path, &headers, Some(body))
+    }
+
     pub fn get(&self, path: &str, bearer: &str) -> Reply {
         self.call("GET", path, bearer, None)
     }

@@ -28,16 +28,7 @@ fn send_signed(plane: &Plane, key: &ScannerKey, body: &[u8]) -> Reply {
 }
 
 fn send_with(plane: &Plane, headers: &[(String, String)], body: &[u8]) -> Reply {
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    plane.call_with(
-        "POST",
-        PATH,
-        &headers,
-        Some(std::str::from_utf8(body).unwrap()),
-    )
+    plane.post_with(PATH, headers, body)
 }
 
 /// A key made through the member API: (id, plaintext).
@@ -373,17 +364,11 @@ fn reports_that_are_not_githubs_revoke_nothing() {
     );
     send_signed(&plane, &plane.scanner_key, huge.as_bytes()).assert_error(413, "payload_too_large");
     // No query parameters are taken.
-    let headers = plane.scanner_key.headers(&body);
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
     plane
-        .call_with(
-            "POST",
+        .post_with(
             &format!("{PATH}?dry_run=1"),
-            &headers,
-            Some(std::str::from_utf8(&body).unwrap()),
+            &plane.scanner_key.headers(&body),
+            &body,
         )
         .assert_error(400, "invalid_request");
 

@@ -1163,16 +1163,10 @@ fn a_leaked_key_shows_a_banner_with_a_prefilled_replacement_until_dismissed() {
     let leaked_key = leaked["key"].as_str().unwrap().to_owned();
     let found_at = "https://github.com/acme/zaps/blob/main/config.js";
     let body = infra::secret_scanner::report(&[(&leaked_key, Some(found_at))]);
-    let headers = plane.scanner_key.headers(&body);
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    let reply = plane.call_with(
-        "POST",
+    let reply = plane.post_with(
         "/v1/secret-scanning/github",
-        &headers,
-        Some(std::str::from_utf8(&body).unwrap()),
+        &plane.scanner_key.headers(&body),
+        &body,
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(customers_status(&plane, &leaked_key), 401);

@@ -130,11 +130,7 @@ fn body_kind(content_type: Option<&str>) -> Result<BodyKind, &'static str> {
 /// form (read into the object it stands for: `form::parse_form`), in UTF-8. The value is
 /// what the idempotency fingerprint is taken over, so a form and its JSON twin match.
 pub(crate) fn json_object_body(req: &Request) -> Result<(Value, Map<String, Value>), ApiError> {
-    let bytes: &[u8] = match req.body() {
-        Body::Text(text) => text.as_bytes(),
-        Body::Binary(bytes) => bytes,
-        _ => &[],
-    };
+    let bytes = crate::request::body_bytes(req);
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge {
             limit_bytes: MAX_BODY_BYTES,

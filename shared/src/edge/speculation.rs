@@ -58,14 +58,13 @@ pub async fn serve_read(
 ) -> Result<Response<Body>, ApiError> {
     let hash = bearer_token(req.headers()).ok().map(|token| token.hash());
     let remembered = hash.as_ref().and_then(|hash| app.key_facts.space_of(hash));
-    let mut auth_log = log.clone();
     let authenticating = authenticate(
         &app.keys,
         req.headers(),
         meta.source_ip,
         route.scope(),
         meta.now,
-        &mut auth_log,
+        log,
     );
     let (principal, fetched) = match remembered {
         None => (authenticating.await?, None),

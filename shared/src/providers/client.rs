@@ -12,9 +12,6 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use lambda_http::http::{HeaderValue, Method};
 use url::Url;
 
@@ -108,7 +105,7 @@ pub enum CallError {
     Storage(#[from] StorageError),
 }
 
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+use crate::outbound::OutboundClient as HttpClient;
 
 #[derive(Clone)]
 pub struct ProviderClient {
@@ -152,19 +149,8 @@ impl ProviderClient {
     }
 
     fn http(&self) -> &HttpClient {
-        self.http.get_or_init(|| {
-            let mut http = HttpConnector::new();
-            http.enforce_http(false);
-            http.set_connect_timeout(Some(Duration::from_secs(5)));
-            let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_webpki_roots()
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(http);
-            Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .build(https)
-        })
+        self.http
+            .get_or_init(|| crate::outbound::client(Duration::from_secs(5)))
     }
 
     /// `request` with the org's enabled key of `key_type` (the newest, when it has several).

@@ -14,9 +14,6 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
@@ -41,16 +38,34 @@ const USER_AGENT: &str = "InstantCompliance-SecretScanning/1.0";
 /// Why a report's signature was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejected {
-    #[error("No listed GitHub secret-scanning key has this Github-Public-Key-Identifier.")]
+    #[error("{}", self.message())]
     UnknownIdentifier,
-    #[error("Github-Public-Key-Signature is not base64 of a DER ECDSA signature.")]
+    #[error("{}", self.message())]
     MalformedSignature,
-    #[error("The signature does not verify over the request body with the identified key.")]
+    #[error("{}", self.message())]
     BadSignature,
     /// The key list could not be had (GitHub unreachable, or its answer unreadable): the
     /// report can't be judged now, so it is refused as unavailable (GitHub retries).
     #[error("the key list is unavailable: {0}")]
     Unavailable(String),
+}
+
+impl Rejected {
+    /// What the refusal's envelope says (no detail of the list or the body).
+    pub fn message(&self) -> &'static str {
+        match self {
+            Rejected::UnknownIdentifier => {
+                "No listed GitHub secret-scanning key has this Github-Public-Key-Identifier."
+            }
+            Rejected::MalformedSignature => {
+                "Github-Public-Key-Signature is not base64 of a DER ECDSA signature."
+            }
+            Rejected::BadSignature => {
+                "The signature does not verify over the request body with the identified key."
+            }
+            Rejected::Unavailable(_) => "The key list GitHub signs with is unavailable.",
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -114,7 +129,7 @@ struct Cache {
     fetches: u64,
 }
 
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+use crate::outbound::OutboundClient as HttpClient;
 
 /// The key list and its cache; clones share both.
 #[derive(Clone)]
@@ -167,10 +182,6 @@ impl ScanningKeys {
         self.refetch_after = after;
         self.max_age = max_age;
         self
-    }
-
-    pub fn url(&self) -> &str {
-        self.url.as_str()
     }
 
     /// How many times the list has been fetched (tried) by this instance.
@@ -230,17 +241,8 @@ impl ScanningKeys {
     }
 
     fn http(&self) -> &HttpClient {
-        self.http.get_or_init(|| {
-            let mut http = HttpConnector::new();
-            http.enforce_http(false);
-            http.set_connect_timeout(Some(FETCH_TIMEOUT));
-            let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_webpki_roots()
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(http);
-            Client::builder(TokioExecutor::new()).build(https)
-        })
+        self.http
+            .get_or_init(|| crate::outbound::client(FETCH_TIMEOUT))
     }
 
     async fn fetch(&self) -> Result<HashMap<String, VerifyingKey>, String> {

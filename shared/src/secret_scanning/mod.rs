@@ -19,7 +19,7 @@ use crate::keys::leak::Recorded;
 use crate::keys::table::ApiKeyRecord;
 use crate::keys::token::{ApiKeyToken, KeyHash};
 use crate::query::QueryParams;
-use crate::request::RequestMeta;
+use crate::request::{body_bytes, RequestMeta};
 use crate::request_log::record::{truncate_chars, RequestRecord, MAX_USER_AGENT_CHARS};
 use github_keys::Rejected;
 
@@ -119,14 +119,6 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn body_bytes(req: &Request) -> &[u8] {
-    match req.body() {
-        Body::Text(text) => text.as_bytes(),
-        Body::Binary(bytes) => bytes,
-        _ => &[],
-    }
-}
-
 fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers()
         .get(name)
@@ -176,15 +168,7 @@ pub async fn github(
             })
         }
         Err(rejected) => {
-            let message = match rejected {
-                Rejected::UnknownIdentifier => {
-                    "No listed GitHub secret-scanning key has this Github-Public-Key-Identifier."
-                }
-                Rejected::MalformedSignature => {
-                    "Github-Public-Key-Signature is not base64 of a DER ECDSA signature."
-                }
-                _ => "The signature does not verify over the request body.",
-            };
+            let message = rejected.message();
             return Err(refuse(message, ApiError::SignatureRejected(message)));
         }
     }

@@ -111,6 +111,16 @@ async fn a_warm_read_fetches_beside_authentication_and_answers_exactly_as_a_cold
     );
 }
 
+/// Revokes `key` (of org `acme`) as the operator would; acknowledged on return.
+async fn revoke(env: &TestEnv, key: &IssuedKey) {
+    let org = shared::org::OrgId::parse("acme").unwrap();
+    env.app
+        .keys
+        .revoke(&org, &key.record.id, time::now())
+        .await
+        .unwrap();
+}
+
 /// Warms `key` with one allowed read of `id`.
 async fn warm_up(env: &TestEnv, key: &IssuedKey, id: &str, from: &str) {
     let reply = env
@@ -158,12 +168,7 @@ async fn every_refusal_of_a_warm_key_is_answered_with_no_byte_of_the_read() {
     // Revoked between two warm requests.
     let key = env.full_key("acme").await;
     warm_up(&env, &key, &id, "198.51.100.10").await;
-    let org = shared::org::OrgId::parse("acme").unwrap();
-    env.app
-        .keys
-        .revoke(&org, &key.record.id, time::now())
-        .await
-        .unwrap();
+    revoke(&env, &key).await;
     assert_refused_unread(&env, Req::get(&path).key(&key), 401, "unauthorized").await;
     // Refused as dead, it is forgotten: its next attempts start no read beside authentication.
     let before = counts(&env);
@@ -285,12 +290,7 @@ async fn a_refusal_is_answered_without_waiting_for_the_data_call() {
         .await;
     assert_error(&stalled, 503, "service_unavailable");
     // ...but a refused one is answered by authentication alone, before that deadline.
-    let org = shared::org::OrgId::parse("acme").unwrap();
-    env.app
-        .keys
-        .revoke(&org, &key.record.id, time::now())
-        .await
-        .unwrap();
+    revoke(&env, &key).await;
     let before = counts(&env);
     let refused = env
         .send_with_deadline(Req::get(&path).key(&key), 1_500)
@@ -323,12 +323,7 @@ async fn warm_reads_racing_a_revocation_never_answer_after_it_is_acknowledged() 
     }
     // Some reads go through, then the revocation, then more racing reads.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let org = shared::org::OrgId::parse("acme").unwrap();
-    env.app
-        .keys
-        .revoke(&org, &key.record.id, time::now())
-        .await
-        .unwrap();
+    revoke(&env, &key).await;
     let acknowledged = Instant::now();
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
