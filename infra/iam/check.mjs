@@ -184,9 +184,28 @@ for (const [name, fn] of Object.entries(resolved.functions)) {
   }
 }
 
+// The audit trail's events are written once and never changed: no function may hold a grant
+// that could update, overwrite in bulk or delete one, whatever its conditions (a condition
+// narrows a grant, but one that held would still allow it).
+const IMMUTABLE_TABLES = ['AuditEventsTable']
+const CHANGING_ACTIONS = ['dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem', 'dynamodb:PartiQLUpdate', 'dynamodb:PartiQLDelete', 'dynamodb:DeleteTable', 'dynamodb:UpdateTimeToLive', 'dynamodb:RestoreTableFromBackup', 'dynamodb:ImportTable']
+let immutableChecks = 0
+for (const table of IMMUTABLE_TABLES) {
+  const tableArn = `arn:aws:dynamodb:${resolved.region ?? 'eu-west-1'}:${resolved.account}:table/${table}`
+  for (const [name, fn] of Object.entries(resolved.functions)) {
+    for (const action of CHANGING_ACTIONS) {
+      immutableChecks += 1
+      const grant = grantsOf(name, fn).find((g) => glob(g.action, action, true) && glob(g.resource, tableArn, false))
+      if (grant) {
+        problems.push(`${name}: ${label(grant.policy, grant.statement, grant.index)} grants ${action} on ${table}, whose audit events must never change`)
+      }
+    }
+  }
+}
+
 for (const problem of problems) console.error(`make iam: ${problem}`)
 const functions = new Set(calls.map((c) => c.function)).size
 console.log(
-  `make iam: ${calls.length} calls (${allowed} allowed) by ${functions} functions; ${grants} grants, ${unused} unused (${excused} with a written reason); ${problems.length} problems`,
+  `make iam: ${calls.length} calls (${allowed} allowed) by ${functions} functions; ${grants} grants, ${unused} unused (${excused} with a written reason); ${immutableChecks} checks that no function may change an audit event; ${problems.length} problems`,
 )
 process.exit(problems.length ? 1 : 0)

@@ -120,7 +120,9 @@ pub async fn add_member_with_password(
         }
         return Ok(existing);
     }
-    shared::members::api::add_member_record(app, org, &sub, email, role, invited_by)
+    // The operator tool (or the stack, or a test) adds them: `invited_by` is its identity.
+    let author = shared::audit::Author::operator(invited_by);
+    shared::members::api::add_member_record(app, &author, org, &sub, email, role, invited_by)
         .await
         .map_err(|e| e.to_string())
 }

@@ -19,6 +19,8 @@ pub const OUTPUT_VARIABLES: &[(&str, &str)] = &[
     ("WebhookEndpointsTableName", "WEBHOOK_ENDPOINTS_TABLE"),
     ("WebhookDeliveriesTableName", "WEBHOOK_DELIVERIES_TABLE"),
     ("ProviderKeysTableName", "PROVIDER_KEYS_TABLE"),
+    ("AuditEventsTableName", "AUDIT_EVENTS_TABLE"),
+    ("AuditHeadsTableName", "AUDIT_HEADS_TABLE"),
     ("ProviderKeysKeyArn", "PROVIDER_KEYS_KMS_KEY"),
     ("MemberPoolId", "MEMBER_POOL_ID"),
     ("MemberPoolClientId", "MEMBER_POOL_CLIENT_ID"),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 
+use crate::audit::log::{AuditLog, AUDIT_EVENTS_TABLE_ENV, AUDIT_HEADS_TABLE_ENV};
 use crate::customers::cursor::{CursorKey, CURSOR_SECRET_ENV};
 use crate::customers::table::CustomersTable;
 use crate::error::ApiError;
@@ -36,6 +37,8 @@ pub struct TableNames {
     pub webhook_endpoints: String,
     pub webhook_deliveries: String,
     pub provider_keys: String,
+    pub audit_events: String,
+    pub audit_heads: String,
 }
 
 impl TableNames {
@@ -57,6 +60,8 @@ impl TableNames {
             webhook_endpoints: var(WEBHOOK_ENDPOINTS_TABLE_ENV)?,
             webhook_deliveries: var(WEBHOOK_DELIVERIES_TABLE_ENV)?,
             provider_keys: var(PROVIDER_KEYS_TABLE_ENV)?,
+            audit_events: var(AUDIT_EVENTS_TABLE_ENV)?,
+            audit_heads: var(AUDIT_HEADS_TABLE_ENV)?,
         })
     }
 }
@@ -71,6 +76,8 @@ pub struct App {
     pub webhook_endpoints: WebhookEndpointsTable,
     pub webhook_deliveries: WebhookDeliveriesTable,
     pub provider_keys: ProviderKeysTable,
+    /// The org's audit trail: every control-plane change commits its event through it.
+    pub audit: AuditLog,
     /// Where webhooks may go: public https targets (the local stack also allows private).
     pub webhook_targets: TargetGuard,
     /// The org's user pool: only the functions that invite or deactivate members need it.
@@ -107,7 +114,8 @@ impl App {
                 client.clone(),
                 &tables.webhook_deliveries,
             ),
-            provider_keys: ProviderKeysTable::new(client, &tables.provider_keys),
+            provider_keys: ProviderKeysTable::new(client.clone(), &tables.provider_keys),
+            audit: AuditLog::new(client, &tables.audit_events, &tables.audit_heads),
             webhook_targets: TargetGuard::from_env(),
             scanning_keys: ScanningKeys::from_env().unwrap_or_else(|why| {
                 tracing::error!(error = %why, "secret-scanning keys: GitHub's list is used");
@@ -163,6 +171,7 @@ impl App {
             webhook_endpoints: self.webhook_endpoints.signing_as(access_key_id),
             webhook_deliveries: self.webhook_deliveries.signing_as(access_key_id),
             provider_keys: self.provider_keys.signing_as(access_key_id),
+            audit: self.audit.signing_as(access_key_id),
             webhook_targets: self.webhook_targets.clone(),
             pool: self.pool.as_ref().map(|p| p.signing_as(access_key_id)),
             cursor_key: self.cursor_key.clone(),

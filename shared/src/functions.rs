@@ -213,6 +213,7 @@ pub const LIST_MEMBERS: Function = member!(ListMembers, members::api::list_membe
 pub const INVITE_MEMBER: Function = member!(InviteMember, members::api::invite_member);
 pub const UPDATE_MEMBER: Function = member!(UpdateMember, members::api::update_member);
 pub const DEACTIVATE_MEMBER: Function = member!(DeactivateMember, members::api::deactivate_member);
+pub const LIST_AUDIT_EVENTS: Function = member!(ListAuditEvents, crate::audit::api::list_events);
 
 pub const LIST_WEBHOOK_ENDPOINTS: Function = key_webhook!(ListWebhookEndpoints, webhooks::list);
 pub const CREATE_WEBHOOK_ENDPOINT: Function = key_webhook!(CreateWebhookEndpoint, webhooks::create);
@@ -283,6 +284,7 @@ pub fn of(endpoint: Endpoint) -> Function {
         Route::InviteMember => INVITE_MEMBER,
         Route::UpdateMember => UPDATE_MEMBER,
         Route::DeactivateMember => DEACTIVATE_MEMBER,
+        Route::ListAuditEvents => LIST_AUDIT_EVENTS,
         Route::ListWebhookEndpoints => LIST_WEBHOOK_ENDPOINTS,
         Route::CreateWebhookEndpoint => CREATE_WEBHOOK_ENDPOINT,
         Route::GetWebhookEndpoint => GET_WEBHOOK_ENDPOINT,

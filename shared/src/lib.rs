@@ -4,6 +4,7 @@
 //! `storage`, `query`).
 
 pub mod app;
+pub mod audit;
 pub mod customers;
 pub mod edge;
 pub mod error;

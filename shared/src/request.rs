@@ -35,6 +35,8 @@ pub fn body_bytes(req: &Request) -> &[u8] {
 pub struct RequestMeta {
     pub request_id: String,
     pub source_ip: Option<IpAddr>,
+    /// The caller's `User-Agent`, cut to the request log's length (for the audit trail).
+    pub user_agent: Option<String>,
     /// The clock reading at the start of the request: for checks (key expiry), never for
     /// stamping a write, which takes its own reading just before it is sent.
     pub now: Timestamp,
@@ -54,9 +56,20 @@ impl RequestMeta {
             _ => (None, None),
         };
         let deadline_ms = req.lambda_context_ref().map_or(0, |ctx| ctx.deadline);
+        let user_agent = req
+            .headers()
+            .get(lambda_http::http::header::USER_AGENT)
+            .map(|ua| {
+                crate::request_log::record::truncate_chars(
+                    &String::from_utf8_lossy(ua.as_bytes()),
+                    crate::request_log::record::MAX_USER_AGENT_CHARS,
+                )
+            })
+            .filter(|ua| !ua.is_empty());
         Self {
             request_id: request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             source_ip,
+            user_agent,
             now: time::now(),
             deadline: deadline_from_epoch_millis(deadline_ms),
         }

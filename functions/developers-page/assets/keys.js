@@ -279,6 +279,12 @@ function keyRow(key, me, reload) {
   const actions = [
     h('a', { href: `#/keys/${key.id}/requests`, class: 'button' }, 'Requests', h('span', { class: 'visually-hidden' }, ` of ${key.label}`)),
   ];
+  if (me.permissions.includes('org.audit')) {
+    // Who created, edited, rolled or revoked it (the audit trail, filtered to this key).
+    actions.push(
+      h('a', { href: `#/audit?target=${encodeURIComponent(key.id)}`, class: 'button' }, 'History', h('span', { class: 'visually-hidden' }, ` of ${key.label}`)),
+    );
+  }
   if (live && !rolled) {
     actions.push(
       h('button', { type: 'button', onclick: () => editKeyDialog(key, reload) }, 'Edit', h('span', { class: 'visually-hidden' }, ` ${key.label}`)),

@@ -1,9 +1,10 @@
 // The page's entry: the session, the header, and which screen the URL's fragment names
 // (#/keys, #/keys/<id>/requests?…, #/webhooks, #/webhooks/<id>/deliveries?…, #/members,
-// #/provider-keys).
+// #/provider-keys, #/audit?…).
 // The fragment is the member's place: it survives a reload and a new sign-in.
 
 import { api, onSessionEnded, session, signOut } from './api.js';
+import { renderAudit } from './audit.js';
 import { renderKeys } from './keys.js';
 import { renderMembers } from './members.js';
 import { renderProviders } from './providers.js';
@@ -45,13 +46,15 @@ function header(member) {
   document.getElementById('nav-members').hidden = !member.permissions.includes('org.members');
   document.getElementById('nav-webhooks').hidden = !member.permissions.includes('org.api-keys');
   document.getElementById('nav-providers').hidden = !member.permissions.includes('org.provider-keys');
+  document.getElementById('nav-audit').hidden = !member.permissions.includes('org.audit');
   const sections = [
     ['#/members', 'nav-members'],
     ['#/webhooks', 'nav-webhooks'],
     ['#/provider-keys', 'nav-providers'],
+    ['#/audit', 'nav-audit'],
   ];
   const current = (sections.find(([prefix]) => location.hash.startsWith(prefix)) || [null, 'nav-keys'])[1];
-  for (const id of ['nav-keys', 'nav-webhooks', 'nav-providers', 'nav-members']) {
+  for (const id of ['nav-keys', 'nav-webhooks', 'nav-providers', 'nav-members', 'nav-audit']) {
     const link = document.getElementById(id);
     if (id === current) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
@@ -75,6 +78,7 @@ async function route() {
   const hash = location.hash || '#/keys';
   const requests = hash.match(/^#\/keys\/(key_[A-Za-z0-9]+)\/requests(?:\?(.*))?$/);
   const deliveries = hash.match(/^#\/webhooks\/(we_[A-Za-z0-9]+)\/deliveries(?:\?(.*))?$/);
+  const audit = hash.match(/^#\/audit(?:\?(.*))?$/);
   if (hash === '#/keys') {
     await renderKeys(screen('API keys'), me);
   } else if (requests) {
@@ -87,6 +91,8 @@ async function route() {
     await renderMembers(screen('Members'), me);
   } else if (hash === '#/provider-keys') {
     await renderProviders(screen('Provider keys'), me);
+  } else if (audit) {
+    await renderAudit(screen('Audit trail'), me, new URLSearchParams(audit[1] || ''));
   } else {
     location.replace('#/keys');
   }

@@ -76,6 +76,12 @@ function memberRow(member, me, members, reload) {
   const self = member.id === me.id;
   const active = member.status === 'active';
   const actions = [];
+  if (me.permissions.includes('org.audit')) {
+    // What they did to the org's keys (the audit trail, filtered to them).
+    actions.push(
+      h('a', { href: `#/audit?actor=${encodeURIComponent(member.id)}`, class: 'button' }, 'History', h('span', { class: 'visually-hidden' }, ` of ${member.email}`)),
+    );
+  }
   if (!self && active) {
     actions.push(
       h('button', { type: 'button', onclick: () => roleDialog(member, reload) }, 'Change role', h('span', { class: 'visually-hidden' }, ` of ${member.email}`)),

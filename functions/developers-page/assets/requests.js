@@ -2,8 +2,9 @@
 // admin reads after a leak. Filters live in the URL, so a reload or a new sign-in keeps them.
 
 import { api } from './api.js';
+import { loadListing } from './listing.js';
 import { keyDisplay, keyStatus } from './keys.js';
-import { errorBox, field, h, when } from './ui.js';
+import { downloadCsv, errorBox, field, h, when } from './ui.js';
 
 const RANGES = [
   ['1h', 'Last hour', 36e5],
@@ -81,7 +82,7 @@ export async function renderRequests(view, me, keyId, params) {
     rows.length = 0;
     load(area, key, { range, status: status[0], customer }, rows, download);
   };
-  download.addEventListener('click', () => downloadCsv(key, rows));
+  download.addEventListener('click', () => downloadRequests(key, rows));
   view.append(
     h(
       'form',
@@ -98,61 +99,26 @@ export async function renderRequests(view, me, keyId, params) {
   rerun();
 }
 
-async function load(area, key, filter, rows, download, cursor = null, body = null) {
-  // Only the newest load of this area writes into it (filters changed while one ran).
-  const ticket = (area.ticket = (area.ticket || 0) + 1);
+function load(area, key, filter, rows, download) {
   const query = new URLSearchParams({ limit: '50' });
   query.set('since', new Date(Date.now() - filter.range[2]).toISOString());
   if (filter.status) query.set('status', filter.status);
   if (filter.customer) query.set('customer_id', filter.customer);
-  if (cursor) query.set('cursor', cursor);
-  area.setAttribute('aria-busy', 'true');
-  let page;
-  try {
-    page = await api('GET', `/v1/org/api-keys/${key.id}/requests?${query}`);
-  } catch (failure) {
-    if (area.ticket !== ticket) return;
-    area.replaceChildren(errorBox(failure));
-    area.setAttribute('aria-busy', 'false');
-    return;
-  }
-  if (area.ticket !== ticket) return;
-  let tbody = body;
-  if (!tbody) {
-    area.replaceChildren();
-    if (page.data.length === 0) {
-      area.append(h('p', { class: 'empty' }, 'No requests match these filters. Requests show here within a minute of being made.'));
-      download.disabled = true;
-      area.setAttribute('aria-busy', 'false');
-      return;
-    }
-    tbody = h('tbody');
-    area.append(
-      h(
-        'table',
-        { class: 'data requests' },
-        h('caption', { class: 'visually-hidden' }, `Requests made with ${key.label}, newest first`),
-        h('thead', {}, h('tr', {}, COLUMNS.map((name) => h('th', { scope: 'col' }, name)))),
-        tbody,
-      ),
-    );
-  }
-  for (const record of page.data) {
-    rows.push(record);
-    tbody.append(requestRow(record));
-  }
-  download.disabled = rows.length === 0;
-  area.querySelector('.more')?.remove();
-  if (page.has_more) {
-    area.append(
-      h(
-        'button',
-        { type: 'button', class: 'more', onclick: () => load(area, key, filter, rows, download, page.next_cursor, tbody) },
-        'Show older requests',
-      ),
-    );
-  }
-  area.setAttribute('aria-busy', 'false');
+  return loadListing(
+    area,
+    {
+      url: (q) => `/v1/org/api-keys/${key.id}/requests?${q}`,
+      query,
+      tableClass: 'requests',
+      caption: `Requests made with ${key.label}, newest first`,
+      columns: COLUMNS,
+      row: requestRow,
+      empty: 'No requests match these filters. Requests show here within a minute of being made.',
+      more: 'Show older requests',
+    },
+    rows,
+    download,
+  );
 }
 
 function requestRow(record) {
@@ -177,28 +143,11 @@ function requestRow(record) {
   );
 }
 
-// A spreadsheet cell: quoted, and never read as a formula.
-function cell(value) {
-  let text = value === null || value === undefined ? '' : String(value);
-  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-  return `"${text.replace(/"/g, '""')}"`;
-}
-
-function downloadCsv(key, rows) {
+function downloadRequests(key, rows) {
   const header = ['at', 'request_id', 'method', 'route', 'path', 'status', 'error_code', 'source_ip', 'user_agent', 'customer_ids', 'idempotent_replayed', 'latency_ms'];
-  const lines = [header.join(',')];
-  for (const r of rows) {
-    lines.push(
-      [r.at, r.id, r.method, r.route, r.path, r.status, r.error_code, r.source_ip, r.user_agent, r.customer_ids.join(' '), r.idempotent_replayed, r.latency_ms]
-        .map(cell)
-        .join(','),
-    );
-  }
-  const blob = new Blob([`${lines.join('\r\n')}\r\n`], { type: 'text/csv;charset=utf-8' });
-  const url = URL.createObjectURL(blob);
-  const link = h('a', { href: url, download: `requests-${key.id}-${new Date().toISOString().slice(0, 19).replace(/:/g, '')}.csv` });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  downloadCsv(
+    `requests-${key.id}-${new Date().toISOString().slice(0, 19).replace(/:/g, '')}.csv`,
+    header,
+    rows.map((r) => [r.at, r.id, r.method, r.route, r.path, r.status, r.error_code, r.source_ip, r.user_agent, r.customer_ids.join(' '), r.idempotent_replayed, r.latency_ms]),
+  );
 }

@@ -268,3 +268,23 @@ export const ROLE_NAMES = {
 export function roleName(role) {
   return ROLE_NAMES[role] || role;
 }
+
+// A spreadsheet cell: quoted, and never read as a formula (a leading =, +, -, @, tab or
+// carriage return gets a ').
+export function csvCell(value) {
+  let text = value === null || value === undefined ? '' : String(value);
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  return `"${text.replace(/"/g, '""')}"`;
+}
+
+// Rows of cells as a CSV file the browser saves as `filename`.
+export function downloadCsv(filename, header, rows) {
+  const lines = [header.join(','), ...rows.map((cells) => cells.map(csvCell).join(','))];
+  const blob = new Blob([`${lines.join('\r\n')}\r\n`], { type: 'text/csv;charset=utf-8' });
+  const url = URL.createObjectURL(blob);
+  const link = h('a', { href: url, download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}

@@ -62,6 +62,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../assets/requests.js"),
     ),
     (
+        "listing.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/listing.js"),
+    ),
+    (
+        "audit.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/audit.js"),
+    ),
+    (
         "members.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/members.js"),

@@ -473,6 +473,8 @@ mod tests {
             ids,
             [
                 "ApiKeysTable",
+                "AuditEventsTable",
+                "AuditHeadsTable",
                 "CustomersTable",
                 "IdempotencyTable",
                 "MembersTable",

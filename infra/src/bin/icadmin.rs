@@ -9,6 +9,8 @@ use infra::clock::{self, DateRecorder};
 use infra::identity::add_member_with_password;
 use serde_json::Value;
 use shared::app::{API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV};
+use shared::audit::log::{EventQuery, AUDIT_EVENTS_TABLE_ENV, AUDIT_HEADS_TABLE_ENV};
+use shared::audit::{AuditLog, Author};
 use shared::customers::lifecycle::{self, IllegalMove};
 use shared::customers::model::{AmlCategory, AmlStatus, Customer, CustomerView, KycStatus};
 use shared::customers::table::CustomersTable;
@@ -71,11 +73,33 @@ enum Command {
         #[command(subcommand)]
         command: SecretScanningCommand,
     },
+    /// The org's audit trail: verify its hash chain, list its events.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// A deployed stack's settings: `eval "$(icadmin stack env --stack NAME)"` sets
     /// API_URL, the table names, the pool and the key for a shell.
     Stack {
         #[command(subcommand)]
         command: StackCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Re-compute the org's hash chain from its stored events and head; prints the verdict
+    /// and names the first break (exit status 1 when there is one).
+    Verify {
+        #[arg(long)]
+        org: String,
+    },
+    /// The org's most recent events, newest first (the API's objects, with their hashes).
+    List {
+        #[arg(long)]
+        org: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
     },
 }
 
@@ -301,6 +325,15 @@ async fn cognito_client() -> aws_sdk_cognitoidentityprovider::Client {
 async fn keys_table() -> Result<ApiKeysTable, String> {
     let name = table_from_env(API_KEYS_TABLE_ENV)?;
     Ok(ApiKeysTable::new(dynamodb_client().await, name))
+}
+
+/// The org's audit trail: every change the tool makes commits its event there.
+async fn audit_log() -> Result<AuditLog, String> {
+    Ok(AuditLog::new(
+        dynamodb_client().await,
+        table_from_env(AUDIT_EVENTS_TABLE_ENV)?,
+        table_from_env(AUDIT_HEADS_TABLE_ENV)?,
+    ))
 }
 
 /// The customers table, through a client that records each response's `Date`.
@@ -586,7 +619,7 @@ async fn members(command: MembersCommand) -> Result<Value, String> {
                 Some(password) => {
                     add_member_with_password(&app, &org, &email, role, &password, &by).await?
                 }
-                None => add_member(&app, &org, &email, role, &by, None)
+                None => add_member(&app, &Author::operator(&by), &org, &email, role, &by, None)
                     .await
                     .map_err(api_error)?,
             };
@@ -629,7 +662,8 @@ async fn members(command: MembersCommand) -> Result<Value, String> {
             let org = OrgId::parse(&org).map_err(|e| e.to_string())?;
             let role = parse_role(&role)?;
             let app = App::from_env_with(dynamodb_client().await)?;
-            let member = change_role(&app, &org, &member_id, role)
+            let by = operator_identity().await?;
+            let member = change_role(&app, &Author::operator(&by), &org, &member_id, role)
                 .await
                 .map_err(api_error)?;
             Ok(member.to_json())
@@ -642,9 +676,17 @@ async fn members(command: MembersCommand) -> Result<Value, String> {
             let org = OrgId::parse(&org).map_err(|e| e.to_string())?;
             let app = member_app().await?;
             let by = operator_identity().await?;
-            let done = deactivate(&app, &org, &member_id, transfer_keys_to.as_deref(), &by)
-                .await
-                .map_err(api_error)?;
+            let author = Author::operator(&by);
+            let done = deactivate(
+                &app,
+                &author,
+                &org,
+                &member_id,
+                transfer_keys_to.as_deref(),
+                &by,
+            )
+            .await
+            .map_err(api_error)?;
             let mut body = done.member.to_json();
             body["keys_revoked"] = serde_json::json!(done.keys_revoked);
             body["keys_transferred"] = serde_json::json!(done.keys_transferred);
@@ -671,6 +713,7 @@ async fn run(cli: Cli) -> Result<Value, String> {
             command: SecretScanningCommand::Report { tokens, url },
         } => report_leaks(&tokens, url.as_deref()).await,
         Command::Members { command } => members(command).await,
+        Command::Audit { command } => audit(command, now).await,
         Command::Providers { command } => providers(command).await,
         Command::Keys { command } => match command {
             KeysCommand::Create {
@@ -699,9 +742,10 @@ async fn run(cli: Cli) -> Result<Value, String> {
                 .map_err(|e| e.to_string())?
                 .with_mode(shared::org::Mode::parse(&mode).unwrap_or_default());
                 request.created_by = operator_identity().await?;
+                let author = Author::operator(&request.created_by);
                 let issued = keys_table()
                     .await?
-                    .issue(request, now)
+                    .issue_audited(&audit_log().await?, &author, request, now)
                     .await
                     .map_err(|e| e.to_string())?;
                 Ok(issued.to_json(now))
@@ -744,14 +788,19 @@ async fn run(cli: Cli) -> Result<Value, String> {
             KeysCommand::Revoke { org, key_id } => {
                 let org = OrgId::parse(&org).map_err(|e| e.to_string())?;
                 let by = operator_identity().await?;
-                let revoked = keys_table()
-                    .await?
-                    .revoke_by(&org, &key_id, now, &by)
+                let keys = keys_table().await?;
+                let key = keys
+                    .find_by_id(&org, &key_id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| {
+                        format!("org {org} has no key {key_id:?}; nothing was revoked")
+                    })?;
+                let revoked = keys
+                    .revoke_audited(&audit_log().await?, &Author::operator(&by), &key, &by, now)
                     .await
                     .map_err(|e| e.to_string())?;
-                revoked
-                    .map(|k| k.to_public_json(now))
-                    .ok_or_else(|| format!("org {org} has no key {key_id:?}; nothing was revoked"))
+                Ok(revoked.to_public_json(now))
             }
         },
         Command::Customers { command } => match command {
@@ -797,6 +846,50 @@ async fn run(cli: Cli) -> Result<Value, String> {
                 .await
             }
         },
+    }
+}
+
+/// `audit verify` and `audit list`.
+async fn audit(command: AuditCommand, now: Timestamp) -> Result<Value, String> {
+    match command {
+        AuditCommand::Verify { org } => {
+            let org = OrgId::parse(&org).map_err(|e| e.to_string())?;
+            let verdict = audit_log()
+                .await?
+                .verify(&org, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            match &verdict.first_break {
+                None => Ok(verdict.to_json()),
+                Some(found) => Err(format!(
+                    "the audit chain of {org} breaks at event {}{}: {}\n{}",
+                    found.seq,
+                    found
+                        .id
+                        .as_deref()
+                        .map(|id| format!(" ({id})"))
+                        .unwrap_or_default(),
+                    found.why,
+                    verdict.to_json()
+                )),
+            }
+        }
+        AuditCommand::List { org, limit } => {
+            let org = OrgId::parse(&org).map_err(|e| e.to_string())?;
+            if !(1..=1000).contains(&limit) {
+                return Err("--limit must be 1-1000".into());
+            }
+            let (events, _) = audit_log()
+                .await?
+                .list(&org, &EventQuery::default(), limit)
+                .await
+                .map_err(|e| e.to_string())?;
+            events
+                .iter()
+                .map(|e| e.public_json().map_err(|e| e.to_string()))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array)
+        }
     }
 }
 

@@ -18,6 +18,8 @@ use localdb::cognito_local::LOCAL_REGION;
 use localdb::{kms_client, workspace_root, DynamoDbLocal, LocalKmsKey, Template};
 use localdb::{CognitoLocal, PoolIds};
 use shared::app::{TableNames, API_KEYS_TABLE_ENV, CUSTOMERS_TABLE_ENV, IDEMPOTENCY_TABLE_ENV};
+use shared::audit::log::{AUDIT_EVENTS_TABLE_ENV, AUDIT_HEADS_TABLE_ENV};
+use shared::audit::Author;
 use shared::keys::scope::Scope;
 use shared::keys::table::{NewApiKey, MAX_RATE_LIMIT_RPS};
 use shared::members::pool::{MEMBER_POOL_CLIENT_ID_ENV, MEMBER_POOL_ID_ENV};
@@ -87,6 +89,8 @@ fn env_file(
          export {PROVIDER_KEYS_TABLE_ENV}={provider_keys}\n\
          export {WEBHOOK_ENDPOINTS_TABLE_ENV}={webhook_endpoints}\n\
          export {WEBHOOK_DELIVERIES_TABLE_ENV}={webhook_deliveries}\n\
+         export {AUDIT_EVENTS_TABLE_ENV}={audit_events}\n\
+         export {AUDIT_HEADS_TABLE_ENV}={audit_heads}\n\
          export {MEMBER_POOL_ID_ENV}={pool_id}\n\
          export {MEMBER_POOL_CLIENT_ID_ENV}={client_id}\n\
          export IC_API_URL=http://127.0.0.1:{api_port}\n{providers}",
@@ -100,6 +104,8 @@ fn env_file(
         provider_keys = tables.provider_keys,
         webhook_endpoints = tables.webhook_endpoints,
         webhook_deliveries = tables.webhook_deliveries,
+        audit_events = tables.audit_events,
+        audit_heads = tables.audit_heads,
         pool_id = pool.pool_id,
         client_id = pool.client_id,
     );
@@ -255,9 +261,11 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
     // made otherwise get the default (50/s).
     .and_then(|new| new.with_rate_limit(MAX_RATE_LIMIT_RPS))
     .map_err(|e| e.to_string())?;
+    // Made by the stack as the operator tool would make it: its creation is the demo
+    // org's first audit event.
     let demo = app
         .keys
-        .issue(request, now)
+        .issue_audited(&app.audit, &Author::operator("local-stack"), request, now)
         .await
         .map_err(|e| e.to_string())?;
 

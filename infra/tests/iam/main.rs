@@ -156,6 +156,24 @@ fn a_grant_no_call_uses_fails_without_a_reason() {
     );
 }
 
+#[test]
+fn a_grant_that_could_change_an_audit_event_fails_whatever_its_form() {
+    let reader = "              Action: [dynamodb:Query]\n              Resource: !GetAtt AuditEventsTable.Arn";
+    assert_fails(
+        "audit-reader-may-update",
+        reader,
+        "              Action: [dynamodb:Query, dynamodb:UpdateItem]\n              Resource: !GetAtt AuditEventsTable.Arn",
+        &["ListAuditEventsFunction", "grants dynamodb:UpdateItem on AuditEventsTable, whose audit events must never change"],
+    );
+    // A wildcard, on a wildcard resource, with a condition: still a grant that could.
+    assert_fails(
+        "audit-reader-may-delete-anything",
+        reader,
+        "              Action: [dynamodb:Query]\n              Resource: !GetAtt AuditEventsTable.Arn\n            - Effect: Allow\n              Action: [\"dynamodb:Delete*\"]\n              Resource: \"*\"\n              Condition:\n                StringEquals:\n                  aws:RequestedRegion: eu-west-1",
+        &["ListAuditEventsFunction", "grants dynamodb:DeleteItem on AuditEventsTable", "grants dynamodb:DeleteTable on AuditEventsTable"],
+    );
+}
+
 /// template.yaml as YAML (CloudFormation's short-form tags kept as tagged values).
 fn template() -> serde_yaml_ng::Value {
     serde_yaml_ng::from_str(&std::fs::read_to_string(root().join("template.yaml")).unwrap())

@@ -3,6 +3,7 @@
 //! member API's functions against DynamoDB Local, and the integration API used with the
 //! keys they make.
 
+mod audit;
 mod delivery;
 mod flood;
 mod helpers;

@@ -219,17 +219,23 @@ impl Browser {
             .map_err(|e| format!("click {css}: {e}"))
     }
 
-    /// Clicks the button whose visible text starts with `text`, inside `within` (CSS).
+    /// Clicks the button whose visible text starts with `text`, inside `within` (CSS). A
+    /// screen that redraws between finding and clicking (a list reloading after a change)
+    /// is looked at again: the button is found afresh until the deadline.
     pub async fn click_button(&self, within: &str, text: &str) -> Step {
-        let scope = self.find(within).await?;
         let xpath = format!(".//button[starts-with(normalize-space(.), '{text}')] | .//a[starts-with(normalize-space(.), '{text}')]");
         let deadline = std::time::Instant::now() + WAIT;
         loop {
-            if let Ok(button) = scope.find(Locator::XPath(&xpath)).await {
-                return button
-                    .click()
-                    .await
-                    .map_err(|e| format!("click {text:?} in {within}: {e}"));
+            let found = match self.client.find(Locator::Css(within)).await {
+                Ok(scope) => scope.find(Locator::XPath(&xpath)).await.ok(),
+                Err(_) => None,
+            };
+            if let Some(button) = found {
+                match button.click().await {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.to_string().contains("stale element") => {}
+                    Err(e) => return Err(format!("click {text:?} in {within}: {e}")),
+                }
             }
             if std::time::Instant::now() > deadline {
                 return Err(format!("no button {text:?} in {within}"));

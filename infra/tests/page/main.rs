@@ -333,6 +333,18 @@ fn what_a_role_cannot_do_is_not_offered() {
                 .map_err(|e| e.to_string())?,
             "no Provider keys screen for a developer",
         )?;
+        ensure(
+            !b.find("#nav-audit")
+                .await?
+                .is_displayed()
+                .await
+                .map_err(|e| e.to_string())?,
+            "no Audit screen for a developer",
+        )?;
+        ensure(
+            !actions.contains("History"),
+            format!("no key history for a developer: {actions:?}"),
+        )?;
         b.click("#create-key").await?;
         let aml = b.find("dialog input[value='aml:read']").await?;
         ensure(
@@ -433,6 +445,7 @@ fn an_invited_member_chooses_their_password_at_first_sign_in() {
         .runtime
         .block_on(shared::members::api::add_member(
             &plane.app,
+            &shared::audit::Author::operator("tests"),
             &OrgId::parse("acme").unwrap(),
             &email,
             Role::Developer,
@@ -1264,4 +1277,124 @@ fn a_leaked_key_shows_a_banner_with_a_prefilled_replacement_until_dismissed() {
         .get(&format!("/v1/org/api-keys/{leaked_id}"), &admin.token)
         .json();
     assert_eq!(old["leak"]["dismissed_by"], json!(admin.member.id));
+}
+
+#[test]
+fn an_administrator_reads_who_did_what_to_a_key_on_the_audit_screen() {
+    let plane = Plane::new();
+    let admin = plane.member_as("ada@acme.test", "acme", Role::Administrator);
+    let developer = plane.member_as("dev@acme.test", "acme", Role::Developer);
+    let (edited, _) = plane.create_key(&developer, &[Scope::CustomersRead]);
+    let reply = plane.patch(
+        &format!("/v1/org/api-keys/{edited}"),
+        &developer.token,
+        json!({"label": "CRM sync"}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let (revoked, _) = plane.create_key(&admin, &[Scope::CustomersRead]);
+    let reply = plane.post(
+        &format!("/v1/org/api-keys/{revoked}/revoke"),
+        &admin.token,
+        json!({}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    let b = open(&plane, "audit");
+    plane.runtime.block_on(b.run(async |b: &mut Browser| {
+        b.goto(PAGE).await?;
+        b.sign_in(&admin.email, &admin.password).await?;
+        b.click("#nav-audit").await?;
+        b.wait_until(
+            "document.querySelectorAll('tr[data-event-id]').length === 6",
+            "the org's six events",
+        )
+        .await?;
+        let actions = b
+            .js(
+                "return [...document.querySelectorAll('tr[data-event-id]')].map(r => r.dataset.action);",
+                vec![],
+            )
+            .await?;
+        ensure(
+            actions
+                == json!(["api_key.revoked", "api_key.created", "api_key.updated", "api_key.created",
+                          "member.invited", "member.invited"]),
+            format!("newest first: {actions}"),
+        )?;
+        // The edit as a diff: the old label struck out, the new one marked, by whom.
+        let row = "tr[data-action='api_key.updated']";
+        let change = b
+            .js(
+                "const r = document.querySelector(arguments[0]);
+                 return [r.querySelector('del').textContent, r.querySelector('ins').textContent,
+                         r.querySelector('td[data-label=Who]').textContent];",
+                vec![json!(row)],
+            )
+            .await?;
+        ensure(
+            change == json!(["test", "CRM sync", "dev@acme.test Member"]),
+            format!("the edit's diff and who made it: {change}"),
+        )?;
+        b.accessible("audit trail").await?;
+        b.document("audit-trail").await?;
+
+        // Filters: only revocations.
+        b.select("select[name=action]", "api_key.revoked").await?;
+        b.click_button("form.filters", "Apply").await?;
+        b.wait_until(
+            "document.querySelectorAll('tr[data-event-id]').length === 1",
+            "one revocation",
+        )
+        .await?;
+        ensure(
+            b.text("tr[data-event-id]").await?.contains("ada@acme.test"),
+            "the revocation was the administrator's",
+        )?;
+        let hash = b.js("return location.hash;", vec![]).await?;
+        ensure(
+            hash.as_str().is_some_and(|h| h.contains("action=api_key.revoked")),
+            format!("the filter is in the URL: {hash}"),
+        )?;
+
+        // From a key's row to its history.
+        b.click("#nav-keys").await?;
+        let key_row = format!("tr[data-key-id='{edited}']");
+        b.find(&key_row).await?;
+        b.click_button(&key_row, "History").await?;
+        b.wait_until(
+            "document.querySelectorAll('tr[data-event-id]').length === 2",
+            "the key's two events",
+        )
+        .await?;
+        let target = b
+            .js("return document.querySelector('input[name=target]').value;", vec![])
+            .await?;
+        ensure(target == json!(edited), format!("filtered to the key: {target}"))?;
+
+        // And the CSV of what is shown.
+        b.click_button("form.filters", "Download CSV").await?;
+        let (file, csv) = b.downloaded().await?;
+        ensure(file.starts_with("audit-events-"), format!("file name {file}"))?;
+        let lines: Vec<&str> = csv.lines().collect();
+        ensure(
+            lines.len() == 3 && lines[0].starts_with("at,id,actor_type"),
+            format!("a header and two rows: {csv}"),
+        )?;
+        ensure(
+            csv.contains(&edited) && csv.contains("api_key.updated"),
+            format!("the key's events: {csv}"),
+        )?;
+
+        // From a member's row to what they did.
+        b.click("#nav-members").await?;
+        let member_row = format!("tr[data-member-id='{}']", developer.member.id);
+        b.find(&member_row).await?;
+        b.click_button(&member_row, "History").await?;
+        b.wait_until(
+            "document.querySelectorAll('tr[data-event-id]').length === 2",
+            "the developer's two events",
+        )
+        .await?;
+        Ok(())
+    }));
 }

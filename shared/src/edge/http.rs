@@ -17,7 +17,6 @@ use crate::functions::{self, Function, Handler};
 use crate::idempotency::record::REPLAYED_HEADER;
 use crate::keys::verify::authenticate;
 use crate::request::{before, RequestLog, RequestMeta};
-use crate::request_log::record::{truncate_chars, MAX_USER_AGENT_CHARS};
 
 /// What a function serves: one route, or API Gateway's `$default` catch-all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,16 +61,7 @@ where
     let meta = RequestMeta::of(&req);
     let method = req.method().to_string();
     let path = loggable_path(req.uri().path());
-    let user_agent = req
-        .headers()
-        .get(lambda_http::http::header::USER_AGENT)
-        .map(|ua| {
-            truncate_chars(
-                &String::from_utf8_lossy(ua.as_bytes()),
-                MAX_USER_AGENT_CHARS,
-            )
-        })
-        .unwrap_or_default();
+    let user_agent = meta.user_agent.clone().unwrap_or_default();
     let backstop = meta.backstop();
     // A panic in the handler ends its task, not the function: it is answered as a 500. The
     // release profile unwinds (Cargo.toml) so that this holds in the build that ships.

@@ -33,6 +33,7 @@ pub enum Route {
     InviteMember,
     UpdateMember,
     DeactivateMember,
+    ListAuditEvents,
     // Webhook endpoints: with a key holding webhooks:write...
     ListWebhookEndpoints,
     CreateWebhookEndpoint,
@@ -88,6 +89,7 @@ impl Route {
         Route::InviteMember,
         Route::UpdateMember,
         Route::DeactivateMember,
+        Route::ListAuditEvents,
         Route::ListWebhookEndpoints,
         Route::CreateWebhookEndpoint,
         Route::GetWebhookEndpoint,
@@ -147,6 +149,7 @@ impl Route {
             | Route::GetApiKey
             | Route::ApiKeyRequests
             | Route::ListMembers
+            | Route::ListAuditEvents
             | Route::ListWebhookEndpoints
             | Route::GetWebhookEndpoint
             | Route::OrgListWebhookEndpoints
@@ -204,6 +207,7 @@ impl Route {
             Route::ListMembers | Route::InviteMember => "/v1/org/members",
             Route::UpdateMember => "/v1/org/members/{id}",
             Route::DeactivateMember => "/v1/org/members/{id}/deactivate",
+            Route::ListAuditEvents => "/v1/org/audit-events",
             Route::ListWebhookEndpoints | Route::CreateWebhookEndpoint => "/v1/webhook_endpoints",
             Route::GetWebhookEndpoint
             | Route::UpdateWebhookEndpoint
@@ -276,6 +280,7 @@ impl Route {
             | Route::InviteMember
             | Route::UpdateMember
             | Route::DeactivateMember => Some(Permission::OrgMembers),
+            Route::ListAuditEvents => Some(Permission::OrgAudit),
             Route::ListProviderKeys
             | Route::CreateProviderKey
             | Route::GetProviderKey
@@ -392,6 +397,7 @@ mod tests {
                 path if path.starts_with("/v1/org/provider-keys") => {
                     Some(Permission::OrgProviderKeys)
                 }
+                "/v1/org/audit-events" => Some(Permission::OrgAudit),
                 _ => None,
             };
             assert_eq!(route.permission(), expected, "{route:?}");

@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
 use serde_json::{json, Value};
 
+use crate::audit::{Actor, AuditLog, Author, Origin};
 use crate::keys::table::{decode_without_windows, hash_key, ApiKeyRecord, ApiKeysTable};
 use crate::keys::token::KeyHash;
 use crate::request_log::record::RequestRecord;
 use crate::request_log::table::RequestLogTable;
-use crate::storage::{classify, corrupt, transact_write, StorageError, TransactFailure};
+use crate::storage::{classify, StorageError, TransactFailure};
 use crate::time::{self, Timestamp};
 
 /// What `revoked_by` holds for a key a secret scanner reported (the API shows the object
@@ -164,8 +165,11 @@ impl ApiKeysTable {
     /// revoked (reason `leaked`), a dead one keeps its revocation and gets the leak noted,
     /// and `line` goes into the key's request log in the same transaction. Only the first
     /// report writes anything; a concurrent one finds the first's result.
+    #[allow(clippy::too_many_arguments)]
     pub async fn record_leak(
         &self,
+        audit: &AuditLog,
+        origin: &Origin,
         request_log: &RequestLogTable,
         mut record: ApiKeyRecord,
         source: &str,
@@ -173,6 +177,19 @@ impl ApiKeysTable {
         now: Timestamp,
         line: &RequestRecord,
     ) -> Result<Recorded, StorageError> {
+        // The platform acted, on the scanner's word: the event says which and where.
+        let author = Author {
+            actor: Actor::Platform {
+                id: SECRET_SCANNING.to_owned(),
+                reason: match url {
+                    Some(url) => {
+                        format!("{source} secret scanning found the key in public at {url}")
+                    }
+                    None => format!("{source} secret scanning found the key in public"),
+                },
+            },
+            origin: origin.clone(),
+        };
         for attempt in 0..=RETRIES {
             if record.leak.is_some() {
                 return Ok(Recorded::Already(record));
@@ -181,7 +198,33 @@ impl ApiKeysTable {
                 self.leak_update(&record, source, url, now)?,
                 request_log.put_item(line)?,
             ];
-            match transact_write(self.client(), "TransactWriteItems leak", items).await {
+            let mut after = record.clone();
+            after.leak = Some(Leak {
+                source: source.to_owned(),
+                url: url.map(str::to_owned),
+                reported_at: now,
+                dismissed_at: None,
+                dismissed_by: None,
+            });
+            let action = if record.revoked_at.is_none() {
+                after.revoked_at = Some(now);
+                after.revoked_by = Some(SECRET_SCANNING.to_owned());
+                after.revocation_reason = Some(RevocationReason::Leaked);
+                "api_key.revoked"
+            } else {
+                "api_key.leak_recorded"
+            };
+            let change = crate::keys::audited::changed(action, &record, &after);
+            let outcome = audit
+                .commit(
+                    &record.org_id,
+                    &author,
+                    &[change],
+                    items,
+                    "TransactWriteItems leak",
+                )
+                .await;
+            match outcome.map(drop) {
                 Ok(()) => {
                     return self
                         .find_by_hash(&record.key_hash)
@@ -249,40 +292,6 @@ impl ApiKeysTable {
             .build()
             .map_err(|e| StorageError::Other(format!("Update api key leak: {e}")))?;
         Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    /// An administrator's dismissal of the leak banner for `record`. `Ok(None)` when the key
-    /// was never reported; dismissing twice keeps the first dismissal.
-    pub async fn dismiss_leak(
-        &self,
-        record: &ApiKeyRecord,
-        by: &str,
-        now: Timestamp,
-    ) -> Result<Option<ApiKeyRecord>, StorageError> {
-        match &record.leak {
-            None => return Ok(None),
-            Some(leak) if leak.dismissed_at.is_some() => return Ok(Some(record.clone())),
-            Some(_) => {}
-        }
-        let result = self
-            .client()
-            .update_item()
-            .table_name(self.table_name())
-            .key("key_hash", hash_key(&record.key_hash))
-            .update_expression("SET leak_dismissed_at = :now, leak_dismissed_by = :by")
-            .condition_expression(
-                "attribute_exists(leaked_at) AND attribute_not_exists(leak_dismissed_at)",
-            )
-            .expression_attribute_values(":now", AttributeValue::S(time::format(&now)))
-            .expression_attribute_values(":by", AttributeValue::S(by.to_owned()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await;
-        // Dismissed by someone else in between: theirs stays.
-        self.written_or_current(result, &record.key_hash, "UpdateItem dismiss leak")
-            .await?
-            .ok_or_else(|| corrupt("api key", "vanished while its leak was dismissed"))
-            .map(Some)
     }
 }
 

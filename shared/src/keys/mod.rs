@@ -2,6 +2,7 @@
 //! and the keys table.
 
 pub mod api;
+pub mod audited;
 pub mod facts;
 pub mod ip_allowlist;
 pub mod leak;

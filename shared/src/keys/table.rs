@@ -531,8 +531,9 @@ impl ApiKeysTable {
         }
     }
 
-    /// Generates a key and stores its record. The condition guards against a (vanishingly
-    /// unlikely) hash collision overwriting another key.
+    /// Generates a key and stores its record, with no audit event: the tests' and the
+    /// bench's fixtures (the product makes keys with `issue_audited`). The condition guards
+    /// against a (vanishingly unlikely) hash collision overwriting another key.
     pub async fn issue(&self, new: NewApiKey, now: Timestamp) -> Result<IssuedKey, StorageError> {
         let issued = Self::prepare(new, now)?;
         self.put_new(&issued.record).await?;
@@ -682,7 +683,8 @@ impl ApiKeysTable {
             .collect()
     }
 
-    /// Revokes `key_id` if it belongs to `org`, as the operator; see `revoke_by`.
+    /// Revokes `key_id` if it belongs to `org`, as the operator, with no audit event: the
+    /// tests' fixture (the product revokes with `revoke_audited`); see `revoke_by`.
     pub async fn revoke(
         &self,
         org: &OrgId,
@@ -799,84 +801,6 @@ impl ApiKeysTable {
         }
     }
 
-    /// Applies a member's edit to a live key that has not been rolled: each `Some` field is
-    /// set (`ip_allowlist` empty removes the list); `expires_at` only moves earlier.
-    /// `Ok(None)` when the key was revoked or rolled, or its expiry passed or moved, in the
-    /// meantime.
-    pub async fn update_settings(
-        &self,
-        record: &ApiKeyRecord,
-        edit: &KeyEdit,
-        now: Timestamp,
-    ) -> Result<Option<ApiKeyRecord>, StorageError> {
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key("key_hash", hash_key(&record.key_hash))
-            .expression_attribute_values(":now", AttributeValue::S(time::format(&now)))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
-        let mut condition = vec![
-            "attribute_exists(key_hash)".to_owned(),
-            "attribute_not_exists(revoked_at)".to_owned(),
-            "attribute_not_exists(rolled_to)".to_owned(),
-            "(attribute_not_exists(expires_at) OR expires_at > :now)".to_owned(),
-        ];
-        let mut set = Vec::new();
-        let mut remove = Vec::new();
-        if let Some(label) = &edit.label {
-            update = update.expression_attribute_values(":label", AttributeValue::S(label.clone()));
-            set.push("label = :label");
-        }
-        if let Some(allowlist) = &edit.ip_allowlist {
-            if allowlist.is_empty() {
-                remove.push("ip_allowlist");
-            } else {
-                update = update.expression_attribute_values(
-                    ":ips",
-                    AttributeValue::L(
-                        allowlist
-                            .to_strings()
-                            .into_iter()
-                            .map(AttributeValue::S)
-                            .collect(),
-                    ),
-                );
-                set.push("ip_allowlist = :ips");
-            }
-        }
-        if let Some(rps) = edit.rate_limit_rps {
-            update = update.expression_attribute_values(":rps", AttributeValue::N(rps.to_string()));
-            set.push("rate_limit = :rps");
-        }
-        if let Some(at) = edit.expires_at {
-            update =
-                update.expression_attribute_values(":exp", AttributeValue::S(time::format(&at)));
-            set.push("expires_at = :exp");
-            condition.push("(attribute_not_exists(expires_at) OR expires_at > :exp)".to_owned());
-        }
-        if set.is_empty() && remove.is_empty() {
-            return Ok(Some(record.clone()));
-        }
-        let mut expression = String::new();
-        if !set.is_empty() {
-            expression.push_str(&format!("SET {}", set.join(", ")));
-        }
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        let result = update
-            .update_expression(expression.trim())
-            .condition_expression(condition.join(" AND "))
-            .send()
-            .await;
-        match result {
-            Ok(output) => output.attributes.map(decode_without_windows).transpose(),
-            Err(e) if service_code(&e) == Some("ConditionalCheckFailedException") => Ok(None),
-            Err(e) => Err(classify("UpdateItem api key settings", &e)),
-        }
-    }
-
     fn transact_update(
         update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
     ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StorageError> {
@@ -913,12 +837,13 @@ impl ApiKeysTable {
         )
     }
 
-    /// For a deactivation's transaction: `key` revoked at `now` by `by`, unless it already is.
+    /// For a transaction: `key` revoked at `now` by `by` for `why`, unless it already is.
     pub fn revoke_item(
         &self,
         key: &ApiKeyRecord,
         now: Timestamp,
         by: &str,
+        why: RevocationReason,
     ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StorageError> {
         self.set_on_unrevoked(
             key,
@@ -926,7 +851,7 @@ impl ApiKeysTable {
             &[
                 (":now", &time::format(&now)),
                 (":by", by),
-                (":why", RevocationReason::MemberDeactivated.as_str()),
+                (":why", why.as_str()),
             ],
         )
     }

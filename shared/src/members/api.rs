@@ -11,8 +11,10 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Map, Value};
 
 use crate::app::App;
+use crate::audit::{Author, Change};
 use crate::customers::api::{json_object_body, Limit};
 use crate::error::{json_response, ApiError};
+use crate::keys::audited;
 use crate::keys::ip_allowlist::IpAllowlist;
 use crate::keys::scope::Scope;
 use crate::keys::table::{
@@ -23,7 +25,7 @@ use crate::members::table::{Member, MemberChange, MemberError, MemberStatus, MAX
 use crate::org::Mode;
 use crate::query::QueryParams;
 use crate::request::RequestMeta;
-use crate::storage::{transact_write, TransactFailure};
+use crate::storage::TransactFailure;
 use crate::time::{self, Timestamp};
 
 /// The longest grace a rolled key keeps working: 7 days.
@@ -420,11 +422,13 @@ pub async fn list_keys(
 async fn store_member_key(
     app: &App,
     member: &Member,
+    meta: &RequestMeta,
     record: &ApiKeyRecord,
+    change: Change,
     also: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
     also_refused: &str,
 ) -> Result<(), ApiError> {
-    match transact_member_key(app, member, record, also).await {
+    match transact_member_key(app, member, meta, record, change, also).await {
         Ok(()) => Ok(()),
         Err(TransactFailure::Conditions(failed)) if failed.iter().any(|i| *i >= 2) => {
             Err(ApiError::conflict(also_refused))
@@ -437,10 +441,16 @@ async fn store_member_key(
     }
 }
 
+/// The member's record unchanged, the new key, `also`, and the change's audit event, as
+/// one transaction. Two keys made at once by one member touch the same member item, and
+/// every change of the org moves its audit head: a conflict there is tried again
+/// (`AuditLog::commit`), not refused.
 async fn transact_member_key(
     app: &App,
     member: &Member,
+    meta: &RequestMeta,
     record: &ApiKeyRecord,
+    change: Change,
     also: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
 ) -> Result<(), TransactFailure> {
     let hash = hex::encode(record.key_hash.as_bytes());
@@ -453,29 +463,17 @@ async fn transact_member_key(
             .map_err(TransactFailure::Storage)?,
     ];
     items.extend(also);
-    // Two keys made at once by one member touch the same member item: a transaction
-    // conflict, not a refusal. Try again a few times, a little apart.
-    let mut attempt = 0;
-    loop {
-        let outcome = transact_write(
-            app.keys.client(),
+    app.audit
+        .commit(
+            &member.org_id,
+            &Author::member(member, meta),
+            &[change],
+            items,
             "TransactWriteItems member key",
-            items.clone(),
         )
-        .await;
-        match outcome {
-            Err(TransactFailure::Contended) if attempt < CONTENDED_RETRIES => {
-                attempt += 1;
-                let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 40;
-                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt + jitter)).await;
-            }
-            outcome => return outcome,
-        }
-    }
+        .await
+        .map(drop)
 }
-
-/// Retries of a member's key transaction that met another transaction on the member item.
-const CONTENDED_RETRIES: u64 = 5;
 
 fn issued_response(
     issued: &crate::keys::table::IssuedKey,
@@ -555,7 +553,8 @@ pub async fn create_key(
         mode,
     };
     let issued = ApiKeysTable::prepare(new, time::now())?;
-    store_member_key(app, member, &issued.record, Vec::new(), "").await?;
+    let change = audited::created(&issued.record);
+    store_member_key(app, member, meta, &issued.record, change, Vec::new(), "").await?;
     issued_response(&issued, meta)
 }
 
@@ -624,7 +623,12 @@ pub async fn update_key(
             "This key was rolled to {successor} and ends with its grace period; change that key instead."
         )));
     }
-    match app.keys.update_settings(&key, &edit, meta.now).await? {
+    let author = Author::member(member, meta);
+    match app
+        .keys
+        .edit_audited(&app.audit, &author, &key, &edit, time::now())
+        .await?
+    {
         Some(updated) => ok(StatusCode::OK, &key_json(&updated, meta.now), meta),
         None => Err(ApiError::conflict(
             "The key was revoked, rolled or expired, or had its expiry moved, meanwhile; read it again.",
@@ -642,9 +646,10 @@ pub async fn revoke_key(
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
     change_key(app, req, member, meta, |key| async move {
+        let author = Author::member(member, meta);
         Ok(app
             .keys
-            .revoke_record(&key, time::now(), &member.id)
+            .revoke_audited(&app.audit, &author, &key, &member.id, time::now())
             .await?)
     })
     .await
@@ -660,8 +665,9 @@ pub async fn dismiss_leak(
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
     change_key(app, req, member, meta, |key| async move {
+        let author = Author::member(member, meta);
         app.keys
-            .dismiss_leak(&key, &member.id, time::now())
+            .dismiss_leak_audited(&app.audit, &author, &key, &member.id, time::now())
             .await?
             .ok_or_else(|| ApiError::conflict("This key has not been reported as leaked."))
     })
@@ -742,10 +748,17 @@ pub async fn roll_key(
     let issued = ApiKeysTable::prepare(new, now)?;
     let until = now + chrono::Duration::seconds(grace);
     let roll = app.keys.roll_item(&old, &issued.record.id, until, now)?;
+    // One event for the roll: the old key's successor and its new end.
+    let mut rolled = old.clone();
+    rolled.rolled_to = Some(issued.record.id.clone());
+    rolled.expires_at = Some(old.expires_at.map_or(until, |at| at.min(until)));
+    let change = audited::changed("api_key.rolled", &old, &rolled);
     store_member_key(
         app,
         member,
+        meta,
         &issued.record,
+        change,
         vec![roll],
         "The key was revoked, expired or rolled meanwhile; read it again.",
     )
@@ -906,7 +919,9 @@ pub async fn invite_member(
     .to_lowercase();
     let role = parse_role(&body)?;
     once(app, req, member, meta, &Value::Object(body), || async {
-        let invited = add_member(app, &member.org_id, &email, role, &member.id, None).await?;
+        let author = Author::member(member, meta);
+        let invited =
+            add_member(app, &author, &member.org_id, &email, role, &member.id, None).await?;
         ok(StatusCode::CREATED, &invited.to_json(), meta)
     })
     .await
@@ -916,6 +931,7 @@ pub async fn invite_member(
 /// member record. An email that is already a member, of any org, is a 409.
 pub async fn add_member(
     app: &App,
+    author: &Author,
     org: &crate::org::OrgId,
     email: &str,
     role: Role,
@@ -934,12 +950,14 @@ pub async fn add_member(
         }
         Err(e) => return Err(e.into()),
     };
-    add_member_record(app, org, &sub, email, role, invited_by).await
+    add_member_record(app, author, org, &sub, email, role, invited_by).await
 }
 
-/// The member record of pool user `sub`, active, in `org` with `role`.
+/// The member record of pool user `sub`, active, in `org` with `role`, and its
+/// `member.invited` event by `author`.
 pub async fn add_member_record(
     app: &App,
+    author: &Author,
     org: &crate::org::OrgId,
     sub: &str,
     email: &str,
@@ -957,7 +975,7 @@ pub async fn add_member_record(
         deactivated_at: None,
         key_hashes: BTreeSet::new(),
     };
-    app.members.add(&member).await?;
+    app.members.add_audited(&app.audit, author, &member).await?;
     Ok(member)
 }
 
@@ -981,15 +999,17 @@ pub async fn update_member(
         });
     }
     once(app, req, member, meta, &Value::Object(body), || async {
-        let updated = change_role(app, &member.org_id, &id, role).await?;
+        let author = Author::member(member, meta);
+        let updated = change_role(app, &author, &member.org_id, &id, role).await?;
         ok(StatusCode::OK, &updated.to_json(), meta)
     })
     .await
 }
 
-/// Items a member's change may carry besides the member and the org's counter: a
-/// transaction holds 100.
-const MAX_KEYS_PER_CHANGE: usize = 96;
+/// Keys a member's change may carry: a transaction holds 100 items, and besides the
+/// member, the org's counter, an heir and the audit head, each key takes two (its update
+/// and its event) and the member's own event one.
+const MAX_KEYS_PER_CHANGE: usize = 47;
 
 /// Attempts at a member's change that met a concurrent one before giving up with a 503.
 const MEMBER_CHANGE_ATTEMPTS: u64 = 5;
@@ -1011,6 +1031,7 @@ fn contended() -> ApiError {
 /// scopes exactly when the role changes, and a key made meanwhile makes the change retry.
 pub async fn change_role(
     app: &App,
+    author: &Author,
     org: &crate::org::OrgId,
     id: &str,
     role: Role,
@@ -1021,14 +1042,33 @@ pub async fn change_role(
         if !member.is_active() {
             return Err(MemberError::Deactivated.into());
         }
-        let trims = live_keys(app, &member, time::now())
+        let trimmed: Vec<ApiKeyRecord> = live_keys(app, &member, time::now())
             .await?
-            .iter()
+            .into_iter()
             .filter(|key| !key.scopes.is_subset(&allowed))
+            .collect();
+        let trims = trimmed
+            .iter()
             .map(|key| app.keys.trim_item(key, &allowed))
             .collect::<Result<Vec<_>, _>>()?;
         if member.role == role && trims.is_empty() {
             return Ok(member);
+        }
+        // The member's event, then one for each key whose scopes the new role cut.
+        let changed = Member {
+            role,
+            ..member.clone()
+        };
+        let mut events = vec![Change::between(
+            "member.role_changed",
+            member.audit_target(),
+            &member.audit_view(),
+            &changed.audit_view(),
+        )];
+        for key in &trimmed {
+            let mut cut = key.clone();
+            cut.scopes = key.scopes.intersection(&allowed).copied().collect();
+            events.push(audited::changed("api_key.updated", key, &cut));
         }
         if trims.len() > MAX_KEYS_PER_CHANGE {
             return Err(ApiError::conflict(format!(
@@ -1037,10 +1077,17 @@ pub async fn change_role(
         }
         match app
             .members
-            .apply(&member, &MemberChange::Role(role), trims)
+            .apply(
+                &app.audit,
+                author,
+                &member,
+                &MemberChange::Role(role),
+                trims,
+                &events,
+            )
             .await
         {
-            Ok(()) => return Ok(Member { role, ..member }),
+            Ok(()) => return Ok(changed),
             Err(MemberError::Contended) => pause_before_retry(attempt + 1).await,
             Err(e) => return Err(e.into()),
         }
@@ -1068,7 +1115,8 @@ pub async fn deactivate_member(
     };
     let fingerprinted = Value::Object(body.clone());
     once(app, req, member, meta, &fingerprinted, || async {
-        let outcome = deactivate(app, &member.org_id, &id, heir, &member.id).await?;
+        let author = Author::member(member, meta);
+        let outcome = deactivate(app, &author, &member.org_id, &id, heir, &member.id).await?;
         let mut answer = outcome.member.to_json();
         answer["keys_revoked"] = json!(outcome.keys_revoked);
         answer["keys_transferred"] = json!(outcome.keys_transferred);
@@ -1115,6 +1163,7 @@ pub struct Deactivation {
 /// user is disabled. Repeating it finishes what an interrupted attempt left.
 pub async fn deactivate(
     app: &App,
+    author: &Author,
     org: &crate::org::OrgId,
     id: &str,
     heir: Option<&str>,
@@ -1158,7 +1207,19 @@ pub async fn deactivate(
         let mut items = Vec::new();
         let mut moved = Vec::new();
         let (mut revoked, mut transferred) = (Vec::new(), Vec::new());
+        let gone = Member {
+            status: MemberStatus::Deactivated,
+            deactivated_at: Some(now),
+            ..target.clone()
+        };
+        let mut events = vec![Change::between(
+            "member.deactivated",
+            target.audit_target(),
+            &target.audit_view(),
+            &gone.audit_view(),
+        )];
         for key in &live {
+            let mut after = key.clone();
             match &heir {
                 Some(heir) => {
                     if let Some(scope) = key.scopes.iter().find(|s| !heir.role.covers(**s)) {
@@ -1170,10 +1231,22 @@ pub async fn deactivate(
                     items.push(app.keys.transfer_item(key, &heir.id, &heir.email)?);
                     moved.push(hex::encode(key.key_hash.as_bytes()));
                     transferred.push(key.id.clone());
+                    after.owned_by = Some(heir.id.clone());
+                    events.push(audited::changed("api_key.transferred", key, &after));
                 }
                 None => {
-                    items.push(app.keys.revoke_item(key, now, by)?);
+                    items.push(app.keys.revoke_item(
+                        key,
+                        now,
+                        by,
+                        crate::keys::leak::RevocationReason::MemberDeactivated,
+                    )?);
                     revoked.push(key.id.clone());
+                    after.revoked_at = Some(now);
+                    after.revoked_by = Some(by.to_owned());
+                    after.revocation_reason =
+                        Some(crate::keys::leak::RevocationReason::MemberDeactivated);
+                    events.push(audited::changed("api_key.revoked", key, &after));
                 }
             }
         }
@@ -1184,16 +1257,16 @@ pub async fn deactivate(
             at: now,
             moved_keys: moved,
         };
-        match app.members.apply(&target, &change, items).await {
+        match app
+            .members
+            .apply(&app.audit, author, &target, &change, items, &events)
+            .await
+        {
             Ok(()) => {
                 // The member record already refuses them; this stops new sign-ins as well.
                 app.pool()?.disable(&target.email).await?;
                 return Ok(Deactivation {
-                    member: Member {
-                        status: MemberStatus::Deactivated,
-                        deactivated_at: Some(now),
-                        ..target
-                    },
+                    member: gone,
                     keys_revoked: revoked,
                     keys_transferred: transferred,
                 });

@@ -17,6 +17,8 @@ pub enum Permission {
     OrgApiKeys,
     #[serde(rename = "org.provider-keys")]
     OrgProviderKeys,
+    #[serde(rename = "org.audit")]
+    OrgAudit,
     #[serde(rename = "customers.read")]
     CustomersRead,
     #[serde(rename = "customers.write")]
@@ -31,6 +33,7 @@ impl Permission {
             Permission::OrgMembers => "org.members",
             Permission::OrgApiKeys => "org.api-keys",
             Permission::OrgProviderKeys => "org.provider-keys",
+            Permission::OrgAudit => "org.audit",
             Permission::CustomersRead => "customers.read",
             Permission::CustomersWrite => "customers.write",
             Permission::AmlRead => "aml.read",
@@ -87,6 +90,7 @@ impl Role {
                 OrgMembers,
                 OrgApiKeys,
                 OrgProviderKeys,
+                OrgAudit,
                 CustomersRead,
                 CustomersWrite,
                 AmlRead,

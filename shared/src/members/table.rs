@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::audit::{AuditLog, Author, Change, Target, TargetKind};
 use crate::members::role::Role;
 use crate::org::OrgId;
 use crate::storage::{classify, corrupt, transact_write, StorageError, TransactFailure};
@@ -60,6 +61,23 @@ pub struct Member {
 }
 
 impl Member {
+    /// What the audit trail records of a member.
+    pub fn audit_view(&self) -> Value {
+        json!({
+            "email": self.email,
+            "role": self.role.as_str(),
+            "status": self.status.as_str(),
+            "deactivated_at": self.deactivated_at.as_ref().map(time::format),
+        })
+    }
+
+    pub fn audit_target(&self) -> Target {
+        Target {
+            kind: TargetKind::Member,
+            id: self.id.clone(),
+        }
+    }
+
     pub fn is_active(&self) -> bool {
         self.status == MemberStatus::Active
     }
@@ -249,8 +267,57 @@ impl MembersTable {
             .build())
     }
 
-    /// Adds a member (an administrator also counts towards the org's administrators).
+    /// Adds a member (an administrator also counts towards the org's administrators), with
+    /// no audit event: the tests' and the bench's fixture (the product adds members with
+    /// `add_audited`).
     pub async fn add(&self, member: &Member) -> Result<(), MemberError> {
+        let items = self.add_items(member)?;
+        match transact_write(&self.client, "TransactWriteItems add member", items).await {
+            Ok(()) => Ok(()),
+            Err(failure) => Err(Self::add_failed(failure)),
+        }
+    }
+
+    /// Adds a member with its `member.invited` event, as `author`.
+    pub async fn add_audited(
+        &self,
+        audit: &AuditLog,
+        author: &Author,
+        member: &Member,
+    ) -> Result<(), MemberError> {
+        let items = self.add_items(member)?;
+        let change = Change::between(
+            "member.invited",
+            member.audit_target(),
+            &Value::Null,
+            &member.audit_view(),
+        );
+        match audit
+            .commit(
+                &member.org_id,
+                author,
+                &[change],
+                items,
+                "TransactWriteItems add member",
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(failure) => Err(Self::add_failed(failure)),
+        }
+    }
+
+    fn add_failed(failure: TransactFailure) -> MemberError {
+        match failure {
+            TransactFailure::Conditions(_) => MemberError::Exists,
+            TransactFailure::Contended => {
+                MemberError::Storage(StorageError::Unavailable("add member: contended".into()))
+            }
+            TransactFailure::Storage(e) => e.into(),
+        }
+    }
+
+    fn add_items(&self, member: &Member) -> Result<Vec<TransactWriteItem>, MemberError> {
         let item = serde_dynamo::to_item(MemberItem {
             member_id: member.id.clone(),
             org_id: member.org_id.clone(),
@@ -272,14 +339,7 @@ impl MembersTable {
         if member.role == Role::Administrator && member.is_active() {
             items.push(self.counter_update(&member.org_id, 1)?);
         }
-        match transact_write(&self.client, "TransactWriteItems add member", items).await {
-            Ok(()) => Ok(()),
-            Err(TransactFailure::Conditions(_)) => Err(MemberError::Exists),
-            Err(TransactFailure::Contended) => Err(MemberError::Storage(
-                StorageError::Unavailable("add member: contended".into()),
-            )),
-            Err(TransactFailure::Storage(e)) => Err(e.into()),
-        }
+        Ok(items)
     }
 
     /// The update of `member` that holds only while its role and status are what was read:
@@ -308,14 +368,18 @@ impl MembersTable {
     }
 
     /// One attempt at `change` to `member` as read, with `extra` items (their keys' updates)
-    /// in the same transaction: it holds only while the member's role, status and set of
-    /// keys are what was read (`Contended` otherwise: read again and retry), and the org's
-    /// last active administrator stays one (`LastAdministrator`).
+    /// and the audit events `events` in the same transaction, by `author`: it holds only
+    /// while the member's role, status and set of keys are what was read (`Contended`
+    /// otherwise: read again and retry), and the org's last active administrator stays one
+    /// (`LastAdministrator`).
     pub async fn apply(
         &self,
+        audit: &AuditLog,
+        author: &Author,
         member: &Member,
         change: &MemberChange,
         extra: Vec<TransactWriteItem>,
+        events: &[Change],
     ) -> Result<(), MemberError> {
         let mut update = Update::builder()
             .table_name(&self.name)
@@ -383,8 +447,17 @@ impl MembersTable {
             items.push(self.counter_update(&member.org_id, admins_delta)?);
         }
         items.extend(extra);
-        match transact_write(&self.client, "TransactWriteItems member change", items).await {
-            Ok(()) => Ok(()),
+        match audit
+            .commit(
+                &member.org_id,
+                author,
+                events,
+                items,
+                "TransactWriteItems member change",
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
             Err(TransactFailure::Conditions(failed))
                 if counter_index.is_some_and(|i| failed.contains(&i)) =>
             {

@@ -9,6 +9,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{json, Map, Value};
 
 use crate::app::App;
+use crate::audit::{Author, Change};
 use crate::customers::api::{json_object_body, Limit};
 use crate::error::{json_response, ApiError};
 use crate::members::api::{
@@ -219,6 +220,8 @@ pub struct Actor {
     pub creator: Creator,
     pub who: String,
     pub request_id: Option<String>,
+    /// Who the audit trail names, and from where.
+    pub author: Author,
 }
 
 impl Actor {
@@ -230,6 +233,7 @@ impl Actor {
             },
             who: format!("member:{}", member.id),
             request_id: Some(meta.request_id.clone()),
+            author: Author::member(member, meta),
         }
     }
 
@@ -241,6 +245,7 @@ impl Actor {
             },
             who: format!("operator:{principal}"),
             request_id: None,
+            author: Author::operator(principal),
         }
     }
 
@@ -278,7 +283,9 @@ pub async fn add_key(
         updated_at: now,
         version: 0,
     };
-    app.provider_keys.create(&key, &sealed).await?;
+    app.provider_keys
+        .create(&app.audit, &by.author, &key, &sealed)
+        .await?;
     tracing::info!(
         provider_key = %key.id,
         key_type = key_type.code(),
@@ -299,7 +306,11 @@ pub async fn edit_key(
 ) -> Result<ProviderKey, ApiError> {
     for _ in 0..EDIT_ATTEMPTS {
         let key = find(app, org, id).await?;
-        if let Some(updated) = app.provider_keys.edit(&key, edit, time::now()).await? {
+        if let Some(updated) = app
+            .provider_keys
+            .edit(&app.audit, &by.author, &key, edit, time::now())
+            .await?
+        {
             tracing::info!(
                 provider_key = %key.id,
                 enabled = updated.enabled,
@@ -346,7 +357,14 @@ pub async fn rotate_to(
     for _ in 0..EDIT_ATTEMPTS {
         if let Some(rotated) = app
             .provider_keys
-            .rotate(key, &sealed, &secret.masked(), time::now())
+            .rotate(
+                &app.audit,
+                &by.author,
+                key,
+                &sealed,
+                &secret.masked(),
+                time::now(),
+            )
             .await?
         {
             tracing::info!(
@@ -556,6 +574,30 @@ pub async fn verify(
             )),
             _ => None,
         };
+        // The verification changes no setting of the key (its call is counted like any
+        // other): its event is its own transaction, after the call.
+        let checked = Change {
+            action: "provider_key.verified",
+            target: key.audit_target(),
+            before: Map::new(),
+            after: json!({"result": result, "http_status": status})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        };
+        app.audit
+            .commit(
+                &member.org_id,
+                &Author::member(member, meta),
+                &[checked],
+                Vec::new(),
+                "TransactWriteItems provider key verified",
+            )
+            .await
+            .map_err(|failure| match failure {
+                crate::storage::TransactFailure::Storage(err) => ApiError::from(err),
+                _ => contended(),
+            })?;
         let body = json!({
             "object": "provider_key_verification",
             "result": result,

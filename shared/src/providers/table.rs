@@ -11,15 +11,16 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::NaiveDate;
 use serde_json::{json, Value};
 
+use crate::audit::{AuditLog, Author, Change, Target, TargetKind};
 use crate::org::OrgId;
 use crate::providers::kind::KeyType;
 use crate::providers::vault::Sealed;
-use crate::storage::{classify, condition_held, corrupt, StorageError};
+use crate::storage::{classify, condition_held, corrupt, StorageError, TransactFailure};
 use crate::time::{self, Timestamp};
 
 pub const PROVIDER_KEYS_TABLE_ENV: &str = "PROVIDER_KEYS_TABLE";
@@ -52,6 +53,16 @@ const SEALED_ATTRS: &[&str] = &[
     "nonce",
     "ciphertext",
 ];
+
+/// A transaction's failure with no condition of the caller's in it.
+fn unavailable(failure: TransactFailure) -> StorageError {
+    match failure {
+        TransactFailure::Storage(err) => err,
+        TransactFailure::Contended | TransactFailure::Conditions(_) => {
+            StorageError::Unavailable("provider key: other changes kept winning".into())
+        }
+    }
+}
 
 pub fn new_provider_key_id() -> Result<String, getrandom::Error> {
     Ok(format!(
@@ -95,6 +106,25 @@ pub struct ProviderKey {
 }
 
 impl ProviderKey {
+    /// What the audit trail records of a key: the secret only as its mask.
+    pub fn audit_view(&self) -> Value {
+        json!({
+            "key_type": self.key_type.code(),
+            "provider": self.key_type.provider(),
+            "label": self.label,
+            "masked_key": self.masked_key,
+            "enabled": self.enabled,
+            "rotated_at": self.rotated_at.as_ref().map(time::format),
+        })
+    }
+
+    pub fn audit_target(&self) -> Target {
+        Target {
+            kind: TargetKind::ProviderKey,
+            id: self.id.clone(),
+        }
+    }
+
     /// The contract's object.
     pub fn to_json(&self) -> Value {
         json!({
@@ -293,8 +323,14 @@ impl ProviderKeysTable {
         &self.name
     }
 
-    /// Stores a new key with its sealed secret.
-    pub async fn create(&self, key: &ProviderKey, sealed: &Sealed) -> Result<(), StorageError> {
+    /// Stores a new key with its sealed secret, and its `provider_key.created` event.
+    pub async fn create(
+        &self,
+        audit: &AuditLog,
+        author: &Author,
+        key: &ProviderKey,
+        sealed: &Sealed,
+    ) -> Result<(), StorageError> {
         let mut item: Item = HashMap::from([
             ("org_id".to_owned(), s(key.org_id.as_str())),
             ("provider_key_id".to_owned(), s(key.id.clone())),
@@ -314,19 +350,33 @@ impl ProviderKeysTable {
         for (name, value) in sealed_values(sealed) {
             item.insert(name.to_owned(), value);
         }
-        let result = self
-            .client
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.name)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(provider_key_id)")
-            .send()
-            .await;
-        match condition_held("PutItem provider key", result)? {
-            Some(_) => Ok(()),
-            None => Err(StorageError::Other(
+            .build()
+            .map_err(|e| StorageError::Other(format!("Put provider key: {e}")))?;
+        let change = Change::between(
+            "provider_key.created",
+            key.audit_target(),
+            &Value::Null,
+            &key.audit_view(),
+        );
+        match audit
+            .commit(
+                &key.org_id,
+                author,
+                &[change],
+                vec![TransactWriteItem::builder().put(put).build()],
+                "TransactWriteItems create provider key",
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(TransactFailure::Conditions(_)) => Err(StorageError::Other(
                 "PutItem provider key: the id was taken".into(),
             )),
+            Err(failure) => Err(unavailable(failure)),
         }
     }
 
@@ -431,36 +481,68 @@ impl ProviderKeysTable {
     /// vanished) in between.
     pub async fn edit(
         &self,
+        audit: &AuditLog,
+        author: &Author,
         key: &ProviderKey,
         edit: &Edit,
         now: Timestamp,
     ) -> Result<Option<ProviderKey>, StorageError> {
         let mut sets = vec!["updated_at = :now", "version = version + :one"];
         let mut request = self.update_over(key, now);
+        let mut after = key.clone();
         if let Some(label) = &edit.label {
             sets.push("#label = :label");
             request = request
                 .expression_attribute_names("#label", "label")
                 .expression_attribute_values(":label", s(label.clone()));
+            after.label = label.clone();
         }
         if let Some(enabled) = edit.enabled {
             sets.push("enabled = :enabled");
             request =
                 request.expression_attribute_values(":enabled", AttributeValue::Bool(enabled));
+            after.enabled = enabled;
         }
-        self.write_over(request.update_expression(format!("SET {}", sets.join(", "))))
-            .await
+        let change = Change::between(
+            "provider_key.updated",
+            key.audit_target(),
+            &key.audit_view(),
+            &after.audit_view(),
+        );
+        if change.is_empty() {
+            // Nothing to change: the key as it is, no write, no event.
+            return Ok(Some(key.clone()));
+        }
+        self.write_over(
+            audit,
+            author,
+            key,
+            change,
+            request.update_expression(format!("SET {}", sets.join(", "))),
+        )
+        .await
     }
 
     /// Replaces the sealed secret (and its mask) over the version it was read at; the id,
     /// the counts and the history stay. `None` when the key changed in between.
     pub async fn rotate(
         &self,
+        audit: &AuditLog,
+        author: &Author,
         key: &ProviderKey,
         sealed: &Sealed,
         masked_key: &str,
         now: Timestamp,
     ) -> Result<Option<ProviderKey>, StorageError> {
+        let mut after = key.clone();
+        after.masked_key = masked_key.to_owned();
+        after.rotated_at = Some(now);
+        let change = Change::between(
+            "provider_key.rotated",
+            key.audit_target(),
+            &key.audit_view(),
+            &after.audit_view(),
+        );
         let mut request = self
             .update_over(key, now)
             .expression_attribute_values(":masked", s(masked_key));
@@ -474,19 +556,24 @@ impl ProviderKeysTable {
             sets.push(format!("{name} = :{name}"));
             request = request.expression_attribute_values(format!(":{name}"), value);
         }
-        self.write_over(request.update_expression(format!("SET {}", sets.join(", "))))
-            .await
+        self.write_over(
+            audit,
+            author,
+            key,
+            change,
+            request.update_expression(format!("SET {}", sets.join(", "))),
+        )
+        .await
     }
 
-    /// An UpdateItem of `key` that holds only if it is still at the version it was read at,
+    /// An update of `key` that holds only if it is still at the version it was read at,
     /// with `:now` and `:one` bound for the caller's SET.
     fn update_over(
         &self,
         key: &ProviderKey,
         now: Timestamp,
-    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
-        self.client
-            .update_item()
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        Update::builder()
             .table_name(&self.name)
             .key("org_id", s(key.org_id.as_str()))
             .key("provider_key_id", s(key.id.clone()))
@@ -496,23 +583,36 @@ impl ProviderKeysTable {
             .expression_attribute_values(":v", n(key.version))
     }
 
+    /// Commits `update` with `change`'s event; the key as stored afterwards, or `None` when
+    /// it changed (or vanished) since it was read.
     async fn write_over(
         &self,
-        request: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+        audit: &AuditLog,
+        author: &Author,
+        key: &ProviderKey,
+        change: Change,
+        update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
     ) -> Result<Option<ProviderKey>, StorageError> {
-        let result = request
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await;
-        match condition_held("UpdateItem provider key", result)? {
-            None => Ok(None),
-            Some(out) => out
-                .attributes
-                .as_ref()
-                .map(decode)
-                .transpose()?
+        let update = update
+            .build()
+            .map_err(|e| StorageError::Other(format!("Update provider key: {e}")))?;
+        match audit
+            .commit(
+                &key.org_id,
+                author,
+                &[change],
+                vec![TransactWriteItem::builder().update(update).build()],
+                "TransactWriteItems provider key",
+            )
+            .await
+        {
+            Ok(_) => self
+                .get(&key.org_id, &key.id)
+                .await?
                 .map(Some)
-                .ok_or_else(|| corrupt("provider key", "no attributes returned")),
+                .ok_or_else(|| corrupt("provider key", "vanished once changed")),
+            Err(TransactFailure::Conditions(_)) => Ok(None),
+            Err(failure) => Err(unavailable(failure)),
         }
     }
 

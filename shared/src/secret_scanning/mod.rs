@@ -20,7 +20,7 @@ use crate::keys::table::ApiKeyRecord;
 use crate::keys::token::{ApiKeyToken, KeyHash};
 use crate::query::QueryParams;
 use crate::request::{body_bytes, RequestMeta};
-use crate::request_log::record::{truncate_chars, RequestRecord, MAX_USER_AGENT_CHARS};
+use crate::request_log::record::{truncate_chars, RequestRecord};
 use github_keys::Rejected;
 
 /// GitHub's limits for one report.
@@ -196,7 +196,7 @@ pub async fn github(
             leaks.push((record.clone(), report.url.clone()));
         }
     }
-    let revoked = record_all(app, leaks, meta, req, started).await?;
+    let revoked = record_all(app, leaks, meta, started).await?;
     let answer: Vec<Value> = reported
         .iter()
         .zip(&ours)
@@ -235,10 +235,10 @@ async fn record_all(
     app: &App,
     leaks: Vec<(ApiKeyRecord, Option<String>)>,
     meta: &RequestMeta,
-    req: &Request,
     started: std::time::Instant,
 ) -> Result<Vec<String>, ApiError> {
-    let user_agent = header(req, "user-agent").map(|ua| truncate_chars(ua, MAX_USER_AGENT_CHARS));
+    let user_agent = meta.user_agent.clone();
+    let origin = crate::audit::Origin::of(meta);
     let route = Route::GithubSecretScanning;
     let mut recorded = Vec::new();
     let mut pending = leaks.into_iter();
@@ -246,6 +246,8 @@ async fn record_all(
         let mut tasks = tokio::task::JoinSet::new();
         for (record, url) in pending.by_ref().take(CONCURRENT_RECORDS) {
             let keys = app.keys.clone();
+            let audit = app.audit.clone();
+            let origin = origin.clone();
             let request_log = app.request_log.clone();
             let line = RequestRecord {
                 id: meta.request_id.clone(),
@@ -266,8 +268,17 @@ async fn record_all(
             };
             let now = crate::time::now();
             tasks.spawn(async move {
-                keys.record_leak(&request_log, record, SOURCE, url.as_deref(), now, &line)
-                    .await
+                keys.record_leak(
+                    &audit,
+                    &origin,
+                    &request_log,
+                    record,
+                    SOURCE,
+                    url.as_deref(),
+                    now,
+                    &line,
+                )
+                .await
             });
         }
         if tasks.is_empty() {

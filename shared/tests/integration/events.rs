@@ -41,6 +41,7 @@ const EXPECTED: &[(&str, u16, &str)] = &[
     ("dismiss-key-leak.json", 404, "not_found"),
     ("api-key-requests.json", 404, "not_found"),
     ("list-members.json", 200, "list"),
+    ("list-audit-events.json", 200, "list"),
     ("invite-member.json", 201, "member"),
     ("update-member.json", 404, "not_found"),
     ("deactivate-member.json", 404, "not_found"),
