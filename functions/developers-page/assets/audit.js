@@ -27,6 +27,12 @@ export const ACTIONS = {
   'provider_key.updated': 'Provider key edited',
   'provider_key.rotated': 'Provider key rotated',
   'provider_key.verified': 'Provider key verified',
+  'webhook_endpoint.created': 'Webhook endpoint added',
+  'webhook_endpoint.updated': 'Webhook endpoint changed',
+  'webhook_endpoint.deleted': 'Webhook endpoint deleted',
+  'webhook_endpoint.secret_revealed': 'Signing secret revealed',
+  'webhook_endpoint.secret_rotated': 'Signing secret rotated',
+  'webhook_endpoint.delivery_resent': 'Delivery re-sent',
 };
 const ACTOR_TYPES = { member: 'Member', api_key: 'API key', operator: 'Operator', platform: 'Platform' };
 const COLUMNS = ['Time', 'Who', 'Action', 'Target', 'Changes', 'From'];
@@ -46,7 +52,7 @@ export async function renderAudit(view, me, params) {
     h(
       'p',
       { class: 'muted' },
-      'Every change to your org’s API keys, members and provider keys: who made it (a member, the operator tool or the platform), when, from where, and what changed. Events can’t be edited or removed; each one is chained to the one before it.',
+      'Every change to your org’s API keys, members, webhook endpoints and provider keys: who made it (a member, the operator tool or the platform), when, from where, and what changed. Events can’t be edited or removed; each one is chained to the one before it.',
     ),
   );
   const rangeSelect = h('select', { name: 'range' }, RANGES.map(([id, text]) => h('option', { value: id, selected: id === range[0] }, text)));
@@ -92,7 +98,7 @@ export async function renderAudit(view, me, params) {
       field('Time range', rangeSelect),
       field('Action', actionSelect),
       field('Who (member, key or operator id)', actorInput),
-      field('Target (key, member or provider key id)', targetInput),
+      field('Target (an id: key_…, we_…, pk_… or a member)', targetInput),
       h('button', { type: 'submit', class: 'primary' }, 'Apply'),
       h('button', { type: 'button', onclick: rerun }, 'Refresh'),
       download,

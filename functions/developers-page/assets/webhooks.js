@@ -43,7 +43,7 @@ export async function renderWebhooks(view, me) {
     return;
   }
   const area = h('div', { class: 'table-area', 'aria-live': 'polite' });
-  const load = () => loadEndpoints(area);
+  const load = () => loadEndpoints(area, me);
   view.append(
     h(
       'p',
@@ -56,7 +56,7 @@ export async function renderWebhooks(view, me) {
   await load();
 }
 
-async function loadEndpoints(area) {
+async function loadEndpoints(area, me) {
   area.setAttribute('aria-busy', 'true');
   let endpoints;
   try {
@@ -66,7 +66,7 @@ async function loadEndpoints(area) {
     area.setAttribute('aria-busy', 'false');
     return;
   }
-  const reload = () => loadEndpoints(area);
+  const reload = () => loadEndpoints(area, me);
   if (endpoints.length === 0) {
     area.replaceChildren(h('p', { class: 'empty' }, 'No endpoints yet. Add one, or turn on a Zap that uses the Instant Compliance app.'));
   } else {
@@ -76,18 +76,22 @@ async function loadEndpoints(area) {
         { class: 'data webhooks' },
         h('caption', { class: 'visually-hidden' }, 'Webhook endpoints of your org'),
         h('thead', {}, h('tr', {}, ['Endpoint', 'Events', 'Mode', 'Status', 'Created', 'Actions'].map((name) => h('th', { scope: 'col' }, name)))),
-        h('tbody', {}, endpoints.map((endpoint) => endpointRow(endpoint, reload))),
+        h('tbody', {}, endpoints.map((endpoint) => endpointRow(endpoint, me, reload))),
       ),
     );
   }
   area.setAttribute('aria-busy', 'false');
 }
 
-function endpointRow(endpoint, reload) {
+function endpointRow(endpoint, me, reload) {
   const name = endpoint.description || endpoint.url;
   const hidden = (text) => h('span', { class: 'visually-hidden' }, ` ${text}`);
   const actions = [
     h('a', { class: 'button', href: `#/webhooks/${endpoint.id}/deliveries` }, 'Deliveries', hidden(`of ${name}`)),
+    // Who made, re-pointed, disabled it or saw its secret (the audit trail, filtered).
+    me.permissions.includes('org.audit')
+      ? h('a', { class: 'button', href: `#/audit?target=${encodeURIComponent(endpoint.id)}` }, 'History', hidden(`of ${name}`))
+      : null,
     h('button', { type: 'button', onclick: () => revealDialog(endpoint) }, 'Reveal secret', hidden(`of ${name}`)),
     h('button', { type: 'button', onclick: () => rotateDialog(endpoint, reload) }, 'Rotate secret', hidden(`of ${name}`)),
     h(

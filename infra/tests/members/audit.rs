@@ -957,3 +957,121 @@ fn provider_key_changes_write_their_event_with_the_secret_only_as_its_mask() {
     plane.assert_stored_nowhere(&second, "a provider secret");
     assert_eq!(verdict(&plane, "acme").first_break, None);
 }
+
+#[test]
+fn webhook_endpoint_changes_name_who_re_pointed_them_and_never_a_secret() {
+    let plane = Plane::new();
+    let admin = plane.member("acme", Role::Administrator);
+    let developer = plane.member("acme", Role::Developer);
+    let before = events(&plane, &admin, "").len();
+    let base = "/v1/org/webhook-endpoints";
+
+    let reply = plane.post(
+        base,
+        &admin.token,
+        json!({"url": "http://127.0.0.1:9009/aml", "events": ["customer.verified"], "description": "AML feed"}),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let endpoint = reply.json();
+    let id = endpoint["id"].as_str().unwrap().to_owned();
+    let first_secret = endpoint["secret"].as_str().unwrap().to_owned();
+    let created = one_more(&plane, &admin, before);
+    assert_eq!(created["action"], "webhook_endpoint.created");
+    assert_eq!(
+        created["target"],
+        json!({"type": "webhook_endpoint", "id": id})
+    );
+    assert_eq!(created["after"]["url"], "http://127.0.0.1:9009/aml");
+    assert_eq!(created["after"]["includes_aml"], true);
+    assert_eq!(created["after"]["bound_to"], admin.member.id.as_str());
+
+    // Re-pointed by a developer: the new URL, and the binding that moved to them.
+    let path = format!("{base}/{id}");
+    let moved = plane.patch(
+        &path,
+        &developer.token,
+        json!({"url": "http://127.0.0.2:9009/hook", "events": ["customer.created"]}),
+    );
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    let repointed = one_more(&plane, &admin, before + 1);
+    assert_eq!(repointed["action"], "webhook_endpoint.updated");
+    assert_eq!(repointed["actor"]["id"], developer.member.id.as_str());
+    assert_eq!(repointed["before"]["url"], "http://127.0.0.1:9009/aml");
+    assert_eq!(repointed["after"]["url"], "http://127.0.0.2:9009/hook");
+    assert_eq!(repointed["before"]["bound_to"], admin.member.id.as_str());
+    assert_eq!(repointed["after"]["bound_to"], developer.member.id.as_str());
+    assert_eq!(repointed["after"]["includes_aml"], false);
+
+    // Disabled by hand, the secret revealed, then rotated: one event each.
+    assert_eq!(
+        plane
+            .patch(&path, &admin.token, json!({"enabled": false}))
+            .status,
+        200
+    );
+    let disabled = one_more(&plane, &admin, before + 2);
+    assert_eq!(disabled["after"], json!({"enabled": false}));
+    let revealed = plane.get(&format!("{path}/secret"), &developer.token);
+    assert_eq!(revealed.status, 200, "{}", revealed.body);
+    let seen = one_more(&plane, &admin, before + 3);
+    assert_eq!(seen["action"], "webhook_endpoint.secret_revealed");
+    assert_eq!(seen["actor"]["id"], developer.member.id.as_str());
+    let rotated = plane.post(&format!("{path}/rotate-secret"), &admin.token, json!({}));
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let second_secret = rotated.json()["secret"].as_str().unwrap().to_owned();
+    let event = one_more(&plane, &admin, before + 4);
+    assert_eq!(event["action"], "webhook_endpoint.secret_rotated");
+    assert_eq!(event["after"]["previous_secret_expires_in_seconds"], 86400);
+
+    // Made and deleted by a key of the integration API: the key is the actor.
+    let (_, key) = key_reply(&plane.post(
+        "/v1/org/api-keys",
+        &admin.token,
+        json!({"label": "Zapier", "scopes": ["customers:read", "webhooks:write"]}),
+    ));
+    let count = events(&plane, &admin, "").len();
+    let made = plane.call_with(
+        "POST",
+        "/v1/webhook_endpoints",
+        &[
+            ("authorization", &format!("Bearer {key}")),
+            ("content-type", "application/json"),
+        ],
+        Some(r#"{"url": "http://127.0.0.3:9009/zap", "events": ["customer.created"]}"#),
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
+    let zap = made.json()["id"].as_str().unwrap().to_owned();
+    let by_key = one_more(&plane, &admin, count);
+    assert_eq!(by_key["actor"]["type"], "api_key");
+    let gone = plane.call_with(
+        "DELETE",
+        &format!("/v1/webhook_endpoints/{zap}"),
+        &[("authorization", &format!("Bearer {key}"))],
+        None,
+    );
+    assert_eq!(gone.status, 200, "{}", gone.body);
+    let deleted = one_more(&plane, &admin, count + 1);
+    assert_eq!(deleted["action"], "webhook_endpoint.deleted");
+    assert_eq!(deleted["before"]["url"], "http://127.0.0.3:9009/zap");
+    assert_eq!(deleted["after"], json!({}));
+
+    // Refused: a delete of what is gone, an analyst's edit. Nothing written.
+    let missing = plane.call_with(
+        "DELETE",
+        &format!("/v1/webhook_endpoints/{zap}"),
+        &[("authorization", &format!("Bearer {key}"))],
+        None,
+    );
+    missing.assert_error(404, "not_found");
+    assert_eq!(events(&plane, &admin, "").len(), count + 2);
+    let trail = plane
+        .get(&format!("{EVENTS}?target={id}&format=csv"), &admin.token)
+        .body;
+    for secret in [&first_secret, &second_secret] {
+        assert!(
+            !trail.contains(secret.as_str()),
+            "a signing secret in the trail"
+        );
+    }
+    assert_eq!(verdict(&plane, "acme").first_break, None);
+}

@@ -654,6 +654,41 @@ fn endpoints_failing_for_days_are_disabled_with_the_reason_and_410_disables_at_o
     let on = on.json();
     assert_eq!(on["disabled_reason"], Value::Null);
     assert_eq!(on["failing_since"], Value::Null);
+
+    // The audit trail: each disabling by the platform, with its reason, and the member's
+    // enabling; the failure clock's ticks are no events.
+    let trail = plane
+        .get(
+            "/v1/org/audit-events?action=webhook_endpoint.updated&limit=100",
+            &admin.token,
+        )
+        .json();
+    let events = trail["data"].as_array().unwrap();
+    let on_broken: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["target"]["id"] == broken_id.as_str())
+        .collect();
+    assert_eq!(on_broken.len(), 2, "{trail}");
+    assert_eq!(on_broken[0]["actor"]["id"], admin.member.id.as_str());
+    assert_eq!(on_broken[0]["after"]["enabled"], true);
+    assert_eq!(on_broken[1]["actor"]["type"], "platform");
+    assert!(
+        on_broken[1]["actor"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("failed"),
+        "{trail}"
+    );
+    assert_eq!(on_broken[1]["after"]["enabled"], false);
+    let on_gone: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["target"]["id"] == gone_id.as_str())
+        .collect();
+    assert_eq!(on_gone.len(), 1, "{trail}");
+    assert!(on_gone[0]["actor"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("410"));
 }
 
 #[test]

@@ -292,8 +292,14 @@ fn a_sealed_secret_moved_to_another_endpoint_opens_nowhere() {
         let source = endpoints.get(&acme, a_id).await.unwrap().unwrap();
         for (org, id) in [(&acme, b_id), (&globex, c_id)] {
             let mut target = endpoints.get(org, id).await.unwrap().unwrap();
+            let read = target.clone();
             target.secret = source.secret.clone();
-            assert!(endpoints.replace(&mut target).await.unwrap());
+            let change = read.audit_change("webhook_endpoint.updated", &target);
+            let by = shared::audit::Author::operator("tests");
+            assert!(endpoints
+                .replace(&plane.app.audit, &by, &mut target, change)
+                .await
+                .unwrap());
             let refused = target.secret.open(plane.app.vault.as_ref(), org, id).await;
             assert!(
                 matches!(

@@ -32,6 +32,12 @@ pub const ACTIONS: &[&str] = &[
     "provider_key.updated",
     "provider_key.rotated",
     "provider_key.verified",
+    "webhook_endpoint.created",
+    "webhook_endpoint.updated",
+    "webhook_endpoint.deleted",
+    "webhook_endpoint.secret_revealed",
+    "webhook_endpoint.secret_rotated",
+    "webhook_endpoint.delivery_resent",
 ];
 
 /// Events one answer holds at most (JSON or CSV rows); more are a cursor (or, for CSV, a

@@ -10,6 +10,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Map, Value};
 
 use crate::app::App;
+use crate::audit::{Author, Change, Origin};
 use crate::customers::api::{json_object_body, Limit};
 use crate::error::{json_response, ApiError};
 use crate::keys::scope::Scope;
@@ -22,6 +23,7 @@ use crate::members::table::Member;
 use crate::org::{Mode, OrgId};
 use crate::query::QueryParams;
 use crate::request::RequestMeta;
+use crate::storage::TransactFailure;
 use crate::time::{self, Timestamp};
 use crate::webhooks::delivery::{is_delivery_id, Delivery, DeliveryStatus};
 use crate::webhooks::endpoint::{
@@ -88,6 +90,14 @@ impl Owner {
         }
     }
 
+    /// Who the audit trail names for this caller's changes, and from where.
+    pub fn author(&self, meta: &RequestMeta) -> Author {
+        Author {
+            actor: self.creator.audit_actor(),
+            origin: Origin::of(meta),
+        }
+    }
+
     fn visible(&self, endpoint: &WebhookEndpoint) -> bool {
         endpoint.org_id == self.org && self.mode.is_none_or(|mode| endpoint.mode() == mode)
     }
@@ -95,6 +105,15 @@ impl Owner {
     /// Where this caller's idempotency records live.
     fn space(&self) -> OrgId {
         self.org.data_space(self.mode.unwrap_or(Mode::Live))
+    }
+}
+
+/// An audit write that did not go through: the storage's error, or a 503 when other changes
+/// of the org kept winning the chain.
+fn audit_failed(failure: TransactFailure) -> ApiError {
+    match failure {
+        TransactFailure::Storage(err) => err.into(),
+        _ => contended(),
     }
 }
 
@@ -374,7 +393,11 @@ pub async fn create(
         failing_since: None,
         version: 0,
     };
-    match app.webhook_endpoints.create(&endpoint).await {
+    match app
+        .webhook_endpoints
+        .create(&app.audit, &owner.author(meta), &endpoint)
+        .await
+    {
         Ok(()) => {}
         Err(CreateError::Full) => {
             return Err(ApiError::conflict(format!(
@@ -412,23 +435,33 @@ pub async fn get(
     ))
 }
 
-/// Reads the endpoint, applies `change`, stores it over what was read; again when another
-/// edit landed in between.
-async fn edit<F>(
+/// Reads the endpoint, applies `change`, stores it over what was read with the audit
+/// event `event` makes of (before, after); again when another edit landed in between.
+async fn edit<F, E>(
     app: &App,
     owner: &Owner,
     req: &Request,
+    meta: &RequestMeta,
     mut change: F,
+    event: E,
 ) -> Result<WebhookEndpoint, ApiError>
 where
     F: FnMut(&mut WebhookEndpoint, Timestamp) -> Result<(), ApiError>,
+    E: Fn(&WebhookEndpoint, &WebhookEndpoint) -> Change,
 {
+    let author = owner.author(meta);
     for _ in 0..EDIT_ATTEMPTS {
-        let mut endpoint = endpoint_of(app, owner, req).await?;
+        let read = endpoint_of(app, owner, req).await?;
+        let mut endpoint = read.clone();
         let now = time::now();
         change(&mut endpoint, now)?;
         endpoint.updated_at = now.max(endpoint.updated_at);
-        if app.webhook_endpoints.replace(&mut endpoint).await? {
+        let change = event(&read, &endpoint);
+        if app
+            .webhook_endpoints
+            .replace(&app.audit, &author, &mut endpoint, change)
+            .await?
+        {
             return Ok(endpoint);
         }
     }
@@ -470,37 +503,44 @@ pub async fn update(
         meta,
         &value,
         || async {
-            let endpoint = edit(app, owner, req, |endpoint, now| {
-                if url.is_some() || events.is_some() {
-                    // Whoever chooses where it sends answers for what it carries.
-                    let events = events.as_ref().unwrap_or(&endpoint.events);
-                    permit_events(events, owner)?;
-                    endpoint.bound_to = Some(owner.creator.clone());
-                    endpoint.bound_at = Some(now);
-                    endpoint.include_aml = owner.sees_aml;
-                }
-                if let Some(url) = &url {
-                    endpoint.url.clone_from(url);
-                }
-                if let Some(events) = &events {
-                    endpoint.events.clone_from(events);
-                }
-                if let Some(description) = &description {
-                    endpoint.description.clone_from(description);
-                }
-                if let Some(enabled) = enabled {
-                    if enabled && !endpoint.enabled {
-                        endpoint.disabled_reason = None;
-                        endpoint.disabled_at = None;
-                        endpoint.failing_since = None;
+            let endpoint = edit(
+                app,
+                owner,
+                req,
+                meta,
+                |endpoint, now| {
+                    if url.is_some() || events.is_some() {
+                        // Whoever chooses where it sends answers for what it carries.
+                        let events = events.as_ref().unwrap_or(&endpoint.events);
+                        permit_events(events, owner)?;
+                        endpoint.bound_to = Some(owner.creator.clone());
+                        endpoint.bound_at = Some(now);
+                        endpoint.include_aml = owner.sees_aml;
                     }
-                    if !enabled && endpoint.enabled {
-                        endpoint.disabled_at = Some(now);
+                    if let Some(url) = &url {
+                        endpoint.url.clone_from(url);
                     }
-                    endpoint.enabled = enabled;
-                }
-                Ok(())
-            })
+                    if let Some(events) = &events {
+                        endpoint.events.clone_from(events);
+                    }
+                    if let Some(description) = &description {
+                        endpoint.description.clone_from(description);
+                    }
+                    if let Some(enabled) = enabled {
+                        if enabled && !endpoint.enabled {
+                            endpoint.disabled_reason = None;
+                            endpoint.disabled_at = None;
+                            endpoint.failing_since = None;
+                        }
+                        if !enabled && endpoint.enabled {
+                            endpoint.disabled_at = Some(now);
+                        }
+                        endpoint.enabled = enabled;
+                    }
+                    Ok(())
+                },
+                |read, after| read.audit_change("webhook_endpoint.updated", after),
+            )
             .await?;
             Ok(json_response(
                 StatusCode::OK,
@@ -524,7 +564,7 @@ pub async fn delete(
     let endpoint = endpoint_of(app, owner, req).await?;
     if !app
         .webhook_endpoints
-        .delete(&owner.org, &endpoint.endpoint_id, endpoint.mode())
+        .delete(&app.audit, &owner.author(meta), &endpoint)
         .await?
     {
         return Err(not_found());
@@ -548,6 +588,23 @@ pub async fn reveal_secret(
         .secret
         .open(Some(app.vault()?), &owner.org, &endpoint.endpoint_id)
         .await?;
+    // Who saw the secret is on the record before they get it: no reveal without its event.
+    let revealed = Change {
+        action: "webhook_endpoint.secret_revealed",
+        target: endpoint.audit_target(),
+        before: Map::new(),
+        after: Map::new(),
+    };
+    app.audit
+        .commit(
+            &owner.org,
+            &owner.author(meta),
+            &[revealed],
+            Vec::new(),
+            "TransactWriteItems webhook secret revealed",
+        )
+        .await
+        .map_err(audit_failed)?;
     let body = json!({
         "object": "webhook_endpoint_secret",
         "endpoint_id": endpoint.endpoint_id,
@@ -592,18 +649,35 @@ pub async fn rotate_secret(
     let current = endpoint_of(app, owner, req).await?;
     permit_secret(&current, owner)?;
     let sealed = StoredSecret::seal(app.vault()?, &owner.org, &current.endpoint_id, &fresh).await?;
-    let endpoint = edit(app, owner, req, |endpoint, now| {
-        permit_secret(endpoint, owner)?;
-        let old = std::mem::replace(&mut endpoint.secret, sealed.clone());
-        if overlap > 0 {
-            endpoint.previous_secret = Some(old);
-            endpoint.previous_secret_expires_at = Some(now + chrono::Duration::seconds(overlap));
-        } else {
-            endpoint.previous_secret = None;
-            endpoint.previous_secret_expires_at = None;
-        }
-        Ok(())
-    })
+    let endpoint = edit(
+        app,
+        owner,
+        req,
+        meta,
+        |endpoint, now| {
+            permit_secret(endpoint, owner)?;
+            let old = std::mem::replace(&mut endpoint.secret, sealed.clone());
+            if overlap > 0 {
+                endpoint.previous_secret = Some(old);
+                endpoint.previous_secret_expires_at =
+                    Some(now + chrono::Duration::seconds(overlap));
+            } else {
+                endpoint.previous_secret = None;
+                endpoint.previous_secret_expires_at = None;
+            }
+            Ok(())
+        },
+        |read, _| Change {
+            // The secrets themselves never: when the previous one stops signing.
+            action: "webhook_endpoint.secret_rotated",
+            target: read.audit_target(),
+            before: Map::new(),
+            after: json!({"previous_secret_expires_in_seconds": overlap})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        },
+    )
     .await?;
     let mut body = endpoint.to_json();
     body["secret"] = Value::String(fresh.expose().to_owned());
@@ -700,6 +774,26 @@ pub async fn resend_delivery(
         .resend(&endpoint.endpoint_id, &delivery_id, meta.now)
         .await?
         .ok_or_else(pending)?;
+    // The re-send changes a delivery, not the endpoint: its event follows it.
+    let resend = Change {
+        action: "webhook_endpoint.delivery_resent",
+        target: endpoint.audit_target(),
+        before: Map::new(),
+        after: json!({"delivery_id": delivery_id, "event_type": resent.event_type})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    };
+    app.audit
+        .commit(
+            &owner.org,
+            &owner.author(meta),
+            &[resend],
+            Vec::new(),
+            "TransactWriteItems webhook delivery resent",
+        )
+        .await
+        .map_err(audit_failed)?;
     Ok(json_response(
         StatusCode::ACCEPTED,
         &resent.to_json(),

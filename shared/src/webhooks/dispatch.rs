@@ -50,6 +50,8 @@ pub struct Webhooks {
     pub keys: ApiKeysTable,
     pub members: MembersTable,
     pub deliveries: WebhookDeliveriesTable,
+    /// Where the platform's own changes to endpoints (disabling one) are recorded.
+    pub audit: crate::audit::AuditLog,
     pub sender: WebhookSender,
     /// Opens the endpoints' sealed signing secrets, one delivery at a time.
     pub vault: Option<crate::providers::vault::Vault>,
@@ -65,6 +67,7 @@ impl Webhooks {
             keys: app.keys.clone(),
             members: app.members.clone(),
             deliveries: app.webhook_deliveries.clone(),
+            audit: app.audit.clone(),
             sender: WebhookSender::new(app.webhook_targets.clone()),
             vault: app.vault.clone(),
             retry_schedule: RETRY_SCHEDULE_SECS
@@ -83,6 +86,7 @@ impl Webhooks {
             keys: self.keys.signing_as(access_key_id),
             members: self.members.signing_as(access_key_id),
             deliveries: self.deliveries.signing_as(access_key_id),
+            audit: self.audit.signing_as(access_key_id),
             vault: self.vault.as_ref().map(|v| v.signing_as(access_key_id)),
             ..self.clone()
         }
@@ -571,19 +575,37 @@ impl Webhooks {
         change: impl Fn(&mut WebhookEndpoint, Timestamp) -> bool,
     ) -> Option<WebhookEndpoint> {
         for _ in 0..3 {
-            let Ok(Some(mut current)) = self
+            let Ok(Some(read)) = self
                 .endpoints
                 .get(&endpoint.org_id, &endpoint.endpoint_id)
                 .await
             else {
                 return None;
             };
+            let mut current = read.clone();
             let now = time::now();
             if !change(&mut current, now) {
                 return None;
             }
             current.updated_at = now.max(current.updated_at);
-            match self.endpoints.replace(&mut current).await {
+            // The platform acted: a disabling is on the record with its reason (a failure
+            // clock started or cleared changes nothing the trail records, so writes none).
+            let author = crate::audit::Author {
+                actor: crate::audit::Actor::Platform {
+                    id: "webhook_delivery".into(),
+                    reason: current
+                        .disabled_reason
+                        .clone()
+                        .unwrap_or_else(|| format!("the endpoint's {what}")),
+                },
+                origin: crate::audit::Origin::default(),
+            };
+            let recorded = read.audit_change("webhook_endpoint.updated", &current);
+            match self
+                .endpoints
+                .replace(&self.audit, &author, &mut current, recorded)
+                .await
+            {
                 Ok(true) => {
                     if !current.enabled && endpoint.enabled {
                         tracing::warn!(endpoint_id = %current.endpoint_id, reason = what, "webhook endpoint disabled");

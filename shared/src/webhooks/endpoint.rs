@@ -137,6 +137,63 @@ impl WebhookEndpoint {
     }
 }
 
+impl Creator {
+    /// Who acted, for the audit trail: a key of the integration API or a member.
+    pub fn audit_actor(&self) -> crate::audit::Actor {
+        match self {
+            Creator::ApiKey { id } => crate::audit::Actor::Key { id: id.clone() },
+            Creator::Member { id, email } => crate::audit::Actor::Member {
+                id: id.clone(),
+                email: email.clone(),
+            },
+        }
+    }
+
+    fn id(&self) -> &str {
+        match self {
+            Creator::ApiKey { id } | Creator::Member { id, .. } => id,
+        }
+    }
+}
+
+impl WebhookEndpoint {
+    /// What the audit trail records of an endpoint: where it sends, what, in whose name,
+    /// and whether it is on; never its secrets.
+    pub fn audit_view(&self) -> Value {
+        json!({
+            "url": self.url,
+            "events": self.events,
+            "description": self.description,
+            "mode": self.mode,
+            "enabled": self.enabled,
+            "includes_aml": self.include_aml,
+            "bound_to": self.binding().id(),
+            "disabled_reason": self.disabled_reason,
+        })
+    }
+
+    pub fn audit_target(&self) -> crate::audit::Target {
+        crate::audit::Target {
+            kind: crate::audit::TargetKind::WebhookEndpoint,
+            id: self.endpoint_id.clone(),
+        }
+    }
+
+    /// `action` on this endpoint as read, leaving it as `after`.
+    pub fn audit_change(
+        &self,
+        action: &'static str,
+        after: &WebhookEndpoint,
+    ) -> crate::audit::Change {
+        crate::audit::Change::between(
+            action,
+            self.audit_target(),
+            &self.audit_view(),
+            &after.audit_view(),
+        )
+    }
+}
+
 pub fn new_endpoint_id() -> Result<String, getrandom::Error> {
     Ok(format!(
         "{ENDPOINT_ID_PREFIX}{}",

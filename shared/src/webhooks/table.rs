@@ -8,10 +8,11 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 
+use serde_json::Value;
+
+use crate::audit::{AuditLog, Author, Change};
 use crate::org::{Mode, OrgId};
-use crate::storage::{
-    classify, condition_held, corrupt, transact_write, StorageError, TransactFailure,
-};
+use crate::storage::{classify, corrupt, StorageError, TransactFailure};
 use crate::webhooks::endpoint::{WebhookEndpoint, ENDPOINT_ID_PREFIX, MAX_ENDPOINTS_PER_ORG};
 
 pub const WEBHOOK_ENDPOINTS_TABLE_ENV: &str = "WEBHOOK_ENDPOINTS_TABLE";
@@ -88,8 +89,14 @@ impl WebhookEndpointsTable {
         ])
     }
 
-    /// Stores a new endpoint, if the org has room for it in its mode.
-    pub async fn create(&self, endpoint: &WebhookEndpoint) -> Result<(), CreateError> {
+    /// Stores a new endpoint, if the org has room for it in its mode, with its
+    /// `webhook_endpoint.created` event by `author`.
+    pub async fn create(
+        &self,
+        audit: &AuditLog,
+        author: &Author,
+        endpoint: &WebhookEndpoint,
+    ) -> Result<(), CreateError> {
         let count = Update::builder()
             .table_name(&self.name)
             .set_key(Some(self.count_key(&endpoint.org_id)))
@@ -111,15 +118,24 @@ impl WebhookEndpointsTable {
             TransactWriteItem::builder().update(count).build(),
             TransactWriteItem::builder().put(put).build(),
         ];
+        let created = Change::between(
+            "webhook_endpoint.created",
+            endpoint.audit_target(),
+            &Value::Null,
+            &endpoint.audit_view(),
+        );
         for attempt in 0..5u64 {
-            match transact_write(
-                &self.client,
-                "TransactWriteItems webhook endpoint",
-                items.clone(),
-            )
-            .await
+            match audit
+                .commit(
+                    &endpoint.org_id,
+                    author,
+                    std::slice::from_ref(&created),
+                    items.clone(),
+                    "TransactWriteItems webhook endpoint",
+                )
+                .await
             {
-                Ok(()) => return Ok(()),
+                Ok(_) => return Ok(()),
                 Err(TransactFailure::Conditions(failed)) if failed.contains(&0) => {
                     return Err(CreateError::Full)
                 }
@@ -183,35 +199,74 @@ impl WebhookEndpointsTable {
         out.item.map(decode).transpose()
     }
 
-    /// Stores `endpoint` over the version it was read at (its `version` is bumped);
-    /// `false` when someone changed or deleted it in between.
-    pub async fn replace(&self, endpoint: &mut WebhookEndpoint) -> Result<bool, StorageError> {
+    /// Stores `endpoint` over the version it was read at (its `version` is bumped), with
+    /// `change`'s event by `author` when it changed what the trail records (bookkeeping
+    /// alone, a failure clock, writes none); `false` when someone changed or deleted it in
+    /// between.
+    pub async fn replace(
+        &self,
+        audit: &AuditLog,
+        author: &Author,
+        endpoint: &mut WebhookEndpoint,
+        change: Change,
+    ) -> Result<bool, StorageError> {
         let read_at = endpoint.version;
         endpoint.version = read_at + 1;
-        let result = self
-            .client
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.name)
             .set_item(Some(encode(endpoint)?))
             .condition_expression("attribute_exists(endpoint_id) AND #v = :v")
             .expression_attribute_names("#v", "version")
             .expression_attribute_values(":v", n(read_at))
-            .send()
-            .await;
-        let written = condition_held("PutItem webhook endpoint", result);
-        if !matches!(written, Ok(Some(_))) {
+            .build()
+            .map_err(|e| StorageError::Other(e.to_string()))?;
+        let changes: &[Change] = if change.is_empty() {
+            &[]
+        } else {
+            std::slice::from_ref(&change)
+        };
+        let written = match audit
+            .commit(
+                &endpoint.org_id,
+                author,
+                changes,
+                vec![TransactWriteItem::builder().put(put).build()],
+                "TransactWriteItems replace webhook endpoint",
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(TransactFailure::Conditions(_)) => Ok(false),
+            Err(other) => Err(storage(
+                other,
+                "TransactWriteItems replace webhook endpoint",
+            )),
+        };
+        if !matches!(written, Ok(true)) {
             endpoint.version = read_at;
         }
-        Ok(written?.is_some())
+        written
     }
 
-    /// Deletes the endpoint and gives its place in `mode` back; `false` when there was none.
+    /// Deletes the endpoint (as read) and gives its place in its mode back, with its
+    /// `webhook_endpoint.deleted` event by `author`; `false` when there was none.
     pub async fn delete(
         &self,
-        org: &OrgId,
-        endpoint_id: &str,
-        mode: Mode,
+        audit: &AuditLog,
+        author: &Author,
+        endpoint: &WebhookEndpoint,
     ) -> Result<bool, StorageError> {
+        let (org, endpoint_id, mode) = (
+            &endpoint.org_id,
+            endpoint.endpoint_id.as_str(),
+            endpoint.mode(),
+        );
+        let deleted = Change::between(
+            "webhook_endpoint.deleted",
+            endpoint.audit_target(),
+            &endpoint.audit_view(),
+            &Value::Null,
+        );
         let delete = Delete::builder()
             .table_name(&self.name)
             .key("org_id", s(org.as_str()))
@@ -234,21 +289,40 @@ impl WebhookEndpointsTable {
             TransactWriteItem::builder().update(count).build(),
         ];
         for attempt in 0..5u64 {
-            match transact_write(
-                &self.client,
-                "TransactWriteItems delete webhook endpoint",
-                items.clone(),
-            )
-            .await
+            match audit
+                .commit(
+                    org,
+                    author,
+                    std::slice::from_ref(&deleted),
+                    items.clone(),
+                    "TransactWriteItems delete webhook endpoint",
+                )
+                .await
             {
-                Ok(()) => return Ok(true),
+                Ok(_) => return Ok(true),
                 Err(TransactFailure::Conditions(failed)) if failed.contains(&0) => {
                     return Ok(false)
                 }
                 Err(TransactFailure::Conditions(_)) => {
-                    // The count is off (never below zero): delete alone.
+                    // The count is off (never below zero): delete without it.
                     tracing::error!(org = %org, "webhook endpoint count was already zero");
-                    return self.delete_alone(org, endpoint_id).await;
+                    let alone = vec![items[0].clone()];
+                    return match audit
+                        .commit(
+                            org,
+                            author,
+                            std::slice::from_ref(&deleted),
+                            alone,
+                            "TransactWriteItems delete webhook endpoint",
+                        )
+                        .await
+                    {
+                        Ok(_) => Ok(true),
+                        Err(TransactFailure::Conditions(_)) => Ok(false),
+                        Err(other) => {
+                            Err(storage(other, "TransactWriteItems delete webhook endpoint"))
+                        }
+                    };
                 }
                 Err(TransactFailure::Contended) => {
                     tokio::time::sleep(std::time::Duration::from_millis(15 * (attempt + 1))).await;
@@ -259,18 +333,5 @@ impl WebhookEndpointsTable {
         Err(StorageError::Unavailable(
             "TransactWriteItems delete webhook endpoint: contended".into(),
         ))
-    }
-
-    async fn delete_alone(&self, org: &OrgId, endpoint_id: &str) -> Result<bool, StorageError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.name)
-            .key("org_id", s(org.as_str()))
-            .key("endpoint_id", s(endpoint_id))
-            .condition_expression("attribute_exists(endpoint_id)")
-            .send()
-            .await;
-        Ok(condition_held("DeleteItem webhook endpoint", result)?.is_some())
     }
 }

@@ -156,7 +156,15 @@ async fn the_dispatcher_sample_event_makes_a_delivery_for_a_subscribed_endpoint(
         failing_since: None,
         version: 0,
     };
-    env.app.webhook_endpoints.create(&endpoint).await.unwrap();
+    env.app
+        .webhook_endpoints
+        .create(
+            &env.app.audit,
+            &shared::audit::Author::operator("tests"),
+            &endpoint,
+        )
+        .await
+        .unwrap();
     let webhooks = std::sync::Arc::new(
         shared::webhooks::dispatch::Webhooks::new(&env.app).signing_as("WebhookDispatcherFunction"),
     );
