@@ -1,5 +1,5 @@
 //! The local stack's webhook workers, as the deployment runs them: the dispatcher fed by
-//! the customers and keys tables' streams (read from DynamoDB Local by the local event
+//! the customers, keys and audit events tables' streams (read from DynamoDB Local by the local event
 //! source mapping), the retrier sweeping due deliveries, and the daily `api_key.expiring`
 //! sweep, each calling the same code the deployed functions run.
 
@@ -64,7 +64,7 @@ impl WebhookWorkers {
         };
         let mut tasks = Vec::new();
         let mut idle = Vec::new();
-        for table in [&tables.customers, &tables.api_keys] {
+        for table in [&tables.customers, &tables.api_keys, &tables.audit_events] {
             let follower = follow_table(
                 client,
                 endpoint,

@@ -20,6 +20,7 @@ export const ACTIONS = {
   'api_key.leak_recorded': 'Leak recorded',
   'api_key.leak_dismissed': 'Leak notice dismissed',
   'api_key.transferred': 'Key handed on',
+  'api_key.expiry_notified': 'Expiry notice sent',
   'member.invited': 'Member invited',
   'member.role_changed': 'Role changed',
   'member.deactivated': 'Member deactivated',

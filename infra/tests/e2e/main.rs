@@ -167,6 +167,36 @@ fn icadmin_issues_lists_and_revokes_keys_against_the_local_stack() {
         .as_array()
         .unwrap()
         .is_empty());
+
+    // The operator's changes are on the org's audit trail, as the operator (the demo
+    // administrator's invitation and the demo key by the stack, then the four keys made
+    // here and the one revocation; the refused calls wrote nothing), and the chain holds.
+    let trail = stack.icadmin_json(&["audit", "list", "--org", "demo", "--limit", "100"]);
+    let trail = trail.as_array().unwrap();
+    let actions: Vec<&str> = trail
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| **a == "api_key.created").count(),
+        5,
+        "{actions:?}"
+    );
+    assert_eq!(
+        actions.iter().filter(|a| **a == "api_key.revoked").count(),
+        1,
+        "{actions:?}"
+    );
+    assert_eq!(trail[0]["action"], "api_key.revoked");
+    assert_eq!(trail[0]["target"]["id"], id);
+    assert_eq!(trail[0]["actor"]["type"], "operator");
+    assert!(trail[0]["actor"]["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("local:"));
+    let verdict = stack.icadmin_json(&["audit", "verify", "--org", "demo"]);
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    assert_eq!(verdict["events"].as_u64(), Some(trail.len() as u64));
 }
 
 #[test]

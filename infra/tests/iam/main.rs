@@ -259,8 +259,8 @@ fn two_stacks_coexist_and_stream_consumers_and_schedules_are_bounded() {
     }
     assert_eq!(
         (schedules, streams),
-        (2, 2),
-        "the retrier, the daily sweep, two streams"
+        (2, 3),
+        "the retrier, the daily sweep; the customers', keys' and audit events' streams"
     );
     // Every other name the stack gives a resource carries the stack's.
     for property in [

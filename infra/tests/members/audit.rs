@@ -1075,3 +1075,101 @@ fn webhook_endpoint_changes_name_who_re_pointed_them_and_never_a_secret() {
     }
     assert_eq!(verdict(&plane, "acme").first_break, None);
 }
+
+#[test]
+fn the_trail_streams_to_endpoints_that_ask_for_it_and_only_where_it_may_go() {
+    use crate::receiver::{verified_by, Receiver};
+    let plane = Plane::new();
+    let (_webhooks, workers) = plane.webhooks(|_| {});
+    let admin = plane.member("acme", Role::Administrator);
+    let officer = plane.member("acme", Role::ComplianceOfficer);
+    let developer = plane.member("acme", Role::Developer);
+    let siem = Receiver::start(&plane.runtime);
+    let wants = |url: &str, mode: &str| json!({"url": url, "events": ["audit_event.created"], "mode": mode});
+
+    // Who may ask for it: a member with org.audit; not a developer, never a key.
+    let body = plane
+        .post(
+            "/v1/org/webhook-endpoints",
+            &developer.token,
+            wants(&siem.url("/dev"), "live"),
+        )
+        .assert_error(403, "forbidden_permission");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("org.audit"));
+    let (_, key) = key_reply(&plane.post(
+        "/v1/org/api-keys",
+        &admin.token,
+        json!({"label": "Zapier", "scopes": ["customers:read", "webhooks:write"]}),
+    ));
+    let refused = plane.call_with(
+        "POST",
+        "/v1/webhook_endpoints",
+        &[
+            ("authorization", &format!("Bearer {key}")),
+            ("content-type", "application/json"),
+        ],
+        Some(&json!({"url": siem.url("/key"), "events": ["audit_event.created"]}).to_string()),
+    );
+    refused.assert_error(403, "forbidden_scope");
+
+    let reply = plane.post(
+        "/v1/org/webhook-endpoints",
+        &officer.token,
+        wants(&siem.url("/siem"), "live"),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let secret = reply.json()["secret"].as_str().unwrap().to_owned();
+    // A test-mode endpoint asking for it gets nothing: the trail is not test data.
+    let reply = plane.post(
+        "/v1/org/webhook-endpoints",
+        &officer.token,
+        wants(&siem.url("/test"), "test"),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+
+    // A change: its event reaches the SIEM, signed, as the API shows it.
+    let (made, _) = create(&plane, &developer, "CRM");
+    let got = siem.wait_until("the key's audit event", |r| {
+        r.iter()
+            .any(|d| d.json()["data"]["object"]["target"]["id"] == made.as_str())
+    });
+    let payloads = verified_by("python", &secret, &got).expect("python verifies");
+    let delivered = payloads
+        .iter()
+        .find(|p| p["data"]["object"]["target"]["id"] == made.as_str())
+        .unwrap();
+    assert_eq!(delivered["type"], "audit_event.created");
+    let listed = events(&plane, &admin, &format!("&target={made}"));
+    assert_eq!(
+        delivered["data"]["object"], listed[0],
+        "the event as the API shows it"
+    );
+    assert!(
+        got.iter().all(|d| !d.path.starts_with("/test")),
+        "nothing to test mode"
+    );
+
+    // The officer who set it up loses org.audit: the next events are not sent there.
+    let demoted = plane.patch(
+        &format!("/v1/org/members/{}", officer.member.id),
+        &admin.token,
+        json!({"role": "developer"}),
+    );
+    assert_eq!(demoted.status, 200, "{}", demoted.body);
+    let (late, _) = create(&plane, &admin, "after the demotion");
+    plane.settle(&workers, std::time::Duration::from_millis(200));
+    assert!(
+        siem.received()
+            .iter()
+            .all(|d| d.json()["data"]["object"]["target"]["id"] != late.as_str()),
+        "an audit event went to an endpoint whose binding lost org.audit"
+    );
+    assert_eq!(
+        events(&plane, &admin, &format!("&target={late}")).len(),
+        1,
+        "it is in the trail"
+    );
+}

@@ -747,6 +747,19 @@ fn keys_revoked_and_expiring_are_delivered_once_each() {
     let got = receiver.wait_for(1);
     assert_eq!(got[0].kind(), "api_key.expiring");
     assert_eq!(got[0].json()["data"]["object"]["id"], json!(expiring_id));
+    // On the audit trail once, by the platform, however often the sweep ran; the key far
+    // from expiry not at all.
+    let noticed = plane
+        .get(
+            "/v1/org/audit-events?action=api_key.expiry_notified",
+            &admin.token,
+        )
+        .json();
+    let noticed = noticed["data"].as_array().unwrap();
+    assert_eq!(noticed.len(), 1, "{noticed:?}");
+    assert_eq!(noticed[0]["target"]["id"], json!(expiring_id));
+    assert_eq!(noticed[0]["actor"]["type"], "platform");
+    assert_eq!(noticed[0]["actor"]["id"], "key_expiry");
 
     // Revoked: one event, to the live endpoint only.
     let revoked = plane.post(

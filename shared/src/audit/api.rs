@@ -25,6 +25,7 @@ pub const ACTIONS: &[&str] = &[
     "api_key.leak_recorded",
     "api_key.leak_dismissed",
     "api_key.transferred",
+    "api_key.expiry_notified",
     "member.invited",
     "member.role_changed",
     "member.deactivated",

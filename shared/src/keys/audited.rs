@@ -280,6 +280,61 @@ impl ApiKeysTable {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
+    /// The platform's notice that `record` expires at `expires_at` (the daily
+    /// `api_key.expiring` sweep), with its `api_key.expiry_notified` event, once per key and
+    /// expiry: the key remembers the expiry it was noticed for (`expiry_notified_for`), so a
+    /// repeated sweep writes nothing. `true` when this call recorded it.
+    pub async fn record_expiry_notice(
+        &self,
+        audit: &AuditLog,
+        record: &ApiKeyRecord,
+        expires_at: Timestamp,
+    ) -> Result<bool, StorageError> {
+        let at = time::format(&expires_at);
+        let update = Update::builder()
+            .table_name(self.table_name())
+            .key("key_hash", hash_key(&record.key_hash))
+            .update_expression("SET expiry_notified_for = :at")
+            .condition_expression(
+                "attribute_exists(key_hash) AND (attribute_not_exists(expiry_notified_for) OR expiry_notified_for <> :at)",
+            )
+            .expression_attribute_values(":at", AttributeValue::S(at.clone()))
+            .build()
+            .map_err(|e| StorageError::Other(format!("Update expiry notice: {e}")))?;
+        let author = Author {
+            actor: crate::audit::Actor::Platform {
+                id: "key_expiry".into(),
+                reason: format!(
+                    "the key expires at {at}: its org's webhook endpoints are told a week ahead"
+                ),
+            },
+            origin: crate::audit::Origin::default(),
+        };
+        let notice = Change {
+            action: "api_key.expiry_notified",
+            target: record.audit_target(),
+            before: serde_json::Map::new(),
+            after: json!({"expires_at": at})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        };
+        match audit
+            .commit(
+                &record.org_id,
+                &author,
+                &[notice],
+                vec![TransactWriteItem::builder().update(update).build()],
+                "TransactWriteItems expiry notice",
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(TransactFailure::Conditions(_)) => Ok(false),
+            Err(failure) => Err(as_storage(failure, "TransactWriteItems expiry notice")),
+        }
+    }
+
     /// An administrator's dismissal of the leak banner for `record`, with its
     /// `api_key.leak_dismissed` event. `Ok(None)` when the key was never reported;
     /// dismissing twice keeps the first dismissal (and writes no second event).

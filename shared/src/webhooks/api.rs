@@ -51,6 +51,8 @@ pub struct Owner {
     pub sees_aml: bool,
     /// Whether this caller may see customers at all (customer events carry them).
     pub sees_customers: bool,
+    /// Whether this caller may read the org's audit trail (a member with `org.audit`).
+    pub sees_audit: bool,
     /// The plane's path, for `url` and `Location`.
     pub base: &'static str,
     /// The idempotency owner (a member's keys are their own).
@@ -68,6 +70,7 @@ impl Owner {
             },
             sees_aml: principal.has(Scope::AmlRead),
             sees_customers: principal.has(Scope::CustomersRead),
+            sees_audit: false,
             base: "/v1/webhook_endpoints",
             idempotency_owner: None,
             is_member: false,
@@ -84,6 +87,7 @@ impl Owner {
             },
             sees_aml: member.role.has(Permission::AmlRead),
             sees_customers: member.role.has(Permission::CustomersRead),
+            sees_audit: member.role.has(Permission::OrgAudit),
             base: "/v1/org/webhook-endpoints",
             idempotency_owner: Some(format!("member:{}", member.id)),
             is_member: true,
@@ -181,6 +185,20 @@ fn parse_events(value: &Value) -> Result<BTreeSet<EventType>, ApiError> {
 /// customers (`customers:read` / `customers.read`), and `customer.verified` states an AML
 /// result (`aml:read` / `aml.read`).
 fn permit_events(events: &BTreeSet<EventType>, owner: &Owner) -> Result<(), ApiError> {
+    if events.iter().any(|e| e.carries_audit()) && !owner.sees_audit {
+        let param = Some("events".to_owned());
+        return Err(if owner.is_member {
+            ApiError::ForbiddenPermission {
+                message: "Your role may not receive audit_event.created: the audit trail needs org.audit.".into(),
+                param,
+            }
+        } else {
+            ApiError::ForbiddenScopeFor {
+                message: "An API key may not receive audit_event.created: the audit trail goes only to endpoints a member with org.audit sets up.".into(),
+                param,
+            }
+        });
+    }
     let refused: Vec<&str> = events
         .iter()
         .filter(|e| {
@@ -225,6 +243,8 @@ fn permit_secret(endpoint: &WebhookEndpoint, owner: &Owner) -> Result<(), ApiErr
         Some(Permission::AmlRead)
     } else if endpoint.carries_customers() && !owner.sees_customers {
         Some(Permission::CustomersRead)
+    } else if endpoint.events.iter().any(|e| e.carries_audit()) && !owner.sees_audit {
+        Some(Permission::OrgAudit)
     } else {
         None
     };

@@ -177,6 +177,13 @@ fn events_of(record: StreamRecord, now: Timestamp) -> Result<Vec<Routed>, Storag
     if new.contains_key("key_hash") {
         return key_events(new, old, now);
     }
+    if new.contains_key("hash") && new.contains_key("event") {
+        // The audit trail's events are only ever put: an INSERT is a new event.
+        if record.event_name != "INSERT" || old.is_some() {
+            return Ok(Vec::new());
+        }
+        return audit_events(&new);
+    }
     let Some(stored) = customer_from_item(new) else {
         return Ok(Vec::new());
     };
@@ -227,6 +234,37 @@ fn events_of(record: StreamRecord, now: Timestamp) -> Result<Vec<Routed>, Storag
     Ok(events)
 }
 
+/// `audit_event.created` for a new event of an org's audit trail: its public form (with
+/// its hash), to the org's live endpoints.
+fn audit_events(new: &Image) -> Result<Vec<Routed>, StorageError> {
+    let text = |name: &str| {
+        new.get(name)
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| crate::storage::corrupt("audit event", name))
+    };
+    let org =
+        OrgId::parse(text("org_id")?).map_err(|e| crate::storage::corrupt("audit event", e))?;
+    let object = crate::audit::event::public_json(text("event")?, text("hash")?)
+        .map_err(|e| crate::storage::corrupt("audit event", e))?;
+    let id = object["id"].as_str().unwrap_or_default().to_owned();
+    let created_at = object["at"]
+        .as_str()
+        .and_then(time::parse)
+        .ok_or_else(|| crate::storage::corrupt("audit event", "at"))?;
+    let kind = EventType::AuditEventCreated;
+    Ok(vec![Routed {
+        org: org.clone(),
+        mode: Mode::Live,
+        event: Event {
+            id: event_id(&[kind.as_str(), org.as_str(), &id]),
+            kind,
+            created_at,
+            object,
+            previous_attributes: None,
+        },
+    }])
+}
+
 fn key_events(new: Image, old: Option<Image>, now: Timestamp) -> Result<Vec<Routed>, StorageError> {
     let revoked_now = new.contains_key("revoked_at")
         && !old
@@ -258,6 +296,8 @@ fn key_events(new: Image, old: Option<Image>, now: Timestamp) -> Result<Vec<Rout
 struct Sight {
     customers: bool,
     aml: bool,
+    /// The audit trail (`org.audit`): a member's role only; never a key.
+    audit: bool,
 }
 
 /// An org's endpoints, and their creators' sight, read once per batch.
@@ -304,6 +344,7 @@ impl EndpointCache {
                 .map(|key| Sight {
                     customers: key.scopes.contains(&Scope::CustomersRead),
                     aml: key.scopes.contains(&Scope::AmlRead),
+                    audit: false,
                 }),
             Creator::Member { id, .. } => webhooks
                 .members
@@ -313,6 +354,7 @@ impl EndpointCache {
                 .map(|m| Sight {
                     customers: m.role.has(Permission::CustomersRead),
                     aml: m.role.has(Permission::AmlRead),
+                    audit: m.role.has(Permission::OrgAudit),
                 }),
         };
         self.creators.insert(cache_key, sight);
@@ -345,6 +387,9 @@ impl Webhooks {
                 continue;
             };
             if routed.event.kind.carries_customer() && !sight.customers {
+                continue;
+            }
+            if routed.event.kind.carries_audit() && !sight.audit {
                 continue;
             }
             let include_aml = endpoint.include_aml && sight.aml;
@@ -476,6 +521,9 @@ impl Webhooks {
             None => Some("the endpoint's creator can no longer act"),
             Some(sight) if delivery.event_type.carries_customer() && !sight.customers => {
                 Some("the endpoint's creator may no longer read customers")
+            }
+            Some(sight) if delivery.event_type.carries_audit() && !sight.audit => {
+                Some("the endpoint's binding may no longer read the audit trail")
             }
             Some(_) if !endpoint.events.contains(&delivery.event_type) => {
                 Some("the endpoint no longer takes this event type")
@@ -731,6 +779,7 @@ impl Webhooks {
         let kind = EventType::ApiKeyExpiring;
         let mut cache = EndpointCache::default();
         let mut made = Vec::new();
+        let mut noticed = Vec::new();
         for key in keys.expiring_between(from, to).await? {
             let Some(expires_at) = key.expires_at else {
                 continue;
@@ -747,9 +796,16 @@ impl Webhooks {
                 },
             };
             made.extend(self.enqueue(&routed, &mut cache).await?);
+            noticed.push((key, expires_at));
         }
         let count = made.len();
         self.attempt_all(made, deadline).await;
+        // Then on each org's audit trail, once per key and expiry (a repeated run writes
+        // nothing more; a run that fails here is run again, its deliveries idempotent).
+        for (key, expires_at) in &noticed {
+            keys.record_expiry_notice(&self.audit, key, *expires_at)
+                .await?;
+        }
         Ok(count)
     }
 }

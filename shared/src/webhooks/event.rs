@@ -23,16 +23,27 @@ pub enum EventType {
     ApiKeyExpiring,
     #[serde(rename = "api_key.revoked")]
     ApiKeyRevoked,
+    /// An event of the org's audit trail (for SIEMs): only to endpoints bound to a member
+    /// who may read the trail (`org.audit`), live mode only.
+    #[serde(rename = "audit_event.created")]
+    AuditEventCreated,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 6] = [
         EventType::CustomerCreated,
         EventType::CustomerUpdated,
         EventType::CustomerVerified,
         EventType::ApiKeyExpiring,
         EventType::ApiKeyRevoked,
+        EventType::AuditEventCreated,
     ];
+
+    /// Whether the event carries the org's audit trail (so its endpoint's binding must hold
+    /// `org.audit`, which no API key can).
+    pub fn carries_audit(self) -> bool {
+        self == EventType::AuditEventCreated
+    }
 
     /// Whether the event carries a customer (so its endpoint's creator must read customers).
     pub fn carries_customer(self) -> bool {
@@ -55,6 +66,7 @@ impl EventType {
             EventType::CustomerVerified => "customer.verified",
             EventType::ApiKeyExpiring => "api_key.expiring",
             EventType::ApiKeyRevoked => "api_key.revoked",
+            EventType::AuditEventCreated => "audit_event.created",
         }
     }
 

@@ -479,18 +479,24 @@ async fn patch_changes_what_it_names_checks_it_as_create_does_and_replays() {
 /// Streams feed the dispatcher: exactly the customers and keys tables have one, with both
 /// images (`customer.updated` needs the old one), as template.yaml declares them.
 #[tokio::test]
-async fn the_customers_and_keys_tables_stream_both_images_and_no_other_does() {
+async fn the_customers_and_keys_tables_stream_both_images_the_audit_trail_new_ones_and_no_other_does(
+) {
     let env = TestEnv::new().await;
     let t = &env.tables;
-    for (table, streamed) in [
-        (&t.customers, true),
-        (&t.api_keys, true),
-        (&t.idempotency, false),
-        (&t.members, false),
-        (&t.request_log, false),
-        (&t.webhook_endpoints, false),
-        (&t.webhook_deliveries, false),
+    // The audit trail's events are only ever put: the new image is the whole event.
+    for (table, view) in [
+        (&t.customers, Some("NEW_AND_OLD_IMAGES")),
+        (&t.api_keys, Some("NEW_AND_OLD_IMAGES")),
+        (&t.audit_events, Some("NEW_IMAGE")),
+        (&t.audit_heads, None),
+        (&t.idempotency, None),
+        (&t.members, None),
+        (&t.request_log, None),
+        (&t.webhook_endpoints, None),
+        (&t.webhook_deliveries, None),
+        (&t.provider_keys, None),
     ] {
+        let streamed = view.is_some();
         let described = env
             .client
             .describe_table()
@@ -502,11 +508,7 @@ async fn the_customers_and_keys_tables_stream_both_images_and_no_other_does() {
         if streamed {
             let spec = spec.unwrap_or_else(|| panic!("{table} has no stream"));
             assert!(spec.stream_enabled(), "{table}");
-            assert_eq!(
-                spec.stream_view_type().map(|v| v.as_str()),
-                Some("NEW_AND_OLD_IMAGES"),
-                "{table}"
-            );
+            assert_eq!(spec.stream_view_type().map(|v| v.as_str()), view, "{table}");
         } else {
             assert!(
                 spec.is_none_or(|s| !s.stream_enabled()),
