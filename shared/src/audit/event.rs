@@ -193,6 +193,20 @@ impl Change {
         }
     }
 
+    /// An action that changed no recorded field of `target` (a reveal, a check, a re-send,
+    /// a notice): nothing before, and what it concerned (an object's fields) as `after`.
+    pub fn noted(action: &'static str, target: Target, after: Value) -> Self {
+        Self {
+            action,
+            target,
+            before: Map::new(),
+            after: match after {
+                Value::Object(fields) => fields,
+                _ => Map::new(),
+            },
+        }
+    }
+
     /// Whether anything changed (an edit that set fields to what they were is no event).
     pub fn is_empty(&self) -> bool {
         self.before.is_empty() && self.after.is_empty()

@@ -191,6 +191,20 @@ impl AuditLog {
         }
     }
 
+    /// One event that goes with no write of its own (a reveal, a check, a re-send), in its
+    /// own transaction.
+    pub async fn record(
+        &self,
+        org: &OrgId,
+        author: &Author,
+        change: Change,
+        operation: &str,
+    ) -> Result<(), TransactFailure> {
+        self.commit(org, author, &[change], Vec::new(), operation)
+            .await
+            .map(drop)
+    }
+
     /// `changes` chained after `head`. Times never go back along a chain: an event takes
     /// the later of the clock and its predecessor's time, so chain order is time order.
     fn chained(

@@ -310,15 +310,11 @@ impl ApiKeysTable {
             },
             origin: crate::audit::Origin::default(),
         };
-        let notice = Change {
-            action: "api_key.expiry_notified",
-            target: record.audit_target(),
-            before: serde_json::Map::new(),
-            after: json!({"expires_at": at})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-        };
+        let notice = Change::noted(
+            "api_key.expiry_notified",
+            record.audit_target(),
+            json!({"expires_at": at}),
+        );
         match audit
             .commit(
                 &record.org_id,

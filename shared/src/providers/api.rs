@@ -576,21 +576,16 @@ pub async fn verify(
         };
         // The verification changes no setting of the key (its call is counted like any
         // other): its event is its own transaction, after the call.
-        let checked = Change {
-            action: "provider_key.verified",
-            target: key.audit_target(),
-            before: Map::new(),
-            after: json!({"result": result, "http_status": status})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-        };
+        let checked = Change::noted(
+            "provider_key.verified",
+            key.audit_target(),
+            json!({"result": result, "http_status": status}),
+        );
         app.audit
-            .commit(
+            .record(
                 &member.org_id,
                 &Author::member(member, meta),
-                &[checked],
-                Vec::new(),
+                checked,
                 "TransactWriteItems provider key verified",
             )
             .await

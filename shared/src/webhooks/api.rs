@@ -609,18 +609,16 @@ pub async fn reveal_secret(
         .open(Some(app.vault()?), &owner.org, &endpoint.endpoint_id)
         .await?;
     // Who saw the secret is on the record before they get it: no reveal without its event.
-    let revealed = Change {
-        action: "webhook_endpoint.secret_revealed",
-        target: endpoint.audit_target(),
-        before: Map::new(),
-        after: Map::new(),
-    };
+    let revealed = Change::noted(
+        "webhook_endpoint.secret_revealed",
+        endpoint.audit_target(),
+        Value::Null,
+    );
     app.audit
-        .commit(
+        .record(
             &owner.org,
             &owner.author(meta),
-            &[revealed],
-            Vec::new(),
+            revealed,
             "TransactWriteItems webhook secret revealed",
         )
         .await
@@ -687,15 +685,13 @@ pub async fn rotate_secret(
             }
             Ok(())
         },
-        |read, _| Change {
-            // The secrets themselves never: when the previous one stops signing.
-            action: "webhook_endpoint.secret_rotated",
-            target: read.audit_target(),
-            before: Map::new(),
-            after: json!({"previous_secret_expires_in_seconds": overlap})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+        // The secrets themselves never: when the previous one stops signing.
+        |read, _| {
+            Change::noted(
+                "webhook_endpoint.secret_rotated",
+                read.audit_target(),
+                json!({"previous_secret_expires_in_seconds": overlap}),
+            )
         },
     )
     .await?;
@@ -795,21 +791,16 @@ pub async fn resend_delivery(
         .await?
         .ok_or_else(pending)?;
     // The re-send changes a delivery, not the endpoint: its event follows it.
-    let resend = Change {
-        action: "webhook_endpoint.delivery_resent",
-        target: endpoint.audit_target(),
-        before: Map::new(),
-        after: json!({"delivery_id": delivery_id, "event_type": resent.event_type})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-    };
+    let resend = Change::noted(
+        "webhook_endpoint.delivery_resent",
+        endpoint.audit_target(),
+        json!({"delivery_id": delivery_id, "event_type": resent.event_type}),
+    );
     app.audit
-        .commit(
+        .record(
             &owner.org,
             &owner.author(meta),
-            &[resend],
-            Vec::new(),
+            resend,
             "TransactWriteItems webhook delivery resent",
         )
         .await
