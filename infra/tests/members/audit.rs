@@ -145,13 +145,20 @@ fn every_key_action_writes_exactly_one_event_with_who_what_and_where() {
         json!({"ip_allowlist": ["203.0.113.0/24"]})
     );
 
-    // Roll: one event on the old key, naming its successor.
+    // Roll: two events of one transaction — the old key rolled, naming its successor, and
+    // the successor created, naming where it came from.
     let (new_id, _) = key_reply(&plane.post(
         &format!("{path}/roll"),
         &admin.token,
         json!({"expire_old_in_seconds": 3600}),
     ));
-    let rolled = one_more(&plane, &admin, before + 3);
+    let now = events(&plane, &admin, "");
+    assert_eq!(now.len(), before + 5, "{now:#?}");
+    let (successor, rolled) = (&now[0], &now[1]);
+    assert_eq!(successor["action"], "api_key.created");
+    assert_eq!(successor["target"]["id"], new_id.as_str());
+    assert_eq!(successor["after"]["rolled_from"], id.as_str());
+    assert_eq!(successor["request_id"], rolled["request_id"]);
     assert_eq!(rolled["action"], "api_key.rolled");
     assert_eq!(rolled["target"]["id"], id.as_str());
     assert_eq!(rolled["after"]["rolled_to"], new_id.as_str());
@@ -160,11 +167,11 @@ fn every_key_action_writes_exactly_one_event_with_who_what_and_where() {
     // Revoke: one event; revoking again changes nothing and writes nothing.
     let revoke = format!("/v1/org/api-keys/{new_id}/revoke");
     assert_eq!(plane.post(&revoke, &admin.token, json!({})).status, 200);
-    let revoked = one_more(&plane, &admin, before + 4);
+    let revoked = one_more(&plane, &admin, before + 5);
     assert_eq!(revoked["action"], "api_key.revoked");
     assert_eq!(revoked["after"]["revocation_reason"], "requested");
     assert_eq!(plane.post(&revoke, &admin.token, json!({})).status, 200);
-    assert_eq!(events(&plane, &admin, "").len(), before + 5);
+    assert_eq!(events(&plane, &admin, "").len(), before + 6);
 
     // Refusals write nothing: a 409, a 400, a 403.
     plane
@@ -188,7 +195,7 @@ fn every_key_action_writes_exactly_one_event_with_who_what_and_where() {
             json!({"label": "a", "scopes": ["customers:read"]}),
         )
         .assert_error(403, "forbidden_permission");
-    assert_eq!(events(&plane, &admin, "").len(), before + 5);
+    assert_eq!(events(&plane, &admin, "").len(), before + 6);
 
     // A leak reported by GitHub: the platform revokes, with its reason; the dismissal is
     // the administrator's.
@@ -201,7 +208,7 @@ fn every_key_action_writes_exactly_one_event_with_who_what_and_where() {
         &body,
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
-    let by_platform = one_more(&plane, &admin, before + 6);
+    let by_platform = one_more(&plane, &admin, before + 7);
     assert_eq!(by_platform["action"], "api_key.revoked");
     assert_eq!(by_platform["actor"]["type"], "platform");
     assert_eq!(by_platform["actor"]["id"], "secret_scanning");
@@ -218,14 +225,14 @@ fn every_key_action_writes_exactly_one_event_with_who_what_and_where() {
         &body,
     );
     assert_eq!(again.status, 200);
-    assert_eq!(events(&plane, &admin, "").len(), before + 7);
+    assert_eq!(events(&plane, &admin, "").len(), before + 8);
     let dismiss = format!("/v1/org/api-keys/{leaked_id}/dismiss-leak");
     assert_eq!(plane.post(&dismiss, &admin.token, json!({})).status, 200);
-    let dismissed = one_more(&plane, &admin, before + 7);
+    let dismissed = one_more(&plane, &admin, before + 8);
     assert_eq!(dismissed["action"], "api_key.leak_dismissed");
     assert!(dismissed["after"]["leak_dismissed_at"].is_string());
     assert_eq!(plane.post(&dismiss, &admin.token, json!({})).status, 200);
-    assert_eq!(events(&plane, &admin, "").len(), before + 8);
+    assert_eq!(events(&plane, &admin, "").len(), before + 9);
 
     // A leak of a key already revoked is recorded, not revoked again.
     let (_, dead) = create(&plane, &admin, "Old");
@@ -250,13 +257,13 @@ fn every_key_action_writes_exactly_one_event_with_who_what_and_where() {
         &body,
     );
     assert_eq!(reply.status, 200);
-    let noted = one_more(&plane, &admin, before + 10);
+    let noted = one_more(&plane, &admin, before + 11);
     assert_eq!(noted["action"], "api_key.leak_recorded");
 
     let verdict = verdict(&plane, "acme");
     assert_eq!(verdict.first_break, None, "{verdict:?}");
-    assert_eq!(verdict.events, before + 11);
-    assert_eq!(verdict.head_seq, (before + 11) as u64);
+    assert_eq!(verdict.events, before + 12);
+    assert_eq!(verdict.head_seq, (before + 12) as u64);
 }
 
 #[test]
@@ -600,6 +607,16 @@ fn administrators_and_officers_read_the_trail_with_filters_a_cursor_and_csv() {
     }
     let ids: Vec<Value> = all.iter().map(|e| e["id"].clone()).collect();
     assert_eq!(walked, ids);
+    // A cursor is a place within its own range: outside the filters' range, a 400.
+    let first = plane.get(&format!("{EVENTS}?limit=1"), &admin.token).json();
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let body = plane
+        .get(
+            &format!("{EVENTS}?limit=1&cursor={cursor}&since=2999-01-01T00:00:00Z"),
+            &admin.token,
+        )
+        .assert_error(400, "invalid_request");
+    assert_eq!(body["error"]["param"], "cursor");
 
     // Bad input: clear 400s.
     for (query, param) in [

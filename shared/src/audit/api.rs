@@ -138,6 +138,20 @@ pub async fn list_events(
             "cursor is not one this listing gave out; start again without it.",
         ));
     }
+    // A cursor is a place within the same range: the low end of `since`, the high end
+    // of `until` (a cursor from another range would be a DynamoDB validation error).
+    if let Some(cursor) = cursor.as_deref() {
+        let after_since =
+            since.is_none_or(|at| cursor >= format!("{}#", time::format(&at)).as_str());
+        let before_until =
+            until.is_none_or(|at| cursor < format!("{}#", time::format(&at)).as_str());
+        if !(after_since && before_until) {
+            return Err(ApiError::invalid_param(
+                "cursor",
+                "cursor is not one this listing gave out for these filters; start again without it.",
+            ));
+        }
+    }
     let query = EventQuery {
         actor: filter("actor")?,
         action,

@@ -460,13 +460,25 @@ impl Verdict {
 /// stored one may be missing only where the table's TTL has removed them: the first stored
 /// event's predecessor must be past the retention period.
 pub fn verdict(org: &OrgId, head: &Head, events: &[StoredEvent], now: Timestamp) -> Verdict {
+    let retention = chrono::Duration::days(RETENTION_DAYS);
+    let expired = |at: Option<Timestamp>| at.is_some_and(|at| at + retention <= now);
+    // Events past their retention may be gone, in any order (TTL promises none): the chain
+    // is checked from the first event still within it. Events past the head were committed
+    // while this ran: later than what is verified.
+    let events: Vec<&StoredEvent> = events
+        .iter()
+        .filter(|e| {
+            let at = e.sort_key.split('#').next().and_then(time::parse);
+            !expired(at) && e.seq.is_none_or(|seq| seq <= head.seq)
+        })
+        .collect();
     let broken = |seq: u64, id: Option<String>, why: String| Verdict {
         events: events.len(),
         head_seq: head.seq,
         first_break: Some(Break { seq, id, why }),
     };
     let mut prev: Option<(u64, String)> = None;
-    for stored in events {
+    for stored in events.iter().copied() {
         let body: Value = match serde_json::from_str(&stored.body) {
             Ok(body) => body,
             Err(_) => {
@@ -507,7 +519,11 @@ pub fn verdict(org: &OrgId, head: &Head, events: &[StoredEvent], now: Timestamp)
                     return broken(
                         prev_seq + 1,
                         None,
-                        format!("events {} to {} are missing", prev_seq + 1, seq - 1),
+                        format!(
+                            "events {} to {} are missing",
+                            prev_seq + 1,
+                            seq.saturating_sub(1)
+                        ),
                     );
                 }
                 if body["prev_hash"].as_str() != Some(prev_hash.as_str()) {
@@ -525,13 +541,9 @@ pub fn verdict(org: &OrgId, head: &Head, events: &[StoredEvent], now: Timestamp)
             }
             None => {
                 // Its predecessor may have expired; only if it was old enough to.
-                let expired = body["prev_at"]
-                    .as_str()
-                    .and_then(time::parse)
-                    .is_some_and(|at| at + chrono::Duration::days(RETENTION_DAYS) <= now);
-                if !expired {
+                if !expired(body["prev_at"].as_str().and_then(time::parse)) {
                     return broken(
-                        seq - 1,
+                        seq.saturating_sub(1),
                         None,
                         format!(
                             "events before {seq} are missing and were not old enough to expire"
@@ -543,7 +555,8 @@ pub fn verdict(org: &OrgId, head: &Head, events: &[StoredEvent], now: Timestamp)
         prev = Some((seq, stored.hash.clone()));
     }
     match prev {
-        None if head.seq != 0 => broken(
+        // Every event expired (an org quiet for longer than the retention) is no break.
+        None if head.seq != 0 && !expired(head.at) => broken(
             1,
             None,
             format!("the head is at {} but no event is stored", head.seq),
@@ -566,5 +579,119 @@ pub fn verdict(org: &OrgId, head: &Head, events: &[StoredEvent], now: Timestamp)
             head_seq: head.seq,
             first_break: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::audit::{Author, Change, Target};
+
+    /// A chain of `n` events for `acme`, `days_apart` days apart, ending `ends_days_ago`
+    /// days before `now`; and the head after it.
+    fn chain_of(
+        n: u64,
+        days_apart: i64,
+        ends_days_ago: i64,
+        now: Timestamp,
+    ) -> (Vec<StoredEvent>, Head) {
+        let org = OrgId::parse("acme").unwrap();
+        let author = Author::operator("ops");
+        let change = Change::noted(
+            "api_key.created",
+            Target::api_key("key_1"),
+            json!({"label": "x"}),
+        );
+        let mut head = Head::genesis();
+        let mut stored = Vec::new();
+        for i in 0..n {
+            let back = ends_days_ago + days_apart * i64::try_from(n - 1 - i).unwrap();
+            let at = now - chrono::Duration::days(back);
+            let event = chain(&org, &author, &change, (head.seq, &head.hash, head.at), at).unwrap();
+            stored.push(StoredEvent {
+                sort_key: sort_key(&event.at, event.seq),
+                seq: Some(event.seq),
+                actor_id: Some(event.actor_id.clone()),
+                action: Some(event.action.clone()),
+                target_id: Some(event.target_id.clone()),
+                body: event.body.clone(),
+                hash: event.hash.clone(),
+            });
+            head = Head {
+                seq: event.seq,
+                hash: event.hash,
+                at: Some(event.at),
+            };
+        }
+        (stored, head)
+    }
+
+    fn acme() -> OrgId {
+        OrgId::parse("acme").unwrap()
+    }
+
+    #[test]
+    fn a_whole_chain_holds_and_a_gap_or_an_edit_does_not() {
+        let now = time::now();
+        let (events, head) = chain_of(5, 1, 0, now);
+        let verdict = verdict(&acme(), &head, &events, now);
+        assert_eq!((verdict.first_break, verdict.events), (None, 5));
+        let mut gap = events.clone();
+        gap.remove(2);
+        assert_eq!(verdict_seq(&gap, &head, now), Some(3));
+        let mut edited = events.clone();
+        edited[1].body = edited[1].body.replace("\"x\"", "\"y\"");
+        assert_eq!(verdict_seq(&edited, &head, now), Some(2));
+        assert_eq!(
+            verdict_seq(&events[..4], &head, now),
+            Some(4),
+            "a truncated end"
+        );
+    }
+
+    fn verdict_seq(events: &[StoredEvent], head: &Head, now: Timestamp) -> Option<u64> {
+        verdict(&acme(), head, events, now)
+            .first_break
+            .map(|b| b.seq)
+    }
+
+    #[test]
+    fn expired_events_may_be_gone_in_any_order_and_all_of_them() {
+        let now = time::now();
+        // Ten events a hundred days apart: the oldest six are past 400 days.
+        let (events, head) = chain_of(10, 100, 0, now);
+        // TTL removed the fourth before the first three: the rest still holds.
+        let mut out_of_order = events.clone();
+        out_of_order.remove(3);
+        assert_eq!(verdict_seq(&out_of_order, &head, now), None);
+        // All of the expired ones gone.
+        assert_eq!(verdict_seq(&events[6..], &head, now), None);
+        // But a recent one gone is a break.
+        let mut recent = events.clone();
+        recent.remove(8);
+        assert_eq!(verdict_seq(&recent, &head, now), Some(9));
+        // A quiet org whose every event expired: no events, no break.
+        let (old, old_head) = chain_of(3, 1, 500, now);
+        assert_eq!(verdict_seq(&[], &old_head, now), None);
+        assert_eq!(verdict_seq(&old[..1], &old_head, now), None);
+        // A head with nothing behind it that is not that old: a break.
+        let (_, young_head) = chain_of(3, 1, 10, now);
+        assert_eq!(verdict_seq(&[], &young_head, now), Some(1));
+    }
+
+    #[test]
+    fn an_event_committed_while_verifying_is_not_a_break() {
+        let now = time::now();
+        let (events, head) = chain_of(4, 0, 0, now);
+        let earlier_head = Head {
+            seq: 3,
+            hash: events[2].hash.clone(),
+            at: head.at,
+        };
+        assert_eq!(verdict_seq(&events, &earlier_head, now), None);
+        let verdict = verdict(&acme(), &earlier_head, &events, now);
+        assert_eq!(verdict.events, 3, "what the head covers");
     }
 }

@@ -305,7 +305,7 @@ impl ApiKeysTable {
             actor: crate::audit::Actor::Platform {
                 id: "key_expiry".into(),
                 reason: format!(
-                    "the key expires at {at}: its org's webhook endpoints are told a week ahead"
+                    "the key expires at {at}: its org's endpoints that take api_key.expiring are told a week ahead"
                 ),
             },
             origin: crate::audit::Origin::default(),

@@ -424,11 +424,11 @@ async fn store_member_key(
     member: &Member,
     meta: &RequestMeta,
     record: &ApiKeyRecord,
-    change: Change,
+    changes: Vec<Change>,
     also: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
     also_refused: &str,
 ) -> Result<(), ApiError> {
-    match transact_member_key(app, member, meta, record, change, also).await {
+    match transact_member_key(app, member, meta, record, changes, also).await {
         Ok(()) => Ok(()),
         Err(TransactFailure::Conditions(failed)) if failed.iter().any(|i| *i >= 2) => {
             Err(ApiError::conflict(also_refused))
@@ -450,7 +450,7 @@ async fn transact_member_key(
     member: &Member,
     meta: &RequestMeta,
     record: &ApiKeyRecord,
-    change: Change,
+    changes: Vec<Change>,
     also: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
 ) -> Result<(), TransactFailure> {
     let hash = hex::encode(record.key_hash.as_bytes());
@@ -467,7 +467,7 @@ async fn transact_member_key(
         .commit(
             &member.org_id,
             &Author::member(member, meta),
-            &[change],
+            &changes,
             items,
             "TransactWriteItems member key",
         )
@@ -554,7 +554,16 @@ pub async fn create_key(
     };
     let issued = ApiKeysTable::prepare(new, time::now())?;
     let change = audited::created(&issued.record);
-    store_member_key(app, member, meta, &issued.record, change, Vec::new(), "").await?;
+    store_member_key(
+        app,
+        member,
+        meta,
+        &issued.record,
+        vec![change],
+        Vec::new(),
+        "",
+    )
+    .await?;
     issued_response(&issued, meta)
 }
 
@@ -752,13 +761,18 @@ pub async fn roll_key(
     let mut rolled = old.clone();
     rolled.rolled_to = Some(issued.record.id.clone());
     rolled.expires_at = Some(old.expires_at.map_or(until, |at| at.min(until)));
-    let change = audited::changed("api_key.rolled", &old, &rolled);
+    // Two events, one transaction: the old key rolled (its successor, its new end), and
+    // the successor created (rolled_from), so each key's history starts where it should.
+    let changes = vec![
+        audited::changed("api_key.rolled", &old, &rolled),
+        audited::created(&issued.record),
+    ];
     store_member_key(
         app,
         member,
         meta,
         &issued.record,
-        change,
+        changes,
         vec![roll],
         "The key was revoked, expired or rolled meanwhile; read it again.",
     )
@@ -1059,12 +1073,16 @@ pub async fn change_role(
             role,
             ..member.clone()
         };
-        let mut events = vec![Change::between(
+        // (The same role again, with keys left to trim, changes only the keys.)
+        let mut events: Vec<Change> = [Change::between(
             "member.role_changed",
             member.audit_target(),
             &member.audit_view(),
             &changed.audit_view(),
-        )];
+        )]
+        .into_iter()
+        .filter(|change| !change.is_empty())
+        .collect();
         for key in &trimmed {
             let mut cut = key.clone();
             cut.scopes = key.scopes.intersection(&allowed).copied().collect();
