@@ -101,6 +101,22 @@ pub enum TransactFailure {
     Storage(StorageError),
 }
 
+impl TransactFailure {
+    /// As a storage error, for a caller with no condition of its own left to report: a
+    /// contention that outlasted its retries may pass (503), a failed condition is a fault.
+    pub fn into_storage(self, operation: &str) -> StorageError {
+        match self {
+            TransactFailure::Storage(err) => err,
+            TransactFailure::Contended => {
+                StorageError::Unavailable(format!("{operation}: other changes kept winning"))
+            }
+            TransactFailure::Conditions(_) => {
+                StorageError::Other(format!("{operation}: condition failed"))
+            }
+        }
+    }
+}
+
 /// Cancellation reasons that mean DynamoDB was throttling, not that the data disagreed.
 const THROTTLED_REASONS: &[&str] = &["ThrottlingError", "ProvisionedThroughputExceeded"];
 

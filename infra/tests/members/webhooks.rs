@@ -294,7 +294,8 @@ fn a_sealed_secret_moved_to_another_endpoint_opens_nowhere() {
             let mut target = endpoints.get(org, id).await.unwrap().unwrap();
             let read = target.clone();
             target.secret = source.secret.clone();
-            let change = read.audit_change("webhook_endpoint.updated", &target);
+            let change =
+                shared::audit::Audited::audit_change(&read, "webhook_endpoint.updated", &target);
             let by = shared::audit::Author::operator("tests");
             assert!(endpoints
                 .replace(&plane.app.audit, &by, &mut target, change)

@@ -149,6 +149,43 @@ impl Author {
     }
 }
 
+/// An object the trail records: which one it is, and its view (the fields a change of it
+/// shows; never a secret, only masks). Its changes follow from two of its states.
+pub trait Audited {
+    fn audit_target(&self) -> Target;
+    fn audit_view(&self) -> Value;
+
+    /// `action` on this object as read, leaving it as `after`.
+    fn audit_change(&self, action: &'static str, after: &Self) -> Change {
+        Change::between(
+            action,
+            self.audit_target(),
+            &self.audit_view(),
+            &after.audit_view(),
+        )
+    }
+
+    /// `action` bringing this object into being: every field it has, nothing before.
+    fn audit_created(&self, action: &'static str) -> Change {
+        Change::between(
+            action,
+            self.audit_target(),
+            &Value::Null,
+            &self.audit_view(),
+        )
+    }
+
+    /// `action` removing this object: what it was, nothing after.
+    fn audit_removed(&self, action: &'static str) -> Change {
+        Change::between(
+            action,
+            self.audit_target(),
+            &self.audit_view(),
+            &Value::Null,
+        )
+    }
+}
+
 /// One change, before it is chained: the action, its object, and the object's audit view
 /// before and after (`Value::Null` for "did not exist"); only differing fields are kept.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,5 +7,5 @@ pub mod api;
 pub mod event;
 pub mod log;
 
-pub use event::{Actor, Author, Change, Origin, Target, TargetKind};
+pub use event::{Actor, Audited, Author, Change, Origin, Target, TargetKind};
 pub use log::AuditLog;

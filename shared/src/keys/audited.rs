@@ -7,7 +7,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde_json::{json, Value};
 
-use crate::audit::{AuditLog, Author, Change, Target};
+use crate::audit::{AuditLog, Audited, Author, Change, Target};
 use crate::keys::leak::RevocationReason;
 use crate::keys::table::{
     hash_key, ApiKeyRecord, ApiKeysTable, IssuedKey, KeyEdit, NewApiKey, DEFAULT_RATE_LIMIT_RPS,
@@ -15,10 +15,10 @@ use crate::keys::table::{
 use crate::storage::{StorageError, TransactFailure};
 use crate::time::{self, Timestamp};
 
-impl ApiKeyRecord {
+impl Audited for ApiKeyRecord {
     /// What the audit trail records of a key: its settings and state, the key itself only
     /// as its mask (prefix…last 4), never its hash.
-    pub fn audit_view(&self) -> Value {
+    fn audit_view(&self) -> Value {
         let ts = |t: &Option<Timestamp>| t.as_ref().map(time::format);
         let allowlist = self.ip_allowlist.to_strings();
         json!({
@@ -40,39 +40,8 @@ impl ApiKeyRecord {
         })
     }
 
-    pub fn audit_target(&self) -> Target {
+    fn audit_target(&self) -> Target {
         Target::api_key(&self.id)
-    }
-}
-
-/// `api_key.created` for a new key.
-pub fn created(record: &ApiKeyRecord) -> Change {
-    Change::between(
-        "api_key.created",
-        record.audit_target(),
-        &Value::Null,
-        &record.audit_view(),
-    )
-}
-
-/// `action` on `before`, leaving it as `after`.
-pub fn changed(action: &'static str, before: &ApiKeyRecord, after: &ApiKeyRecord) -> Change {
-    Change::between(
-        action,
-        before.audit_target(),
-        &before.audit_view(),
-        &after.audit_view(),
-    )
-}
-
-/// A transaction's failure, for a caller that has no condition of its own to report.
-fn as_storage(failure: TransactFailure, what: &str) -> StorageError {
-    match failure {
-        TransactFailure::Storage(err) => err,
-        TransactFailure::Contended => {
-            StorageError::Unavailable(format!("{what}: other changes kept winning"))
-        }
-        TransactFailure::Conditions(_) => StorageError::Other(format!("{what}: condition failed")),
     }
 }
 
@@ -91,12 +60,12 @@ impl ApiKeysTable {
             .commit(
                 &issued.record.org_id,
                 author,
-                &[created(&issued.record)],
+                &[issued.record.audit_created("api_key.created")],
                 vec![self.put_new_item(&issued.record)?],
                 "TransactWriteItems create key",
             )
             .await
-            .map_err(|f| as_storage(f, "TransactWriteItems create key"))?;
+            .map_err(|f| f.into_storage("TransactWriteItems create key"))?;
         Ok(issued)
     }
 
@@ -123,7 +92,7 @@ impl ApiKeysTable {
             .commit(
                 &record.org_id,
                 author,
-                &[changed("api_key.revoked", record, &after)],
+                &[record.audit_change("api_key.revoked", &after)],
                 vec![item],
                 "TransactWriteItems revoke key",
             )
@@ -133,7 +102,7 @@ impl ApiKeysTable {
                 .find_by_hash(&record.key_hash)
                 .await?
                 .ok_or_else(|| crate::storage::corrupt("api key", "vanished while revoked")),
-            Err(failure) => Err(as_storage(failure, "TransactWriteItems revoke key")),
+            Err(failure) => Err(failure.into_storage("TransactWriteItems revoke key")),
         }
     }
 
@@ -163,7 +132,7 @@ impl ApiKeysTable {
         if let Some(at) = edit.expires_at {
             after.expires_at = Some(at);
         }
-        let change = changed("api_key.updated", record, &after);
+        let change = record.audit_change("api_key.updated", &after);
         if change.is_empty() {
             return Ok(Some(record.clone()));
         }
@@ -180,7 +149,7 @@ impl ApiKeysTable {
         {
             Ok(_) => self.find_by_hash(&record.key_hash).await,
             Err(TransactFailure::Conditions(_)) => Ok(None),
-            Err(failure) => Err(as_storage(failure, "TransactWriteItems edit key")),
+            Err(failure) => Err(failure.into_storage("TransactWriteItems edit key")),
         }
     }
 
@@ -327,7 +296,7 @@ impl ApiKeysTable {
         {
             Ok(_) => Ok(true),
             Err(TransactFailure::Conditions(_)) => Ok(false),
-            Err(failure) => Err(as_storage(failure, "TransactWriteItems expiry notice")),
+            Err(failure) => Err(failure.into_storage("TransactWriteItems expiry notice")),
         }
     }
 
@@ -368,7 +337,7 @@ impl ApiKeysTable {
             .commit(
                 &record.org_id,
                 author,
-                &[changed("api_key.leak_dismissed", record, &after)],
+                &[record.audit_change("api_key.leak_dismissed", &after)],
                 vec![TransactWriteItem::builder().update(update).build()],
                 "TransactWriteItems dismiss leak",
             )
@@ -378,7 +347,7 @@ impl ApiKeysTable {
             Ok(_) | Err(TransactFailure::Conditions(_)) => {
                 self.find_by_hash(&record.key_hash).await
             }
-            Err(failure) => Err(as_storage(failure, "TransactWriteItems dismiss leak")),
+            Err(failure) => Err(failure.into_storage("TransactWriteItems dismiss leak")),
         }
     }
 }

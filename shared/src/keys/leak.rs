@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
 use serde_json::{json, Value};
 
-use crate::audit::{Actor, AuditLog, Author, Origin};
+use crate::audit::{Actor, AuditLog, Audited, Author, Origin};
 use crate::keys::table::{decode_without_windows, hash_key, ApiKeyRecord, ApiKeysTable};
 use crate::keys::token::KeyHash;
 use crate::request_log::record::RequestRecord;
@@ -214,7 +214,7 @@ impl ApiKeysTable {
             } else {
                 "api_key.leak_recorded"
             };
-            let change = crate::keys::audited::changed(action, &record, &after);
+            let change = record.audit_change(action, &after);
             let outcome = audit
                 .commit(
                     &record.org_id,

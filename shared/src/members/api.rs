@@ -11,10 +11,9 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Map, Value};
 
 use crate::app::App;
-use crate::audit::{Author, Change};
+use crate::audit::{Audited, Author, Change};
 use crate::customers::api::{json_object_body, Limit};
 use crate::error::{json_response, ApiError};
-use crate::keys::audited;
 use crate::keys::ip_allowlist::IpAllowlist;
 use crate::keys::scope::Scope;
 use crate::keys::table::{
@@ -553,7 +552,7 @@ pub async fn create_key(
         mode,
     };
     let issued = ApiKeysTable::prepare(new, time::now())?;
-    let change = audited::created(&issued.record);
+    let change = issued.record.audit_created("api_key.created");
     store_member_key(
         app,
         member,
@@ -764,8 +763,8 @@ pub async fn roll_key(
     // Two events, one transaction: the old key rolled (its successor, its new end), and
     // the successor created (rolled_from), so each key's history starts where it should.
     let changes = vec![
-        audited::changed("api_key.rolled", &old, &rolled),
-        audited::created(&issued.record),
+        old.audit_change("api_key.rolled", &rolled),
+        issued.record.audit_created("api_key.created"),
     ];
     store_member_key(
         app,
@@ -1074,19 +1073,14 @@ pub async fn change_role(
             ..member.clone()
         };
         // (The same role again, with keys left to trim, changes only the keys.)
-        let mut events: Vec<Change> = [Change::between(
-            "member.role_changed",
-            member.audit_target(),
-            &member.audit_view(),
-            &changed.audit_view(),
-        )]
-        .into_iter()
-        .filter(|change| !change.is_empty())
-        .collect();
+        let mut events: Vec<Change> = [member.audit_change("member.role_changed", &changed)]
+            .into_iter()
+            .filter(|change| !change.is_empty())
+            .collect();
         for key in &trimmed {
             let mut cut = key.clone();
             cut.scopes = key.scopes.intersection(&allowed).copied().collect();
-            events.push(audited::changed("api_key.updated", key, &cut));
+            events.push(key.audit_change("api_key.updated", &cut));
         }
         if trims.len() > MAX_KEYS_PER_CHANGE {
             return Err(ApiError::conflict(format!(
@@ -1230,12 +1224,7 @@ pub async fn deactivate(
             deactivated_at: Some(now),
             ..target.clone()
         };
-        let mut events = vec![Change::between(
-            "member.deactivated",
-            target.audit_target(),
-            &target.audit_view(),
-            &gone.audit_view(),
-        )];
+        let mut events = vec![target.audit_change("member.deactivated", &gone)];
         for key in &live {
             let mut after = key.clone();
             match &heir {
@@ -1250,7 +1239,7 @@ pub async fn deactivate(
                     moved.push(hex::encode(key.key_hash.as_bytes()));
                     transferred.push(key.id.clone());
                     after.owned_by = Some(heir.id.clone());
-                    events.push(audited::changed("api_key.transferred", key, &after));
+                    events.push(key.audit_change("api_key.transferred", &after));
                 }
                 None => {
                     items.push(app.keys.revoke_item(
@@ -1264,7 +1253,7 @@ pub async fn deactivate(
                     after.revoked_by = Some(by.to_owned());
                     after.revocation_reason =
                         Some(crate::keys::leak::RevocationReason::MemberDeactivated);
-                    events.push(audited::changed("api_key.revoked", key, &after));
+                    events.push(key.audit_change("api_key.revoked", &after));
                 }
             }
         }

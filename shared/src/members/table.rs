@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::audit::{AuditLog, Author, Change, Target, TargetKind};
+use crate::audit::{AuditLog, Audited, Author, Change, Target, TargetKind};
 use crate::members::role::Role;
 use crate::org::OrgId;
 use crate::storage::{classify, corrupt, transact_write, StorageError, TransactFailure};
@@ -60,9 +60,9 @@ pub struct Member {
     pub key_hashes: BTreeSet<String>,
 }
 
-impl Member {
+impl Audited for Member {
     /// What the audit trail records of a member.
-    pub fn audit_view(&self) -> Value {
+    fn audit_view(&self) -> Value {
         json!({
             "email": self.email,
             "role": self.role.as_str(),
@@ -71,13 +71,15 @@ impl Member {
         })
     }
 
-    pub fn audit_target(&self) -> Target {
+    fn audit_target(&self) -> Target {
         Target {
             kind: TargetKind::Member,
             id: self.id.clone(),
         }
     }
+}
 
+impl Member {
     pub fn is_active(&self) -> bool {
         self.status == MemberStatus::Active
     }
@@ -286,12 +288,7 @@ impl MembersTable {
         member: &Member,
     ) -> Result<(), MemberError> {
         let items = self.add_items(member)?;
-        let change = Change::between(
-            "member.invited",
-            member.audit_target(),
-            &Value::Null,
-            &member.audit_view(),
-        );
+        let change = member.audit_created("member.invited");
         match audit
             .commit(
                 &member.org_id,

@@ -9,7 +9,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{json, Map, Value};
 
 use crate::app::App;
-use crate::audit::{Author, Change};
+use crate::audit::{Audited, Author, Change};
 use crate::customers::api::{json_object_body, Limit};
 use crate::error::{json_response, ApiError};
 use crate::members::api::{

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::NaiveDate;
 use serde_json::{json, Value};
 
-use crate::audit::{AuditLog, Author, Change, Target, TargetKind};
+use crate::audit::{AuditLog, Audited, Author, Change, Target, TargetKind};
 use crate::org::OrgId;
 use crate::providers::kind::KeyType;
 use crate::providers::vault::Sealed;
@@ -53,16 +53,6 @@ const SEALED_ATTRS: &[&str] = &[
     "nonce",
     "ciphertext",
 ];
-
-/// A transaction's failure with no condition of the caller's in it.
-fn unavailable(failure: TransactFailure) -> StorageError {
-    match failure {
-        TransactFailure::Storage(err) => err,
-        TransactFailure::Contended | TransactFailure::Conditions(_) => {
-            StorageError::Unavailable("provider key: other changes kept winning".into())
-        }
-    }
-}
 
 pub fn new_provider_key_id() -> Result<String, getrandom::Error> {
     Ok(format!(
@@ -105,9 +95,9 @@ pub struct ProviderKey {
     pub version: u64,
 }
 
-impl ProviderKey {
+impl Audited for ProviderKey {
     /// What the audit trail records of a key: the secret only as its mask.
-    pub fn audit_view(&self) -> Value {
+    fn audit_view(&self) -> Value {
         json!({
             "key_type": self.key_type.code(),
             "provider": self.key_type.provider(),
@@ -118,13 +108,15 @@ impl ProviderKey {
         })
     }
 
-    pub fn audit_target(&self) -> Target {
+    fn audit_target(&self) -> Target {
         Target {
             kind: TargetKind::ProviderKey,
             id: self.id.clone(),
         }
     }
+}
 
+impl ProviderKey {
     /// The contract's object.
     pub fn to_json(&self) -> Value {
         json!({
@@ -356,12 +348,7 @@ impl ProviderKeysTable {
             .condition_expression("attribute_not_exists(provider_key_id)")
             .build()
             .map_err(|e| StorageError::Other(format!("Put provider key: {e}")))?;
-        let change = Change::between(
-            "provider_key.created",
-            key.audit_target(),
-            &Value::Null,
-            &key.audit_view(),
-        );
+        let change = key.audit_created("provider_key.created");
         match audit
             .commit(
                 &key.org_id,
@@ -376,7 +363,7 @@ impl ProviderKeysTable {
             Err(TransactFailure::Conditions(_)) => Err(StorageError::Other(
                 "PutItem provider key: the id was taken".into(),
             )),
-            Err(failure) => Err(unavailable(failure)),
+            Err(failure) => Err(failure.into_storage("TransactWriteItems provider key")),
         }
     }
 
@@ -503,12 +490,7 @@ impl ProviderKeysTable {
                 request.expression_attribute_values(":enabled", AttributeValue::Bool(enabled));
             after.enabled = enabled;
         }
-        let change = Change::between(
-            "provider_key.updated",
-            key.audit_target(),
-            &key.audit_view(),
-            &after.audit_view(),
-        );
+        let change = key.audit_change("provider_key.updated", &after);
         if change.is_empty() {
             // Nothing to change: the key as it is, no write, no event.
             return Ok(Some(key.clone()));
@@ -537,12 +519,7 @@ impl ProviderKeysTable {
         let mut after = key.clone();
         after.masked_key = masked_key.to_owned();
         after.rotated_at = Some(now);
-        let change = Change::between(
-            "provider_key.rotated",
-            key.audit_target(),
-            &key.audit_view(),
-            &after.audit_view(),
-        );
+        let change = key.audit_change("provider_key.rotated", &after);
         let mut request = self
             .update_over(key, now)
             .expression_attribute_values(":masked", s(masked_key));
@@ -612,7 +589,7 @@ impl ProviderKeysTable {
                 .map(Some)
                 .ok_or_else(|| corrupt("provider key", "vanished once changed")),
             Err(TransactFailure::Conditions(_)) => Ok(None),
-            Err(failure) => Err(unavailable(failure)),
+            Err(failure) => Err(failure.into_storage("TransactWriteItems provider key")),
         }
     }
 

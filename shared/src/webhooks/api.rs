@@ -10,7 +10,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Map, Value};
 
 use crate::app::App;
-use crate::audit::{Author, Change, Origin};
+use crate::audit::{Audited, Author, Change, Origin};
 use crate::customers::api::{json_object_body, Limit};
 use crate::error::{json_response, ApiError};
 use crate::keys::scope::Scope;

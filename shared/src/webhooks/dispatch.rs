@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
+use crate::audit::Audited;
 use crate::customers::model::{AmlStatus, Customer, CustomerView, KycStatus};
 use crate::customers::table::customer_from_item;
 use crate::keys::scope::Scope;

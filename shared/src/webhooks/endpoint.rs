@@ -156,10 +156,10 @@ impl Creator {
     }
 }
 
-impl WebhookEndpoint {
+impl crate::audit::Audited for WebhookEndpoint {
     /// What the audit trail records of an endpoint: where it sends, what, in whose name,
     /// and whether it is on; never its secrets.
-    pub fn audit_view(&self) -> Value {
+    fn audit_view(&self) -> Value {
         json!({
             "url": self.url,
             "events": self.events,
@@ -172,25 +172,11 @@ impl WebhookEndpoint {
         })
     }
 
-    pub fn audit_target(&self) -> crate::audit::Target {
+    fn audit_target(&self) -> crate::audit::Target {
         crate::audit::Target {
             kind: crate::audit::TargetKind::WebhookEndpoint,
             id: self.endpoint_id.clone(),
         }
-    }
-
-    /// `action` on this endpoint as read, leaving it as `after`.
-    pub fn audit_change(
-        &self,
-        action: &'static str,
-        after: &WebhookEndpoint,
-    ) -> crate::audit::Change {
-        crate::audit::Change::between(
-            action,
-            self.audit_target(),
-            &self.audit_view(),
-            &after.audit_view(),
-        )
     }
 }
 

@@ -8,9 +8,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 
-use serde_json::Value;
-
-use crate::audit::{AuditLog, Author, Change};
+use crate::audit::{AuditLog, Audited, Author, Change};
 use crate::org::{Mode, OrgId};
 use crate::storage::{classify, corrupt, StorageError, TransactFailure};
 use crate::webhooks::endpoint::{WebhookEndpoint, ENDPOINT_ID_PREFIX, MAX_ENDPOINTS_PER_ORG};
@@ -118,12 +116,7 @@ impl WebhookEndpointsTable {
             TransactWriteItem::builder().update(count).build(),
             TransactWriteItem::builder().put(put).build(),
         ];
-        let created = Change::between(
-            "webhook_endpoint.created",
-            endpoint.audit_target(),
-            &Value::Null,
-            &endpoint.audit_view(),
-        );
+        let created = endpoint.audit_created("webhook_endpoint.created");
         for attempt in 0..5u64 {
             match audit
                 .commit(
@@ -261,12 +254,7 @@ impl WebhookEndpointsTable {
             endpoint.endpoint_id.as_str(),
             endpoint.mode(),
         );
-        let deleted = Change::between(
-            "webhook_endpoint.deleted",
-            endpoint.audit_target(),
-            &endpoint.audit_view(),
-            &Value::Null,
-        );
+        let deleted = endpoint.audit_removed("webhook_endpoint.deleted");
         let delete = Delete::builder()
             .table_name(&self.name)
             .key("org_id", s(org.as_str()))
