@@ -40,6 +40,18 @@ export AXE_CORE_JS := $(CURDIR)/$(AXE_PREFIX)/node_modules/axe-core/axe.min.js
 IAM_TOOLS_STAMP := infra/iam/node_modules/.installed
 # Where make test's processes record the AWS calls each function makes (localdb::ledger).
 IAM_LEDGER_DIR := $(CURDIR)/.local/iam-ledger
+# The docs site (docs/): mdBook, pinned, built from crates.io into .local/mdbook (no binary
+# downloads reach CI); Redocly's CLI for the API reference and the Node examples'
+# standardwebhooks (npm, pinned by docs/package-lock.json); the Python examples' packages
+# (requests, standardwebhooks) in .venv-docs.
+MDBOOK_VERSION := 0.5.4
+MDBOOK_PREFIX := .local/mdbook
+MDBOOK_STAMP := $(MDBOOK_PREFIX)/.installed-$(MDBOOK_VERSION)
+DOCS_NPM_STAMP := docs/node_modules/.installed
+DOCS_VENV := .venv-docs
+DOCS_STAMP := $(DOCS_VENV)/.installed
+export REDOCLY_TELEMETRY := off
+export REDOCLY_SUPPRESS_UPDATE_NOTICE := true
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TOOLS_PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
@@ -53,7 +65,7 @@ FUNCTIONS := ListCustomersFunction CreateCustomerFunction GetCustomerFunction Up
   ListProviderKeysFunction CreateProviderKeyFunction GetProviderKeyFunction UpdateProviderKeyFunction RotateProviderKeyFunction ProviderKeyCallSummariesFunction VerifyProviderKeyFunction \
   WebhookDispatcherFunction WebhookRetrierFunction WebhookExpiringFunction
 
-.PHONY: help deploy run run-parts stack-binaries test test-parts test-binaries lint-rust iam iam-ledger unit dynamodb-local check-java browser icadmin clean-local build lint contract rehearse ci bench
+.PHONY: docs docs-test docs-screenshots help deploy run run-parts stack-binaries test test-parts test-binaries lint-rust iam iam-ledger unit dynamodb-local check-java browser icadmin clean-local build lint contract rehearse ci bench
 
 help:
 	@echo "make run    - DynamoDB Local, the Cognito emulator and the API on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops all)"
@@ -67,6 +79,8 @@ help:
 	@echo "make iam-ledger - the calls the last make test recorded become infra/iam/calls.json"
 	@echo "make contract - the local stack checked against openapi.yaml by schemathesis"
 	@echo "make rehearse - test mode end to end: ingest, test helpers, poll to VERIFIED + CLEAR"
+	@echo "make docs   - the documentation site in docs/book (guides + API reference), every link checked"
+	@echo "make docs-test - every example of the docs site run against a fresh local stack, its response checked"
 	@echo "make ci     - .ci/run: lint, test, contract, rehearse, each stage timed"
 	@echo "make bench  - cold starts of every function, then latency through the local gateway (README)"
 
@@ -88,7 +102,7 @@ run: | check-java
 	@$(MAKE) --no-print-directory -j3 --output-sync=target run-parts
 	exec "$${CARGO_TARGET_DIR:-target}/debug/local-stack"
 
-run-parts: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) stack-binaries
+run-parts: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) stack-binaries docs
 
 # cargo runs its own job pool: make's jobserver is not handed to it.
 stack-binaries:
@@ -219,6 +233,43 @@ rehearse: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP)
 
 ci:
 	.ci/run
+
+$(MDBOOK_STAMP):
+	@mkdir -p $(MDBOOK_PREFIX)
+	env -u MAKEFLAGS -u MFLAGS -u CARGO_TARGET_DIR $(CARGO) install mdbook --version $(MDBOOK_VERSION) --locked --quiet \
+	  --no-default-features --features search --root $(MDBOOK_PREFIX)
+	@touch $@
+
+$(DOCS_NPM_STAMP): docs/package.json docs/package-lock.json | check-java
+	npm ci --prefix docs --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(DOCS_STAMP): docs/requirements.txt
+	python3 -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile -r $<
+	@touch $@
+
+# The site: the guides (docs/src) by mdBook, the API reference rendered from openapi.yaml,
+# the page's screenshots (taken by its browser tests), then every link checked.
+docs: $(MDBOOK_STAMP) $(DOCS_NPM_STAMP)
+	rm -rf docs/book
+	$(MDBOOK_PREFIX)/bin/mdbook build docs
+	@mkdir -p .local
+	@docs/node_modules/.bin/redocly build-docs openapi.yaml --output docs/book/api.html >.local/redocly.log 2>&1 \
+	  || { cat .local/redocly.log; exit 1; }
+	@echo "docs/book/api.html: the API reference, rendered from openapi.yaml by Redocly's CLI"
+	@mkdir -p docs/book/screenshots && cp functions/developers-page/screenshots/*.png docs/book/screenshots/
+	python3 docs/tools/links.py docs/book openapi.yaml
+
+# Every example of the site against a fresh local stack per page (docs/tools/examples.py).
+# PAGES="quickstart.md webhooks.md" runs those alone.
+docs-test: docs $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) $(DOCS_STAMP)
+	$(CARGO) build -q -p infra --bin local-stack --bin icadmin
+	python3 docs/tools/examples.py $(PAGES)
+
+# The page's screenshots the docs show, taken again by its browser tests.
+docs-screenshots: test-parts
+	PAGE_SCREENSHOTS=$(CURDIR)/functions/developers-page/screenshots $(CARGO) test -p infra --test page
 
 # Cold starts of every bootstrap beside a floor and a minimal SDK function, then latency
 # through the local gateway, against DynamoDB Local (see README "Performance"). Every
