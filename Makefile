@@ -265,6 +265,7 @@ docs: $(MDBOOK_STAMP) $(DOCS_NPM_STAMP)
 # PAGES="quickstart.md webhooks.md" runs those alone.
 docs-test: docs $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) $(DOCS_STAMP)
 	$(CARGO) build -q -p infra --bin local-stack --bin icadmin
+	python3 -m unittest docs/tools/test_examples.py
 	python3 docs/tools/examples.py $(PAGES)
 
 # The page's screenshots the docs show, taken again by its browser tests.

@@ -26,7 +26,8 @@ How a page is read (docs/CONTRIBUTING.md says the same for writers):
   `<!-- docs-test: wait-for "TEXT" -->` waits (up to 30 s) until the page's output (its
   background processes' too) holds TEXT.
 
-Usage: examples.py [PAGE.md ...]   (default: every page of SUMMARY.md, in its order)
+Usage: examples.py [PAGE.md ...]   (default: README.md, then every page of SUMMARY.md in its
+order)
 """
 import json
 import os
@@ -160,6 +161,9 @@ class Stack:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait()
+        self.out.close()
+        self.err.close()
 
 
 # ---------------------------------------------------------------- the shell a page runs in
@@ -237,6 +241,12 @@ class Shell:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        self.log.close()
 
 
 # ---------------------------------------------------------------- responses
@@ -455,15 +465,20 @@ class Page:
                 self.settle(pending)
                 pending = None
             before = set(shell.recorded())
-            try:
-                shell.run(self.script(block))
-            except PageFailed as e:
-                raise PageFailed(f"line {block.line} ({block.lang}): {e}")
+            made = []
+            # A shell block runs in parts, each up to a placeholder that takes a field of
+            # the response just before it (`export KEY=…   # its "key"`).
+            for part in (self.parts(block.text) if block.lang in SHELL_LANGS else [None]):
+                try:
+                    shell.run(self.script(block) if part is None else self.prepare(part))
+                except PageFailed as e:
+                    raise PageFailed(f"line {block.line} ({block.lang}): {e}")
+                made = [Response(shell.requests, n) for n in shell.recorded() if n not in before]
+                if made:
+                    self.last = made[-1]
             self.examples += 1
-            made = [Response(shell.requests, n) for n in shell.recorded() if n not in before]
             if made:
                 pending = made
-                self.last = made[-1]
         if pending:
             self.settle(pending)
 
@@ -473,6 +488,19 @@ class Page:
             if not 200 <= response.status < 300:
                 raise PageFailed(f"{response.what()} answered {response.status} and the page shows no such response:\n"
                                  + response.body[:600])
+
+    def parts(self, text):
+        lines, parts, current = text.splitlines(), [], []
+        for line in lines:
+            m = PLACEHOLDER.match(line)
+            takes_field = m and re.search(r'"[\w.]+"', m.group(4) or "") \
+                and m.group(2) not in self.stack.values()
+            if takes_field and current and any(l.strip() for l in current):
+                parts.append("\n".join(current) + "\n")
+                current = []
+            current.append(line)
+        parts.append("\n".join(current) + "\n")
+        return parts
 
     def script(self, block):
         first = block.text.splitlines()[0] if block.text.strip() else ""
@@ -490,17 +518,39 @@ class Page:
         return f"{runner} {script.name}\n"
 
 
+def check_served(stack):
+    """The stack serves the built site at /docs/, and the Developers page links to it."""
+    import urllib.request
+    book = ROOT / "docs" / "book"
+
+    def get(path):
+        with urllib.request.urlopen(stack.url + path, timeout=10) as answer:
+            return answer.status, answer.read()
+
+    for path, file in [("/docs/", "index.html"), ("/docs/quickstart.html", "quickstart.html"),
+                       ("/docs/api.html", "api.html")]:
+        status, body = get(path)
+        if status != 200 or body != (book / file).read_bytes():
+            raise PageFailed(f"the local stack does not serve {file} of docs/book at {path}")
+    status, page = get("/settings/developers")
+    if b'class="docs-link" href="/docs/"' not in page:
+        raise PageFailed("the Developers page does not link to /docs/")
+
+
 def pages(args):
     if args:
         return [Path(a) if Path(a).exists() else SRC / a for a in args]
     listed = re.findall(r"\]\(([^)#]+\.md)\)", (SRC / "SUMMARY.md").read_text())
-    return [SRC / p for p in dict.fromkeys(listed)]
+    # The README's taste of the quickstart runs too: the front door must open.
+    return [ROOT / "README.md"] + [SRC / p for p in dict.fromkeys(listed)]
 
 
 def main(args):
     failures, total, skipped = [], 0, []
+    served = False
     for path in pages(args):
-        name = path.relative_to(SRC) if path.is_relative_to(SRC) else path
+        name = path.relative_to(SRC) if path.is_relative_to(SRC) else \
+            path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
         if not any(item[0] == "block" and item[1].lang in SHELL_LANGS | PYTHON_LANGS | NODE_LANGS
                    for item in read_page(path)):
             continue
@@ -509,6 +559,9 @@ def main(args):
         stack = None
         try:
             stack = Stack(work)
+            if not served:
+                check_served(stack)
+                served = True
             # As in the repository's root: .local/env is this stack's, ./target is the build.
             (work / ".local").mkdir()
             shutil.copy(stack.env_file, work / ".local" / "env")

@@ -63,6 +63,8 @@ pub struct RouteTable {
     authorizers: BTreeMap<String, Arc<JwtAuthorizer>>,
     /// Where the page signs members in, once the stack knows its pool's ids.
     page: Option<Arc<PageConfig>>,
+    /// The built docs site, served at /docs/ (the local stack's alone).
+    docs: Option<std::path::PathBuf>,
 }
 
 impl RouteTable {
@@ -106,6 +108,7 @@ impl RouteTable {
                 .unwrap_or(shared::request::FUNCTION_TIMEOUT_SECS),
             authorizers: BTreeMap::new(),
             page: None,
+            docs: None,
         })
     }
 
@@ -120,6 +123,12 @@ impl RouteTable {
     /// pool to sign in to).
     pub fn with_page(mut self, config: PageConfig) -> Self {
         self.page = Some(Arc::new(config));
+        self
+    }
+
+    /// Serves the docs site built in `dir` at /docs/ (docs_site.rs).
+    pub fn with_docs(mut self, dir: std::path::PathBuf) -> Self {
+        self.docs = Some(dir);
         self
     }
 
@@ -258,6 +267,13 @@ async fn answer(
             )
         })
         .collect();
+    if let Some(site) = table
+        .docs
+        .as_deref()
+        .and_then(|dir| crate::docs_site::answer(dir, &method, &raw_path))
+    {
+        return Ok(site);
+    }
     let Some(resolved) = table.resolve(&method, &raw_path) else {
         return Ok(gateway_error(StatusCode::NOT_FOUND, "Not Found"));
     };

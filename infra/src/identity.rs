@@ -55,7 +55,8 @@ pub fn with_member_identity(
         let authorizer = JwtAuthorizer::new(issuer, audiences, cognito.jwks_url(&ids.pool_id));
         routes = routes.with_authorizer(&spec.name, Arc::new(authorizer));
     }
-    let page = PageConfig::new(&ids.client_id, &cognito.endpoint())?;
+    // The local stack serves the docs site at /docs/ (make docs builds it).
+    let page = PageConfig::new(&ids.client_id, &cognito.endpoint())?.with_docs_url("/docs/")?;
     Ok(routes.with_page(page))
 }
 

@@ -4,6 +4,7 @@
 pub mod authorizer;
 pub mod call_proxy;
 pub mod clock;
+pub mod docs_site;
 pub mod gateway;
 pub mod identity;
 pub mod log_feed;

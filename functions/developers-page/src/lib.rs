@@ -20,6 +20,8 @@ use shared::ApiError;
 pub const CLIENT_ID_ENV: &str = "MEMBER_POOL_CLIENT_ID";
 /// The Cognito endpoint the page calls; deployed, the region's public one.
 pub const COGNITO_ENDPOINT_ENV: &str = "COGNITO_ENDPOINT";
+/// Where the documentation site is (the header links to it); unset or empty, no link.
+pub const DOCS_URL_ENV: &str = "DOCS_URL";
 
 /// The page's HTML, with `{{…}}` placeholders for the configuration.
 const INDEX: &str = include_str!("../assets/index.html");
@@ -106,6 +108,8 @@ pub struct PageConfig {
     cognito_endpoint: String,
     /// The endpoint's origin, for `connect-src`.
     cognito_origin: String,
+    /// The documentation site the header links to, if any.
+    docs_url: Option<String>,
 }
 
 impl PageConfig {
@@ -133,7 +137,29 @@ impl PageConfig {
             client_id: client_id.to_owned(),
             cognito_endpoint: format!("{origin}/"),
             cognito_origin: origin,
+            docs_url: None,
         })
+    }
+
+    /// Links the header to the documentation site: an `https` (or `http`) URL, or a path on
+    /// the page's own origin (`/docs/`, as the local stack serves it).
+    pub fn with_docs_url(mut self, url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        if url.is_empty() {
+            self.docs_url = None;
+            return Ok(self);
+        }
+        let absolute = url.parse::<Uri>().ok().is_some_and(|uri| {
+            matches!(uri.scheme_str(), Some("https" | "http")) && uri.authority().is_some()
+        });
+        let local = url.starts_with('/') && !url.starts_with("//");
+        if !(absolute || local) || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "{DOCS_URL_ENV} must be an https URL or a path such as /docs/: {url}"
+            ));
+        }
+        self.docs_url = Some(url.to_owned());
+        Ok(self)
     }
 
     /// Deployed: the app client from template.yaml and the region's Cognito endpoint
@@ -148,7 +174,7 @@ impl PageConfig {
                 format!("https://cognito-idp.{region}.amazonaws.com/")
             }
         };
-        Self::new(&client_id, &endpoint)
+        Self::new(&client_id, &endpoint)?.with_docs_url(&var(DOCS_URL_ENV).unwrap_or_default())
     }
 
     /// The policy every answer carries: scripts, styles and images from this origin only,
@@ -165,6 +191,16 @@ impl PageConfig {
         INDEX
             .replace("{{client_id}}", &escape(&self.client_id))
             .replace("{{cognito_endpoint}}", &escape(&self.cognito_endpoint))
+            .replace(
+                "{{docs_link}}",
+                &match &self.docs_url {
+                    Some(url) => format!(
+                        "<a class=\"docs-link\" href=\"{}\" target=\"_blank\" rel=\"noopener\">Docs</a>",
+                        escape(url)
+                    ),
+                    None => String::new(),
+                },
+            )
     }
 }
 
@@ -251,6 +287,27 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_header_links_to_the_docs_only_when_told_where_they_are() {
+        let config =
+            PageConfig::new("abc123", "https://cognito-idp.eu-west-1.amazonaws.com/").unwrap();
+        assert!(!config.index().contains("docs-link"));
+        assert!(!config.index().contains("{{docs_link}}"));
+        let local = config.clone().with_docs_url("/docs/").unwrap();
+        assert!(local.index().contains(r#"<a class="docs-link" href="/docs/""#));
+        let published = config
+            .clone()
+            .with_docs_url("https://acme.github.io/integration-api/?a=1&b=2")
+            .unwrap();
+        assert!(published
+            .index()
+            .contains(r#"href="https://acme.github.io/integration-api/?a=1&amp;b=2""#));
+        assert_eq!(config.clone().with_docs_url("  ").unwrap(), config);
+        for wrong in ["javascript:alert(1)", "//evil.example/", "docs", "/docs/\" onload=\"x"] {
+            assert!(config.clone().with_docs_url(wrong).is_err(), "{wrong}");
+        }
+    }
 
     #[test]
     fn the_configuration_is_checked_and_becomes_the_policy() {

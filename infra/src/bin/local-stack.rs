@@ -139,7 +139,7 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
         format!("cannot listen on 127.0.0.1:{port}: {e} (set PORT to use another port)")
     })?;
     let template = Template::load_default().map_err(|e| e.to_string())?;
-    let routes = RouteTable::from_template(&template)?;
+    let routes = RouteTable::from_template(&template)?.with_docs(infra::docs_site::default_dir());
 
     let local_dir: PathBuf = workspace_root().join(".local");
     std::fs::create_dir_all(&local_dir).map_err(|e| format!("{}: {e}", local_dir.display()))?;
@@ -297,6 +297,11 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
     println!("  {base}/settings/developers");
     println!("Member {DEMO_ADMIN} (administrator of \"{DEMO_ORG}\"), password (this stack only):");
     println!("  {admin_password}");
+    println!();
+    println!("The docs, whose examples run as pasted once your shell has (from the repository's root):");
+    println!("  {base}/docs/");
+    println!("  export IC_API_URL={base}");
+    println!("  export IC_ADMIN_PASSWORD='{admin_password}'");
     println!();
     println!("Try:");
     println!("  curl {base}/v1/customers -H \"Authorization: Bearer {key}\"");
