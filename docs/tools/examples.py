@@ -495,7 +495,7 @@ class Page:
             m = PLACEHOLDER.match(line)
             takes_field = m and re.search(r'"[\w.]+"', m.group(4) or "") \
                 and m.group(2) not in self.stack.values()
-            if takes_field and current and any(l.strip() for l in current):
+            if takes_field and any(l.strip() and not PLACEHOLDER.match(l) for l in current):
                 parts.append("\n".join(current) + "\n")
                 current = []
             current.append(line)
