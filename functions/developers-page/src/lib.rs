@@ -295,7 +295,9 @@ mod tests {
         assert!(!config.index().contains("docs-link"));
         assert!(!config.index().contains("{{docs_link}}"));
         let local = config.clone().with_docs_url("/docs/").unwrap();
-        assert!(local.index().contains(r#"<a class="docs-link" href="/docs/""#));
+        assert!(local
+            .index()
+            .contains(r#"<a class="docs-link" href="/docs/""#));
         let published = config
             .clone()
             .with_docs_url("https://acme.github.io/integration-api/?a=1&b=2")
@@ -304,7 +306,12 @@ mod tests {
             .index()
             .contains(r#"href="https://acme.github.io/integration-api/?a=1&amp;b=2""#));
         assert_eq!(config.clone().with_docs_url("  ").unwrap(), config);
-        for wrong in ["javascript:alert(1)", "//evil.example/", "docs", "/docs/\" onload=\"x"] {
+        for wrong in [
+            "javascript:alert(1)",
+            "//evil.example/",
+            "docs",
+            "/docs/\" onload=\"x",
+        ] {
             assert!(config.clone().with_docs_url(wrong).is_err(), "{wrong}");
         }
     }

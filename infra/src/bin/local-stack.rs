@@ -298,7 +298,9 @@ async fn run(log_lines: UnboundedReceiver<String>) -> Result<(), String> {
     println!("Member {DEMO_ADMIN} (administrator of \"{DEMO_ORG}\"), password (this stack only):");
     println!("  {admin_password}");
     println!();
-    println!("The docs, whose examples run as pasted once your shell has (from the repository's root):");
+    println!(
+        "The docs, whose examples run as pasted once your shell has (from the repository's root):"
+    );
     println!("  {base}/docs/");
     println!("  export IC_API_URL={base}");
     println!("  export IC_ADMIN_PASSWORD='{admin_password}'");

@@ -188,6 +188,11 @@ impl Browser {
             .map_err(|e| e.to_string())
     }
 
+    /// The stack's address the browser was opened at.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub async fn goto(&self, path: &str) -> Step {
         self.client
             .goto(&format!("{}{path}", self.base))

@@ -765,6 +765,19 @@ fn the_page_of_make_run_signs_in_the_demo_administrator() {
             b.text("#who-role").await? == "Administrator",
             "the demo member is an administrator",
         )?;
+        // The header links to the docs site the stack serves at /docs/ (make docs builds it;
+        // make docs-test checks the built site is what is served there).
+        ensure(
+            b.text("a.docs-link").await? == "Docs",
+            "the header has a Docs link",
+        )?;
+        let href = b
+            .js("return document.querySelector('a.docs-link').href", vec![])
+            .await?;
+        ensure(
+            href.as_str() == Some(format!("{}/docs/", b.base()).as_str()),
+            format!("the Docs link goes to /docs/ on the stack, not {href}"),
+        )?;
         Ok(())
     }));
 }
