@@ -168,12 +168,33 @@ class Stack:
 
 # ---------------------------------------------------------------- the shell a page runs in
 
-CURL_SHIM = """#!/usr/bin/env bash
-# docs-test: the real curl, every request's headers and body recorded.
-n=$(ls "$DOCS_REQUESTS" | grep -c '\\.args$' || true); n=$(printf '%04d' "$((n + 1))")
-printf '%s\\n' "$@" > "$DOCS_REQUESTS/$n.args"
+CURL_SHIM = r"""#!/usr/bin/env bash
+# docs-test: the real curl, every request's arguments, headers and body recorded. A caller's
+# own -D/--dump-header and -o/--output are honoured, and copied into the record after.
+n=$(ls "$DOCS_REQUESTS" | grep -c '\.args$' || true); n=$(printf '%04d' "$((n + 1))")
+record="$DOCS_REQUESTS/$n"
+printf '%s\n' "$@" > "$record.args"
+args=("$@"); headers=""; output=""
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[i]}" in
+    -D|--dump-header) headers="${args[i+1]}" ;;
+    -o|--output) output="${args[i+1]}" ;;
+  esac
+done
+extra=(-sS)
+if [ -z "$headers" ]; then extra+=(-D "$record.headers"); fi
 set -o pipefail
-"$DOCS_REAL_CURL" -sS -D "$DOCS_REQUESTS/$n.headers" "$@" | tee "$DOCS_REQUESTS/$n.body"
+if [ -z "$output" ]; then
+  "$DOCS_REAL_CURL" "${extra[@]}" "$@" | tee "$record.body"; status=$?
+else
+  "$DOCS_REAL_CURL" "${extra[@]}" "$@"; status=$?
+  if [ -f "$output" ] && [ "$output" != /dev/null ]; then cp "$output" "$record.body"; else : > "$record.body"; fi
+fi
+if [ -n "$headers" ]; then
+  if [ -f "$headers" ]; then cp "$headers" "$record.headers"; else : > "$record.headers"; fi
+fi
+[ -f "$record.headers" ] || : > "$record.headers"
+exit $status
 """
 
 
@@ -255,15 +276,22 @@ class Response:
     def __init__(self, requests, n):
         self.args = (requests / f"{n}.args").read_text().splitlines()
         headers = (requests / f"{n}.headers").read_text(errors="replace")
+        body = (requests / f"{n}.body").read_text(errors="replace")
+        if "-i" in self.args or "--include" in self.args:  # the headers, then the body
+            while body.startswith("HTTP/"):
+                sep = "\r\n\r\n" if "\r\n\r\n" in body else "\n\n"
+                head, _, body = body.partition(sep)
+                headers = headers if headers.strip() else head
         # The last response's headers (after any 100 Continue).
         blocks = [b for b in re.split(r"\r?\n\r?\n", headers) if b.strip()]
         head = blocks[-1].splitlines() if blocks else ["HTTP/1.1 000"]
-        self.status = int(head[0].split()[1])
+        # 000: no answer (refused, timed out) — or headers written where we could not see.
+        self.status = int(head[0].split()[1]) if len(head[0].split()) > 1 else 0
         self.headers = {}
         for line in head[1:]:
             name, _, value = line.partition(":")
             self.headers[name.strip().lower()] = value.strip()
-        self.body = (requests / f"{n}.body").read_text(errors="replace")
+        self.body = body
 
     def what(self):
         url = next((a for a in self.args if a.startswith("http")), "?")
@@ -562,10 +590,12 @@ def main(args):
             if not served:
                 check_served(stack)
                 served = True
-            # As in the repository's root: .local/env is this stack's, ./target is the build.
+            # As in the repository's root: .local/env is this stack's, ./target is the build,
+            # ./infra holds the tools a page may run (infra/tools/rehearse.sh).
             (work / ".local").mkdir()
             shutil.copy(stack.env_file, work / ".local" / "env")
             (work / "target").symlink_to(BIN.parent)
+            (work / "infra").symlink_to(ROOT / "infra")
             if NODE_MODULES.exists():
                 (work / "node_modules").symlink_to(NODE_MODULES)
             page = Page(path, stack, work)

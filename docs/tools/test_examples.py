@@ -215,6 +215,33 @@ class WholePages(unittest.TestCase):
             self.run_page(self.GOOD.replace("/v1/me", "/v1/customers/nope").split("```http")[0])
         self.assertIn("answered 404", str(caught.exception))
 
+    def test_a_curl_that_keeps_its_own_headers_and_body_is_still_checked(self):
+        with self.assertRaises(PageFailed) as caught:
+            self.run_page("""\
+                ```sh
+                export IC_API_URL=http://127.0.0.1:3000
+                curl -s -o /dev/null -w '%{http_code}' "$IC_API_URL/v1/customers/nope"
+                ```
+                """)
+        self.assertIn("answered 401", str(caught.exception))
+        page = self.run_page("""\
+            ```sh
+            export IC_API_URL=http://127.0.0.1:3000
+            export IC_API_KEY=ic_live_…   # a key with customers:read
+            curl -i -D headers.txt -o body.json "$IC_API_URL/v1/me" -H "Authorization: Bearer $IC_API_KEY"
+            grep -q '"object":"api_key"' body.json && grep -qi '^request-id:' headers.txt
+            curl -i "$IC_API_URL/v1/me" -H "Authorization: Bearer $IC_API_KEY"
+            ```
+
+            ```http
+            HTTP/1.1 200 OK
+            Request-Id: …
+
+            {"object": "api_key", "scopes": ["customers:read"]}
+            ```
+            """)
+        self.assertEqual(page.examples, 1)
+
     def test_a_failing_command_fails(self):
         with self.assertRaises(PageFailed):
             self.run_page("```sh\nfalse\necho after\n```\n")
