@@ -249,8 +249,8 @@ $(DOCS_STAMP): docs/requirements.txt
 	$(DOCS_VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile -r $<
 	@touch $@
 
-# The site: the guides (docs/src) by mdBook, the API reference rendered from openapi.yaml,
-# the page's screenshots (taken by its browser tests), then every link checked.
+# The site: the guides (docs/src, with the page's screenshots its browser tests take) by
+# mdBook, the API reference rendered from openapi.yaml, then every link checked.
 docs: $(MDBOOK_STAMP) $(DOCS_NPM_STAMP)
 	rm -rf docs/book
 	$(MDBOOK_PREFIX)/bin/mdbook build docs
@@ -258,7 +258,6 @@ docs: $(MDBOOK_STAMP) $(DOCS_NPM_STAMP)
 	@docs/node_modules/.bin/redocly build-docs openapi.yaml --output docs/book/api.html >.local/redocly.log 2>&1 \
 	  || { cat .local/redocly.log; exit 1; }
 	@echo "docs/book/api.html: the API reference, rendered from openapi.yaml by Redocly's CLI"
-	@mkdir -p docs/book/screenshots && cp functions/developers-page/screenshots/*.png docs/book/screenshots/
 	python3 docs/tools/links.py docs/book
 
 # Every example of the site against a fresh local stack per page (docs/tools/examples.py).
@@ -268,9 +267,10 @@ docs-test: docs $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) $(DOCS_STAMP)
 	python3 -m unittest docs/tools/test_examples.py
 	python3 docs/tools/examples.py $(PAGES)
 
-# The page's screenshots the docs show, taken again by its browser tests.
+# The page's screenshots the docs show (docs/src/screenshots), taken again by its browser
+# tests.
 docs-screenshots: test-parts
-	PAGE_SCREENSHOTS=$(CURDIR)/functions/developers-page/screenshots $(CARGO) test -p infra --test page
+	PAGE_SCREENSHOTS=$(CURDIR)/docs/src/screenshots $(CARGO) test -p infra --test page
 
 # Cold starts of every bootstrap beside a floor and a minimal SDK function, then latency
 # through the local gateway, against DynamoDB Local (see README "Performance"). Every

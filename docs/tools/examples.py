@@ -81,6 +81,12 @@ def read_page(path):
             if directive.startswith("wait-for"):
                 items.append(("wait-for", directive, i + 1))
             else:
+                # A skip belongs to the block on the very next line, or it would silently
+                # fall on whichever block comes next.
+                following = lines[i + 1] if i + 1 < len(lines) else ""
+                if not re.match(r"^\s*(```+|~~~+)", following):
+                    raise PageFailed(f"line {i + 1}: <!-- docs-test: {directive} --> must be "
+                                     "on the line just before the block it is about")
                 directives.append(directive)
             i += 1
             continue
@@ -412,8 +418,6 @@ class Page:
         self.examples = 0
 
     def fill(self, name, value, comment):
-        if name in self.filled:
-            return self.filled[name]
         field = re.search(r'"([\w.]+)"', comment or "")
         if name in self.stack.values():
             filled = self.stack.values()[name]
@@ -428,10 +432,13 @@ class Page:
             scopes = SCOPE.findall(comment or "")
             if not scopes:
                 raise PageFailed(f"{name}: a key placeholder names its scopes in its comment")
-            filled = self.stack.issue_key(name, value[3:7], scopes)
+            # The same key for the same placeholder repeated on a page.
+            wanted = (name, value[3:7], tuple(scopes))
+            if wanted not in self.filled:
+                self.filled[wanted] = self.stack.issue_key(name, value[3:7], scopes)
+            filled = self.filled[wanted]
         else:
             raise PageFailed(f"{name}: nothing fills this placeholder (no scopes, no \"field\")")
-        self.filled[name] = filled
         return filled
 
     def prepare(self, text):

@@ -107,6 +107,15 @@ class Reading(unittest.TestCase):
         self.assertEqual(items[3][1].text, "print(1)\n")
 
 
+    def test_a_skip_not_just_before_a_block_fails_the_page(self):
+        page = Path(tempfile.mkdtemp()) / "page.md"
+        self.addCleanup(shutil.rmtree, page.parent)
+        page.write_text("```sh\nmake run\n```\n<!-- docs-test: skip it is the stack -->\n\nThen:\n```sh\necho hi\n```\n")
+        with self.assertRaises(PageFailed) as caught:
+            read_page(page)
+        self.assertIn("line 4", str(caught.exception))
+
+
 class FakeStack:
     url = "http://127.0.0.1:3999"
     admin_password = "pw"
@@ -127,7 +136,7 @@ class Placeholders(unittest.TestCase):
 
                 def json(self):
                     import json
-                    return json.loads(last_body)
+                    return json.loads(self.body)
             page.last = Last()
         return page
 
@@ -146,6 +155,10 @@ class Placeholders(unittest.TestCase):
         self.assertIn("export CUSTOMER_ID='cus_1'", script)
         self.assertIn("export FIRST='we_2'", script)
         self.assertIn("export IC_API_KEY='ic_test_issued_customers:read+aml:read'", script)
+        # A field is taken again each time: the newest response's.
+        page.last.body = '{"id": "cus_2"}'
+        self.assertIn("export CUSTOMER_ID='cus_2'",
+                      page.prepare('export CUSTOMER_ID=…   # the new "id" above\n'))
 
     def test_a_block_runs_in_parts_up_to_each_field_it_takes_from_its_own_responses(self):
         parts = self.page().parts(textwrap.dedent("""\

@@ -178,7 +178,7 @@ impl Browser {
         }
     }
 
-    /// Saves a screenshot for the README when PAGE_SCREENSHOTS names a folder.
+    /// Saves a screenshot for the docs when PAGE_SCREENSHOTS names a folder.
     pub async fn document(&mut self, name: &str) -> Step {
         let Some(dir) = std::env::var_os("PAGE_SCREENSHOTS") else {
             return Ok(());
