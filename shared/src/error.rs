@@ -64,12 +64,21 @@ pub enum ApiError {
     UnsupportedMediaType(&'static str),
     #[error("This Idempotency-Key was already used with a different request.")]
     IdempotencyKeyReused,
-    #[error("Too many requests; retry after {retry_after_secs} seconds.")]
+    #[error("Too many requests; retry after {}.", seconds(*.retry_after_secs))]
     RateLimited { retry_after_secs: u32 },
     #[error("Something went wrong on our side. It has been logged.")]
     Internal,
-    #[error("The service is temporarily unavailable; retry after {retry_after_secs} seconds.")]
+    #[error("The service is temporarily unavailable; retry after {}.", seconds(*.retry_after_secs))]
     ServiceUnavailable { retry_after_secs: u32 },
+}
+
+/// "1 second", "5 seconds".
+fn seconds(n: u32) -> String {
+    if n == 1 {
+        "1 second".to_owned()
+    } else {
+        format!("{n} seconds")
+    }
 }
 
 /// Every `code` the envelope can carry.
@@ -273,6 +282,29 @@ mod tests {
         );
         assert_eq!(headers["request-id"], "req-1");
         assert_eq!(headers["content-type"], "application/json");
+    }
+
+    #[test]
+    fn a_wait_of_one_second_is_said_in_the_singular() {
+        let said = |err: ApiError| err.to_string();
+        assert_eq!(
+            said(ApiError::RateLimited {
+                retry_after_secs: 1
+            }),
+            "Too many requests; retry after 1 second."
+        );
+        assert_eq!(
+            said(ApiError::RateLimited {
+                retry_after_secs: 3
+            }),
+            "Too many requests; retry after 3 seconds."
+        );
+        assert_eq!(
+            said(ApiError::ServiceUnavailable {
+                retry_after_secs: 1
+            }),
+            "The service is temporarily unavailable; retry after 1 second."
+        );
     }
 
     #[test]

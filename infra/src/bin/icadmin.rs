@@ -251,7 +251,7 @@ enum KeysCommand {
         org: String,
         #[arg(long)]
         label: String,
-        /// customers:write, customers:read or aml:read; repeat for several.
+        /// customers:write, customers:read, aml:read or webhooks:write; repeat for several.
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
         /// RFC 3339, in the future, e.g. 2027-06-30T00:00:00Z.

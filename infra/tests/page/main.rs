@@ -528,13 +528,12 @@ fn an_ended_session_returns_to_sign_in_and_then_to_the_same_place() {
         )?;
         b.sign_in(&admin.email, &admin.password).await?;
         b.wait_for_text("main h1", "Request log").await?;
-        let status = b
-            .js(
-                "return document.querySelector('select[name=status]').value;",
-                vec![],
-            )
-            .await?;
-        ensure(status == json!("4xx"), "the filters are kept")?;
+        // The heading may be drawn before the filters are: wait for them, then their value.
+        b.wait_until(
+            "document.querySelector('form.filters select[name=status]')?.value === '4xx'",
+            "the filters are kept",
+        )
+        .await?;
         // Signing out forgets the session: a reload asks for the password.
         b.click("#sign-out").await?;
         b.wait_for_text("main", "You have signed out").await?;

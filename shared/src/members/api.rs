@@ -218,7 +218,15 @@ fn parse_allowlist(value: &Value) -> Result<IpAllowlist, ApiError> {
                 .ok_or_else(|| bad("Each ip_allowlist entry is a string.".into()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    IpAllowlist::parse(entries).map_err(|e| bad(format!("{e}.")))
+    IpAllowlist::parse(entries).map_err(|e| {
+        // A sentence: closed with a period unless it ends as a question already.
+        let said = e.to_string();
+        bad(if said.ends_with(['.', '?']) {
+            said
+        } else {
+            format!("{said}.")
+        })
+    })
 }
 
 fn parse_rate_limit(value: &Value) -> Result<u32, ApiError> {
@@ -1345,7 +1353,12 @@ mod tests {
         assert!(parse_allowlist(&json!(["::/0"])).is_err());
         let err = parse_allowlist(&json!(["10.0.0.1/8"])).unwrap_err();
         assert_eq!(err.param(), Some("ip_allowlist"));
-        assert!(err.to_string().contains("10.0.0.0/8"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "\"10.0.0.1/8\" has host bits set; did you mean 10.0.0.0/8?"
+        );
+        let err = parse_allowlist(&json!(["10.0.0.0/33"])).unwrap_err();
+        assert!(err.to_string().ends_with("2001:db8::/32."), "{err}");
         assert!(parse_allowlist(&json!(["203.0.113.0/24", "2001:db8::/32"])).is_ok());
     }
 }

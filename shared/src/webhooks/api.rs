@@ -129,16 +129,23 @@ fn contended() -> ApiError {
     ApiError::conflict("The endpoint was changed by another request at the same time; try again.")
 }
 
-/// Routes whose answer holds a signing secret take no Idempotency-Key.
-fn refuse_idempotency_key(req: &Request) -> Result<(), ApiError> {
+/// Routes whose answer holds a signing secret take no Idempotency-Key; what a retry does
+/// instead is the route's own (`retry`).
+fn refuse_idempotency_key(req: &Request, retry: &str) -> Result<(), ApiError> {
     crate::idempotency::refuse_key(
         req,
-        "This route does not take an Idempotency-Key: its answer holds the endpoint's \
-         signing secret, which is never stored with a response, so it can't be replayed. \
-         A retry makes another endpoint: list the endpoints to find one made by an \
-         attempt whose answer was lost, and delete it.",
+        &format!(
+            "This route does not take an Idempotency-Key: its answer holds the endpoint's \
+             signing secret, which is never stored with a response, so it can't be replayed. \
+             {retry}"
+        ),
     )
 }
+
+const CREATE_RETRY: &str = "A retry makes another endpoint: list the endpoints to find one \
+     made by an attempt whose answer was lost, and delete it.";
+const ROTATE_RETRY: &str = "A retry rotates again: the secret of a rotation whose answer was \
+     lost can be revealed with GET …/secret, while the one before it still signs.";
 
 async fn endpoint_of(app: &App, owner: &Owner, req: &Request) -> Result<WebhookEndpoint, ApiError> {
     let id = path_id(req)
@@ -341,7 +348,7 @@ pub async fn create(
     owner: &Owner,
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
-    refuse_idempotency_key(req)?;
+    refuse_idempotency_key(req, CREATE_RETRY)?;
     QueryParams::parse(req.uri().query(), &[])?;
     let (_, body) = json_object_body(req)?;
     only_fields(&body, &["url", "events", "description", "enabled", "mode"])?;
@@ -645,7 +652,7 @@ pub async fn rotate_secret(
     owner: &Owner,
     meta: &RequestMeta,
 ) -> Result<Response<Body>, ApiError> {
-    refuse_idempotency_key(req)?;
+    refuse_idempotency_key(req, ROTATE_RETRY)?;
     QueryParams::parse(req.uri().query(), &[])?;
     let body: Map<String, Value> = optional_body(req)?;
     only_fields(&body, &["expire_previous_in_seconds"])?;
