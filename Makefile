@@ -65,7 +65,7 @@ FUNCTIONS := ListCustomersFunction CreateCustomerFunction GetCustomerFunction Up
   ListProviderKeysFunction CreateProviderKeyFunction GetProviderKeyFunction UpdateProviderKeyFunction RotateProviderKeyFunction ProviderKeyCallSummariesFunction VerifyProviderKeyFunction \
   WebhookDispatcherFunction WebhookRetrierFunction WebhookExpiringFunction
 
-.PHONY: docs docs-test docs-screenshots help deploy run run-parts stack-binaries test test-parts test-binaries lint-rust iam iam-ledger unit dynamodb-local check-java browser icadmin clean-local build lint contract rehearse ci bench
+.PHONY: docs docs-test docs-screenshots run-docs help deploy run run-parts stack-binaries test test-parts test-binaries lint-rust iam iam-ledger unit dynamodb-local check-java browser icadmin clean-local build lint contract rehearse ci bench
 
 help:
 	@echo "make run    - DynamoDB Local, the Cognito emulator and the API on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops all)"
@@ -102,7 +102,14 @@ run: | check-java
 	@$(MAKE) --no-print-directory -j3 --output-sync=target run-parts
 	exec "$${CARGO_TARGET_DIR:-target}/debug/local-stack"
 
-run-parts: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) stack-binaries docs
+run-parts: $(DYNAMODB_LOCAL_STAMP) $(COGNITO_STAMP) stack-binaries run-docs
+
+# make run serves the docs at /docs/; a docs build that fails (a broken link while a page is
+# being written) is reported and the API runs anyway.
+run-docs:
+	@$(MAKE) --no-print-directory docs >.local/docs-build.log 2>&1 \
+	  && echo "docs: built into docs/book, served at /docs/" \
+	  || { tail -n 15 .local/docs-build.log; echo "docs: NOT built (above; make docs to retry); the API runs without them"; }
 
 # cargo runs its own job pool: make's jobserver is not handed to it.
 stack-binaries:
