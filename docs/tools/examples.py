@@ -90,6 +90,9 @@ def read_page(path):
                 directives.append(directive)
             i += 1
             continue
+        if re.match(r"^\s*(>\s*)+(```+|~~~+)\s*(sh|bash|shell|python|py|js|javascript|mjs|http)\b", line):
+            raise PageFailed(f"line {i + 1}: an example in a quote would not run: take it out "
+                             "of the quote")
         if fence:
             indent, marker, lang = fence.group(1), fence.group(2), fence.group(3).lower()
             body, j = [], i + 1

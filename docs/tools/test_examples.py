@@ -116,6 +116,15 @@ class Reading(unittest.TestCase):
         self.assertIn("line 4", str(caught.exception))
 
 
+    def test_an_example_in_a_quote_fails_the_page_rather_than_go_unrun(self):
+        page = Path(tempfile.mkdtemp()) / "page.md"
+        self.addCleanup(shutil.rmtree, page.parent)
+        page.write_text("> Note:\n>\n> ```sh\n> curl x\n> ```\n")
+        with self.assertRaises(PageFailed) as caught:
+            read_page(page)
+        self.assertIn("line 3", str(caught.exception))
+
+
 class FakeStack:
     url = "http://127.0.0.1:3999"
     admin_password = "pw"
