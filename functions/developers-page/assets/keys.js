@@ -572,7 +572,7 @@ function showSecret(box, title, created) {
 function editKeyDialog(key, reload) {
   const settings = settingsFields(key);
   formDialog(`Edit “${key.label}”`, {
-    intro: h('p', { class: 'muted' }, h('code', {}, keyDisplay(key)), ' · scopes never change: roll the key to get one with other scopes.'),
+    intro: h('p', { class: 'muted' }, h('code', {}, keyDisplay(key)), ' · scopes never change, not even in a roll: for other scopes, create a key.'),
     fields: settings.nodes,
     submitLabel: 'Save changes',
     run: async (box) => {

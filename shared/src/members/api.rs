@@ -599,7 +599,7 @@ pub async fn update_key(
     if body.contains_key("scopes") {
         return Err(ApiError::invalid_param(
             "scopes",
-            "A key's scopes never change: roll it (POST /v1/org/api-keys/{id}/roll) and create a key with the scopes you need.",
+            "A key's scopes never change (a roll keeps them too): create a key with the scopes you need, move the integration to it, then revoke this one.",
         ));
     }
     only_fields(
