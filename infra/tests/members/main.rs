@@ -477,7 +477,16 @@ fn deactivation_revokes_the_members_keys_or_hands_them_on() {
     plane
         .get("/v1/org/me", &leaver.token)
         .assert_error(401, "unauthorized");
-    assert!(plane.sign_in(&leaver.email, &leaver.password).is_err());
+    // The operator tool says why (not "wrong email or password"), and so does a wrong
+    // password's refusal for an active member stay as it was.
+    assert_eq!(
+        plane.sign_in(&leaver.email, &leaver.password).unwrap_err(),
+        "this member is deactivated: the pool no longer signs them in"
+    );
+    assert_eq!(
+        plane.sign_in(&admin.email, "not-the-password").unwrap_err(),
+        "wrong email or password"
+    );
     // Repeating it is harmless.
     let again = plane.post(
         &format!("/v1/org/members/{}/deactivate", leaver.member.id),

@@ -77,7 +77,10 @@ impl From<crate::members::pool::PoolError> for ApiError {
                     retry_after_secs: crate::error::SERVICE_UNAVAILABLE_RETRY_AFTER_SECS,
                 }
             }
-            PoolError::NoSuchUser | PoolError::NotAuthorized | PoolError::Other(_) => {
+            PoolError::NoSuchUser
+            | PoolError::NotAuthorized
+            | PoolError::Disabled
+            | PoolError::Other(_) => {
                 tracing::error!(error = %err, "user pool error");
                 ApiError::Internal
             }

@@ -21,6 +21,9 @@ pub enum PoolError {
     Refused(String),
     #[error("wrong email or password")]
     NotAuthorized,
+    /// The pool refuses a disabled user whatever the password: a deactivated member.
+    #[error("this member is deactivated: the pool no longer signs them in")]
+    Disabled,
     /// Throttled, down or unreachable: the caller may retry.
     #[error("user pool unavailable: {0}")]
     Unavailable(String),
@@ -35,6 +38,14 @@ fn classify<E: ProvideErrorMetadata, R>(operation: &str, err: &SdkError<E, R>) -
             match code {
                 "UsernameExistsException" => PoolError::Exists,
                 "UserNotFoundException" => PoolError::NoSuchUser,
+                "NotAuthorizedException"
+                    if service
+                        .err()
+                        .message()
+                        .is_some_and(|m| m.to_ascii_lowercase().contains("disabled")) =>
+                {
+                    PoolError::Disabled
+                }
                 "NotAuthorizedException" => PoolError::NotAuthorized,
                 "InvalidParameterException" | "InvalidPasswordException" => PoolError::Refused(
                     service
