@@ -96,13 +96,22 @@ fn insert(object: &mut Map<String, Value>, name: &str, value: String) -> Result<
     }
 }
 
-/// Percent-decoding, strictly: `+` is a space, `%XX` two hex digits, the result UTF-8.
+/// A form value: `+` is a space (a `%2B` stays a plus), then [`percent_decode`].
 fn decode(raw: &[u8]) -> Result<String, &'static str> {
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    percent_decode(&spaced)
+}
+
+/// Percent-decoding, strictly: `%XX` two hex digits (no sign, no short form), the result
+/// UTF-8. A `+` is itself; forms turn it into a space first.
+pub fn percent_decode(raw: &[u8]) -> Result<String, &'static str> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
         match raw[i] {
-            b'+' => out.push(b' '),
             b'%' => {
                 let hex = raw
                     .get(i + 1..i + 3)
