@@ -408,6 +408,8 @@ def dig(document, path):
 
 PLACEHOLDER = re.compile(r"^(\s*export\s+)([A-Z][A-Z0-9_]*)=(\S+)(\s*#.*)?$")
 SCOPE = re.compile(r"\b[a-z_]+:[a-z_]+\b")
+# A placeholder's comment naming a field of the last response: `# the "data.0.id" above`.
+FIELD = re.compile(r'"([\w.]+)"')
 
 
 class Page:
@@ -421,7 +423,7 @@ class Page:
         self.examples = 0
 
     def fill(self, name, value, comment):
-        field = re.search(r'"([\w.]+)"', comment or "")
+        field = FIELD.search(comment or "")
         if name in self.stack.values():
             filled = self.stack.values()[name]
         elif field:
@@ -531,7 +533,7 @@ class Page:
         lines, parts, current = text.splitlines(), [], []
         for line in lines:
             m = PLACEHOLDER.match(line)
-            takes_field = m and re.search(r'"[\w.]+"', m.group(4) or "") \
+            takes_field = m and FIELD.search(m.group(4) or "") \
                 and m.group(2) not in self.stack.values()
             if takes_field and any(l.strip() and not PLACEHOLDER.match(l) for l in current):
                 parts.append("\n".join(current) + "\n")
@@ -541,10 +543,10 @@ class Page:
         return parts
 
     def script(self, block):
+        """A Python or Node block as the shell line that runs it (or saves it, when its
+        first line names a file). Shell blocks run in parts: see run_items."""
         first = block.text.splitlines()[0] if block.text.strip() else ""
         named = re.match(r"^(?:#|//)\s*([\w.-]+\.(?:py|mjs|js))\s*$", first)
-        if block.lang in SHELL_LANGS:
-            return self.prepare(block.text)
         text = self.prepare(block.text)
         if named:
             (self.work / named.group(1)).write_text(text)

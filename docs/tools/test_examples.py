@@ -80,10 +80,19 @@ class Responses(unittest.TestCase):
 
 
 class Reading(unittest.TestCase):
-    def test_directives_attach_to_the_next_block_and_waits_keep_their_place(self):
+    def page(self, text):
         page = Path(tempfile.mkdtemp()) / "page.md"
         self.addCleanup(shutil.rmtree, page.parent)
-        page.write_text(textwrap.dedent("""\
+        page.write_text(text)
+        return page
+
+    def refused_at(self, text, line):
+        with self.assertRaises(PageFailed) as caught:
+            read_page(self.page(text))
+        self.assertIn(f"line {line}", str(caught.exception))
+
+    def test_directives_attach_to_the_next_block_and_waits_keep_their_place(self):
+        page = self.page(textwrap.dedent("""\
             # A page
             <!-- docs-test: skip needs AWS -->
             ```sh
@@ -108,21 +117,11 @@ class Reading(unittest.TestCase):
 
 
     def test_a_skip_not_just_before_a_block_fails_the_page(self):
-        page = Path(tempfile.mkdtemp()) / "page.md"
-        self.addCleanup(shutil.rmtree, page.parent)
-        page.write_text("```sh\nmake run\n```\n<!-- docs-test: skip it is the stack -->\n\nThen:\n```sh\necho hi\n```\n")
-        with self.assertRaises(PageFailed) as caught:
-            read_page(page)
-        self.assertIn("line 4", str(caught.exception))
-
+        self.refused_at("```sh\nmake run\n```\n<!-- docs-test: skip it is the stack -->\n\n"
+                        "Then:\n```sh\necho hi\n```\n", 4)
 
     def test_an_example_in_a_quote_fails_the_page_rather_than_go_unrun(self):
-        page = Path(tempfile.mkdtemp()) / "page.md"
-        self.addCleanup(shutil.rmtree, page.parent)
-        page.write_text("> Note:\n>\n> ```sh\n> curl x\n> ```\n")
-        with self.assertRaises(PageFailed) as caught:
-            read_page(page)
-        self.assertIn("line 3", str(caught.exception))
+        self.refused_at("> Note:\n>\n> ```sh\n> curl x\n> ```\n", 3)
 
 
 class FakeStack:
